@@ -1,0 +1,7 @@
+//! The imperative shell: the only code that changes the unit. Atomic file
+//! writes, pip and the python import check, systemd, health and rollback.
+
+pub mod files;
+pub mod health;
+pub mod pip;
+pub mod systemd;

@@ -1,0 +1,125 @@
+//! Installing the driver with the system pip, and the one python3 spawn
+//! that proves magnum can load it.
+
+use std::process::{Command, Stdio};
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+
+/// `pip3 install` arguments: `--no-deps` so pip never pulls a newer magnum
+/// over the distro's (FACTS.md); `--break-system-packages` where pip knows
+/// it (>= 23.0.1; older pips predate PEP 668 and refuse the flag).
+pub fn install_args(version: &str, index_url: Option<&str>, pip_version: Option<&str>) -> Vec<String> {
+    let mut args = vec!["install".to_string()];
+    if pip_version.map_or(true, knows_break_system_packages) {
+        args.push("--break-system-packages".into());
+    }
+    args.push("--no-deps".into());
+    if let Some(url) = index_url {
+        args.push("--index-url".into());
+        args.push(url.into());
+    }
+    args.push(format!("magnum-capi-helm=={version}"));
+    args
+}
+
+fn knows_break_system_packages(pip_version: &str) -> bool {
+    let mut parts = pip_version.split('.').map(|p| p.trim_matches(|c: char| !c.is_ascii_digit()).parse::<u32>().unwrap_or(0));
+    let (major, minor, patch) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    (major, minor, patch) >= (23, 0, 1)
+}
+
+pub fn install(args: &[String]) -> Result<()> {
+    let out = Command::new("pip3")
+        .args(args)
+        .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
+        .env("PIP_NO_INPUT", "1")
+        .stdin(Stdio::null())
+        .output()
+        .context("cannot run pip3: install python3-pip on the unit")?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let last = err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no output").trim();
+        bail!("`pip3 {}` failed: {last}", args.join(" "));
+    }
+    Ok(())
+}
+
+/// Import check: the driver, its entry point, and its requirements.
+const CHECK: &str = r#"
+import importlib, json
+r = {"missing": [], "entry_point": None, "error": None}
+for m in ("magnum", "oslo_log", "oslo_utils", "pbr"):
+    try:
+        importlib.import_module(m)
+    except Exception as e:
+        r["missing"].append(m)
+try:
+    import importlib.metadata as md
+    eps = md.entry_points()
+    eps = eps.select(group="magnum.drivers") if hasattr(eps, "select") else eps.get("magnum.drivers", [])
+    ep = [e for e in eps if e.name == "k8s_capi_helm_v1"]
+    if not ep:
+        r["error"] = "No 'k8s_capi_helm_v1' driver in entry point group magnum.drivers"
+    else:
+        cls = ep[0].load()
+        r["entry_point"] = cls.__module__ + ":" + cls.__name__
+except Exception as e:
+    r["error"] = "%s: %s" % (type(e).__name__, e)
+print(json.dumps(r))
+"#;
+
+#[derive(Debug, Deserialize, PartialEq, Eq)]
+pub struct ImportCheck {
+    pub missing: Vec<String>,
+    pub entry_point: Option<String>,
+    pub error: Option<String>,
+}
+
+impl ImportCheck {
+    /// The blocked message, if the driver cannot serve.
+    pub fn problem(&self) -> Option<String> {
+        if !self.missing.is_empty() {
+            return Some(format!(
+                "driver requirements not importable: {} (install the distro magnum packages)",
+                self.missing.join(", ")
+            ));
+        }
+        self.error.as_ref().map(|e| format!("driver does not load: {e}"))
+    }
+}
+
+pub fn import_check() -> Result<ImportCheck> {
+    let out = Command::new("python3")
+        .args(["-c", CHECK])
+        .stdin(Stdio::null())
+        .output()
+        .context("cannot run python3")?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().rev().find(|l| l.starts_with('{')).unwrap_or("");
+    serde_json::from_str(line).with_context(|| {
+        format!(
+            "python3 import check printed no result ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("")
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn args_follow_the_pip_version() {
+        assert_eq!(
+            install_args("1.1.0", None, Some("23.0.1")),
+            ["install", "--break-system-packages", "--no-deps", "magnum-capi-helm==1.1.0"]
+        );
+        assert_eq!(
+            install_args("1.1.0", Some("https://mirror/simple"), Some("22.0.2")),
+            ["install", "--no-deps", "--index-url", "https://mirror/simple", "magnum-capi-helm==1.1.0"]
+        );
+        assert!(install_args("1.1.0", None, None).contains(&"--break-system-packages".to_string()));
+    }
+}

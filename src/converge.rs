@@ -1,0 +1,216 @@
+//! The converging hooks: observe the unit, compute the desired state, apply
+//! only the difference, check health, roll back, report. Data flows one way:
+//! event -> observe -> plan -> apply -> status.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result};
+
+use crate::apply::{files, health, pip, systemd};
+use crate::event::Event;
+use crate::juju::{HookTools, Status, StatusKind};
+use crate::plan::paths::{CONF_D, SERVICES};
+use crate::plan::settings::Settings;
+use crate::plan::{self, Changes, Desired, FileFacts, Observed, SecretInput};
+use crate::state::{Rejected, State};
+use crate::unit::observe::{observe, pip_version, site_dirs};
+use crate::unit::Root;
+
+/// Run a converging hook and report its status.
+pub fn run(event: &Event, root: &Root, tools: &HookTools) -> Result<()> {
+    let mut state = State::load(root)?;
+    let before = state.clone();
+    let observed = observe(root)?;
+    let ids = (observed.root_uid, observed.root_gid);
+    let status = match converge(event, root, tools, &observed, &mut state) {
+        Ok(status) => status,
+        Err(e) => {
+            tracing::error!("{event}: {e:#}");
+            Status::blocked(format!("{e:#}"))
+        }
+    };
+    tracing::info!("{event}: {status}");
+    if state.status.as_ref() != Some(&status) {
+        tools.status_set(&status)?;
+        state.status = Some(status);
+    }
+    // A hook that changed nothing writes nothing, the state file included.
+    // Before magnum arrives there is nothing of ours on the unit to keep.
+    if state != before && observed.magnum_gid.is_some() {
+        state.save(root, ids)?;
+    }
+    Ok(())
+}
+
+fn epoch_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+fn converge(event: &Event, root: &Root, tools: &HookTools, o: &Observed, state: &mut State) -> Result<Status> {
+    if let Some(waiting) = plan::principal_missing(o) {
+        return Ok(waiting);
+    }
+    let settings = match Settings::parse(&tools.config_get()?) {
+        Ok(s) => s,
+        Err(message) => return Ok(Status::blocked(message)),
+    };
+    let secret = match &settings.kubeconfig_secret {
+        None => None,
+        Some(uri) => {
+            let refresh = *event == Event::SecretChanged;
+            Some(match tools.secret_get(uri, refresh)? {
+                Ok(content) => SecretInput::Content(content),
+                Err(e) => SecretInput::Error(e),
+            })
+        }
+    };
+    let kubeconfig = match plan::kubeconfig_from_secret(settings.kubeconfig_secret.as_deref(), secret.as_ref()) {
+        Ok(k) => k,
+        Err(status) => return Ok(status),
+    };
+    let desired = match plan::desired(&settings, kubeconfig, o) {
+        Ok(d) => d,
+        Err(status) => return Ok(status),
+    };
+    if let Some(rejected) = &state.rejected {
+        if rejected.fingerprint == desired.fingerprint() && *event != Event::UpgradeCharm {
+            return Ok(rejected.status.clone());
+        }
+    }
+    let changes = plan::diff(&desired, o);
+    if changes.is_empty() {
+        state.rejected = None;
+        if *event == Event::UpdateStatus {
+            return services_up(root, &desired, state);
+        }
+        return Ok(finish(tools, &desired, state)?);
+    }
+    apply(root, tools, o, &desired, &changes, state)
+}
+
+/// Set the application version when it changed; the ready status.
+fn finish(tools: &HookTools, desired: &Desired, state: &mut State) -> Result<Status> {
+    if state.app_version.as_deref() != Some(desired.driver_version.as_str()) {
+        tools.application_version_set(&desired.driver_version)?;
+        state.app_version = Some(desired.driver_version.clone());
+    }
+    Ok(desired.ready.clone())
+}
+
+/// update-status on a converged unit: are both services up? A stopped or
+/// failed one is restarted and watched.
+fn services_up(root: &Root, desired: &Desired, state: &mut State) -> Result<Status> {
+    let states = systemd::show(&SERVICES)?;
+    let down: Vec<&str> = SERVICES
+        .iter()
+        .zip(&states)
+        .filter(|(_, s)| s.active_state != "active" && s.active_state != "activating" && s.active_state != "reloading")
+        .map(|(name, _)| *name)
+        .collect();
+    if down.is_empty() {
+        return Ok(desired.ready.clone());
+    }
+    tracing::warn!("{} not running: restarting", down.join(", "));
+    let _ = root;
+    let _ = state;
+    let since = epoch_now();
+    systemd::reset_failed(&down)?;
+    systemd::restart(&down)?;
+    Ok(match health::watch(&down, Duration::from_secs(desired.settle_seconds), since)? {
+        None => desired.ready.clone(),
+        Some(v) => Status::blocked(format!("{} not healthy after restart: {}; fix: {}", down.join(", "), v.problem, v.fix)),
+    })
+}
+
+fn apply(root: &Root, tools: &HookTools, o: &Observed, d: &Desired, c: &Changes, state: &mut State) -> Result<Status> {
+    let ids = (o.root_uid, o.root_gid);
+    if state.status.as_ref().map(|s| s.kind) != Some(StatusKind::Maintenance) {
+        let working = Status::maintenance("applying magnum-capi-helm configuration");
+        tools.status_set(&working)?;
+        state.status = Some(working);
+    }
+    // The unit as it is now is the rollback target until something better
+    // is proven healthy.
+    if state.last_good.is_none() {
+        state.save_last_good(root, ids, &o.files)?;
+    }
+
+    if c.install_driver {
+        let sites = site_dirs(root);
+        let args = pip::install_args(&d.driver_version, d.pip_index_url.as_deref(), pip_version(&sites).as_deref());
+        tracing::info!("installing magnum-capi-helm {}", d.driver_version);
+        if let Err(e) = pip::install(&args) {
+            return Ok(Status::blocked(format!("{e:#}; fix the index or juju config magnum-capi driver-version=<version>")));
+        }
+        let check = pip::import_check()?;
+        if let Some(problem) = check.problem() {
+            return Ok(Status::blocked(problem));
+        }
+        tracing::info!("driver loads: {}", check.entry_point.unwrap_or_default());
+    }
+    if c.fix_conf_d {
+        files::ensure_dir(&root.path(CONF_D), d.conf_d.mode, d.conf_d.uid, d.conf_d.gid)?;
+    }
+    for f in &c.writes {
+        tracing::info!("writing {}", f.path);
+        let path = root.path(&f.path);
+        if let Some(dir) = path.parent() {
+            if !dir.exists() {
+                files::ensure_dir(dir, 0o755, o.root_uid, o.root_gid)?;
+            }
+        }
+        files::write_atomic(&path, &f.content, f.mode, f.uid, f.gid)?;
+    }
+    for p in &c.removes {
+        tracing::info!("removing {p}");
+        files::remove(&root.path(p))?;
+    }
+    if c.daemon_reload {
+        systemd::daemon_reload()?;
+    }
+    if c.restart {
+        let since = epoch_now();
+        systemd::restart(&SERVICES).context("restarting the magnum services")?;
+        if let Some(verdict) = health::watch(&SERVICES, Duration::from_secs(d.settle_seconds), since)? {
+            return rollback(root, o, d, state, verdict);
+        }
+    }
+    // Healthy: this is the new last good.
+    let mut good: BTreeMap<String, Option<FileFacts>> = BTreeMap::new();
+    for f in &d.files {
+        good.insert(f.path.clone(), Some(FileFacts { content: f.content.clone(), mode: f.mode, uid: f.uid, gid: f.gid }));
+    }
+    for p in &d.absent {
+        good.insert(p.clone(), None);
+    }
+    state.save_last_good(root, ids, &good)?;
+    state.applied = Some(d.fingerprint());
+    state.rejected = None;
+    finish(&HookTools, d, state)
+}
+
+/// Put back the last good files, restart on them, and remember the change
+/// that failed so the next hook does not try it again.
+fn rollback(root: &Root, o: &Observed, d: &Desired, state: &mut State, verdict: health::Verdict) -> Result<Status> {
+    tracing::error!("restart unhealthy: {}; rolling back", verdict.problem);
+    for (path, facts) in state.last_good_files(root)? {
+        let target = root.path(&path);
+        match facts {
+            Some(f) => files::write_atomic(&target, &f.content, f.mode, f.uid, f.gid)?,
+            None => {
+                files::remove(&target)?;
+            }
+        }
+    }
+    systemd::daemon_reload()?;
+    systemd::reset_failed(&SERVICES)?;
+    systemd::restart(&SERVICES)?;
+    let _ = o;
+    let status = Status::blocked(format!(
+        "restart unhealthy, rolled back to the last good config: {}; fix: {}",
+        verdict.problem, verdict.fix
+    ));
+    state.rejected = Some(Rejected { fingerprint: d.fingerprint(), status: status.clone() });
+    Ok(status)
+}

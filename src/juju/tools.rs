@@ -1,0 +1,193 @@
+//! Spawning the hook tools. One method per tool; each returns what the tool
+//! said, parsed, or an error naming the tool, its exit code and its stderr.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde_json::Value;
+
+use super::action::{valid_key, ActionResults};
+use super::status::Status;
+
+/// Why `secret-get` gave nothing. The operator's fix differs for each.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretError {
+    /// No secret with that URI exists (or it was removed).
+    NotFound,
+    /// The secret exists but this application was not granted it.
+    NotGranted,
+    /// Anything else: the tool's own words (never the content).
+    Other(String),
+}
+
+/// The hook tools of the running hook. Stateless: it only spawns.
+#[derive(Debug, Default)]
+pub struct HookTools;
+
+/// Output of one tool run.
+struct Output {
+    ok: bool,
+    code: Option<i32>,
+    stdout: Vec<u8>,
+    stderr: String,
+}
+
+fn spawn(tool: &str, args: &[&str]) -> Result<Output> {
+    let out = Command::new(tool)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("cannot run hook tool `{tool}`: is this running inside a Juju hook (PATH has the hook tools)?"))?;
+    Ok(Output {
+        ok: out.status.success(),
+        code: out.status.code(),
+        stdout: out.stdout,
+        stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+    })
+}
+
+fn run(tool: &str, args: &[&str]) -> Result<Vec<u8>> {
+    let out = spawn(tool, args)?;
+    if !out.ok {
+        bail!(
+            "`{tool}` failed (exit {}): {}",
+            out.code.map_or("signal".to_string(), |c| c.to_string()),
+            if out.stderr.is_empty() { "no output" } else { &out.stderr }
+        );
+    }
+    Ok(out.stdout)
+}
+
+impl HookTools {
+    /// `config-get --format=json`: every option that has a value (set, or a
+    /// default in config.yaml).
+    pub fn config_get(&self) -> Result<BTreeMap<String, Value>> {
+        let out = run("config-get", &["--format=json"])?;
+        serde_json::from_slice(&out).context("config-get printed something that is not a JSON object")
+    }
+
+    /// `secret-get --format=json [--refresh] <uri>`: the secret's content.
+    /// The outer error is for a tool that cannot run at all; the inner one
+    /// tells the operator what to do about the secret.
+    pub fn secret_get(
+        &self,
+        uri: &str,
+        refresh: bool,
+    ) -> Result<std::result::Result<BTreeMap<String, String>, SecretError>> {
+        let mut args = vec!["--format=json"];
+        if refresh {
+            args.push("--refresh");
+        }
+        args.push(uri);
+        let out = spawn("secret-get", &args)?;
+        if !out.ok {
+            return Ok(Err(classify_secret_error(&out.stderr)));
+        }
+        // Never put the content in an error message.
+        serde_json::from_slice(&out.stdout)
+            .map(Ok)
+            .map_err(|_| anyhow!("secret-get {uri} printed something that is not a JSON object of strings"))
+    }
+
+    /// `status-set <status> <message>` for this unit.
+    pub fn status_set(&self, status: &Status) -> Result<()> {
+        run("status-set", &[status.kind.as_str(), &status.message]).map(drop)
+    }
+
+    pub fn application_version_set(&self, version: &str) -> Result<()> {
+        run("application-version-set", &[version]).map(drop)
+    }
+
+    /// `action-get --format=json`: the action's parameters, nested as in
+    /// actions.yaml, with defaults filled in by Juju.
+    #[allow(dead_code)] // for the actions and later issues
+    pub fn action_get(&self) -> Result<BTreeMap<String, Value>> {
+        let out = run("action-get", &["--format=json"])?;
+        serde_json::from_slice(&out).context("action-get printed something that is not a JSON object")
+    }
+
+    /// `action-set k=v ...`, every key checked against Juju's rule first.
+    #[allow(dead_code)] // for the actions and later issues
+    pub fn action_set(&self, results: &ActionResults) -> Result<()> {
+        if results.is_empty() {
+            return Ok(());
+        }
+        let pairs: Vec<String> = results
+            .iter()
+            .map(|(k, v)| {
+                if valid_key(k) {
+                    Ok(format!("{k}={v}"))
+                } else {
+                    Err(anyhow!("action result key {k:?} is not valid for action-set"))
+                }
+            })
+            .collect::<Result<_>>()?;
+        let args: Vec<&str> = pairs.iter().map(String::as_str).collect();
+        run("action-set", &args).map(drop)
+    }
+
+    pub fn action_fail(&self, message: &str) -> Result<()> {
+        run("action-fail", &[message]).map(drop)
+    }
+
+    #[allow(dead_code)] // for the actions and later issues
+    pub fn action_log(&self, message: &str) -> Result<()> {
+        run("action-log", &[message]).map(drop)
+    }
+
+    /// `resource-get <name>`: the path of the resource file, or `None` when
+    /// the resource was never attached or is empty ("not provided").
+    #[allow(dead_code)] // for the actions and later issues
+    pub fn resource_get(&self, name: &str) -> Result<Option<PathBuf>> {
+        let out = spawn("resource-get", &[name])?;
+        if !out.ok {
+            return Ok(None);
+        }
+        let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        let empty = std::fs::metadata(&path).map(|m| m.len() == 0).unwrap_or(true);
+        Ok(if empty { None } else { Some(path) })
+    }
+
+    /// `juju-log -l LEVEL message`: for the rare line the operator should
+    /// find in `juju debug-log` even when stderr is not shown.
+    #[allow(dead_code)] // for the actions and later issues
+    pub fn juju_log(&self, level: &str, message: &str) -> Result<()> {
+        run("juju-log", &["-l", level, message]).map(drop)
+    }
+
+    /// `is-leader --format=json`.
+    #[allow(dead_code)] // for the actions and later issues
+    pub fn is_leader(&self) -> Result<bool> {
+        let out = run("is-leader", &["--format=json"])?;
+        serde_json::from_slice(&out).context("is-leader printed something that is not true or false")
+    }
+}
+
+/// Map secret-get's error text to what the operator must do.
+fn classify_secret_error(stderr: &str) -> SecretError {
+    let lower = stderr.to_ascii_lowercase();
+    if lower.contains("not found") {
+        SecretError::NotFound
+    } else if lower.contains("permission denied") || lower.contains("unauthorized") || lower.contains("not authorized") {
+        SecretError::NotGranted
+    } else {
+        SecretError::Other(stderr.lines().last().unwrap_or("").to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_errors_are_classified() {
+        assert_eq!(classify_secret_error("ERROR secret \"d1\" not found"), SecretError::NotFound);
+        assert_eq!(classify_secret_error("ERROR permission denied"), SecretError::NotGranted);
+        assert_eq!(
+            classify_secret_error("ERROR connection is shut down"),
+            SecretError::Other("ERROR connection is shut down".into())
+        );
+    }
+}

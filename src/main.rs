@@ -1,0 +1,65 @@
+//! magnum-capi: a Juju subordinate charm that grafts the magnum-capi-helm
+//! driver onto a Magnum unit. Juju runs `dispatch` (this binary) with
+//! `JUJU_DISPATCH_PATH`; we route it to an event, run it and exit.
+
+mod actions;
+mod apply;
+mod converge;
+mod event;
+mod juju;
+mod log;
+mod plan;
+mod state;
+mod unit;
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use event::Event;
+use juju::HookTools;
+use unit::Root;
+
+/// `JUJU_DISPATCH_PATH`, or for agents that run `hooks/<hook>` directly
+/// (a link to this binary), the last two components of argv[0].
+fn dispatch_path() -> String {
+    if let Ok(p) = std::env::var("JUJU_DISPATCH_PATH") {
+        if !p.is_empty() {
+            return p;
+        }
+    }
+    let argv0 = std::env::args().next().unwrap_or_default();
+    let p = Path::new(&argv0);
+    let parent = p.parent().and_then(Path::file_name).and_then(|s| s.to_str()).unwrap_or("");
+    let name = p.file_name().and_then(|s| s.to_str()).unwrap_or("");
+    format!("{parent}/{name}")
+}
+
+fn main() -> ExitCode {
+    let root = Root::from_env();
+    log::init(&root);
+    let event = Event::from_dispatch_path(&dispatch_path());
+    let tools = HookTools;
+    let result = match &event {
+        Event::Action(action) => actions::run(*action, &root, &tools),
+        Event::UnknownAction(name) => actions::unknown(name, &tools),
+        Event::UnknownHook(name) => {
+            tracing::info!("hook {name} has no handler in magnum-capi: nothing to do");
+            Ok(())
+        }
+        Event::Invalid(path) => Err(anyhow::anyhow!(
+            "JUJU_DISPATCH_PATH={path:?} is neither hooks/<hook> nor actions/<action>: run this through Juju's dispatch"
+        )),
+        hook if hook.converges() => converge::run(hook, &root, &tools),
+        other => {
+            tracing::info!("{other}: nothing to undo in this revision");
+            Ok(())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{event} failed: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,47 @@
+//! Reading oslo.config-style INI files enough to know which `[section] key`
+//! pairs a file sets (for the magnum.conf-wins check in
+//! `service-override=none`, and for verify).
+
+/// `(section, key)` pairs set in `text`, sections and keys lowercased as
+/// oslo.config treats keys (sections are case-sensitive except DEFAULT).
+pub fn keys(text: &str) -> Vec<(String, String)> {
+    let mut section = String::from("DEFAULT");
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix('[') {
+            if let Some(name) = rest.strip_suffix(']') {
+                section = name.trim().to_string();
+            }
+            continue;
+        }
+        if let Some((key, _)) = line.split_once(['=', ':']) {
+            let key = key.trim();
+            if !key.is_empty() {
+                out.push((section.clone(), key.replace('-', "_")));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sections_and_keys() {
+        let k = keys("[DEFAULT]\ndebug = true\n# c\n[capi_helm]\nkubeconfig_file=/x\n\n[drivers]\nopenstack_ca_file: /ca\n");
+        assert_eq!(
+            k,
+            vec![
+                ("DEFAULT".to_string(), "debug".to_string()),
+                ("capi_helm".to_string(), "kubeconfig_file".to_string()),
+                ("drivers".to_string(), "openstack_ca_file".to_string()),
+            ]
+        );
+    }
+}

@@ -1,0 +1,290 @@
+//! Pure: (settings, kubeconfig, observed unit) -> desired state -> the
+//! difference to apply. No I/O; every bad-input message is born here or in
+//! the submodules.
+
+pub mod base64;
+pub mod ini;
+pub mod kubeconfig;
+pub mod paths;
+pub mod red_flags;
+pub mod render;
+pub mod settings;
+
+use std::collections::BTreeMap;
+
+use crate::juju::{SecretError, Status};
+use paths::{CAPI_CONF, KUBECONFIG, SERVICES};
+use settings::{DisabledDrivers, ServiceOverride, Settings, DRIVER_ENTRY_POINT};
+
+/// A file as found on the unit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileFacts {
+    pub content: Vec<u8>,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// A directory as found on the unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DirFacts {
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// Everything the plan needs to know about the unit, read without spawning.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Observed {
+    /// uid/gid of `root` in the unit's passwd (0/0 on a real unit).
+    pub root_uid: u32,
+    pub root_gid: u32,
+    /// The `magnum` user and group, once the principal created them.
+    pub magnum_user: bool,
+    pub magnum_gid: Option<u32>,
+    /// `/etc/magnum/magnum.conf`, if present (lossy text).
+    pub magnum_conf: Option<String>,
+    /// Which of SERVICES have a unit file.
+    pub unit_files: BTreeMap<String, bool>,
+    /// Each service's binary (`/usr/bin/magnum-api`), if found.
+    pub binaries: BTreeMap<String, Option<String>>,
+    /// Installed magnum-capi-helm version (dist-info).
+    pub driver_version: Option<String>,
+    /// Every other `magnum.drivers` entry point installed.
+    pub other_drivers: Vec<String>,
+    pub conf_d: Option<DirFacts>,
+    /// Every path the charm may manage, and what is there now.
+    pub files: BTreeMap<String, Option<FileFacts>>,
+}
+
+/// The kubeconfig secret as `secret-get` gave it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretInput {
+    Content(BTreeMap<String, String>),
+    Error(SecretError),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileSpec {
+    pub path: String,
+    pub content: Vec<u8>,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DirSpec {
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// The state the unit should be in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Desired {
+    pub driver_version: String,
+    pub pip_index_url: Option<String>,
+    pub conf_d: DirSpec,
+    pub files: Vec<FileSpec>,
+    /// Managed paths that must not exist (our drop-ins in `none` mode).
+    pub absent: Vec<String>,
+    pub settle_seconds: u64,
+    pub ready: Status,
+}
+
+impl Desired {
+    /// A stable fingerprint (FNV-1a 64) of everything that would be applied,
+    /// to recognise a change that was already tried and rolled back.
+    pub fn fingerprint(&self) -> String {
+        let mut h: u64 = 0xcbf29ce484222325;
+        let mut feed = |bytes: &[u8]| {
+            for b in bytes.iter().chain(&[0xff]) {
+                h ^= u64::from(*b);
+                h = h.wrapping_mul(0x100000001b3);
+            }
+        };
+        feed(self.driver_version.as_bytes());
+        for f in &self.files {
+            feed(f.path.as_bytes());
+            feed(&f.content);
+            feed(format!("{:o} {} {}", f.mode, f.uid, f.gid).as_bytes());
+        }
+        for p in &self.absent {
+            feed(p.as_bytes());
+        }
+        format!("{h:016x}")
+    }
+}
+
+/// What must change to reach the desired state.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Changes {
+    pub install_driver: bool,
+    pub fix_conf_d: bool,
+    pub writes: Vec<FileSpec>,
+    pub removes: Vec<String>,
+    pub daemon_reload: bool,
+    pub restart: bool,
+}
+
+impl Changes {
+    pub fn is_empty(&self) -> bool {
+        *self == Changes::default()
+    }
+}
+
+/// Every path the charm may manage.
+pub fn managed_paths() -> Vec<String> {
+    let mut p = vec![KUBECONFIG.to_string(), CAPI_CONF.to_string()];
+    p.extend(SERVICES.iter().map(|s| paths::dropin(s)));
+    p
+}
+
+/// `waiting` when magnum is not (yet) on this machine.
+pub fn principal_missing(o: &Observed) -> Option<Status> {
+    let mut missing = Vec::new();
+    if o.magnum_conf.is_none() {
+        missing.push(paths::MAGNUM_CONF.to_string());
+    }
+    if !o.magnum_user || o.magnum_gid.is_none() {
+        missing.push("the magnum user and group".to_string());
+    }
+    for s in SERVICES {
+        if !o.unit_files.get(s).copied().unwrap_or(false) {
+            missing.push(format!("{s}.service"));
+        }
+    }
+    if missing.is_empty() {
+        return None;
+    }
+    Some(Status::waiting(format!(
+        "waiting for magnum on this machine (no {}): juju integrate magnum-capi magnum",
+        missing.join(", no ")
+    )))
+}
+
+/// Turn the kubeconfig secret into the bytes to write, or a blocked status
+/// that says what to run.
+pub fn kubeconfig_from_secret(uri: Option<&str>, secret: Option<&SecretInput>) -> Result<Vec<u8>, Status> {
+    let Some(uri) = uri else {
+        return Err(Status::blocked(
+            "kubeconfig-secret unset: juju add-secret capi-kubeconfig kubeconfig#file=mgmt.kubeconfig && juju grant-secret capi-kubeconfig magnum-capi && juju config magnum-capi kubeconfig-secret=<secret uri>",
+        ));
+    };
+    let content = match secret {
+        Some(SecretInput::Content(c)) => c,
+        Some(SecretInput::Error(SecretError::NotGranted)) => {
+            return Err(Status::blocked(format!("secret {uri} not granted: juju grant-secret <secret name> magnum-capi")))
+        }
+        Some(SecretInput::Error(SecretError::NotFound)) => {
+            return Err(Status::blocked(format!(
+                "secret {uri} not found: check juju secrets, then juju config magnum-capi kubeconfig-secret=<secret uri>"
+            )))
+        }
+        Some(SecretInput::Error(SecretError::Other(e))) => {
+            return Err(Status::blocked(format!("cannot read secret {uri}: {e}")))
+        }
+        None => return Err(Status::blocked(format!("secret {uri} was not read"))),
+    };
+    let Some(kubeconfig) = content.get("kubeconfig") else {
+        return Err(Status::blocked(format!(
+            "secret {uri} has no key kubeconfig: juju update-secret {uri} kubeconfig#file=mgmt.kubeconfig"
+        )));
+    };
+    kubeconfig::validate(kubeconfig.as_bytes()).map_err(|e| {
+        Status::blocked(format!("secret {uri}: {e}; fix: juju update-secret {uri} kubeconfig#file=<good kubeconfig>"))
+    })?;
+    Ok(kubeconfig.as_bytes().to_vec())
+}
+
+/// The desired state, or the status that says why the charm will not act.
+pub fn desired(settings: &Settings, kubeconfig: Vec<u8>, o: &Observed) -> Result<Desired, Status> {
+    let magnum_gid = o.magnum_gid.unwrap_or(0);
+    let disabled: Vec<String> = match &settings.disabled_drivers {
+        DisabledDrivers::Auto => {
+            let mut d: Vec<String> = o.other_drivers.iter().filter(|n| *n != DRIVER_ENTRY_POINT).cloned().collect();
+            d.sort();
+            d.dedup();
+            d
+        }
+        DisabledDrivers::List(l) => l.clone(),
+    };
+    let conf = render::capi_conf(&settings.capi_helm, &disabled);
+    if !render::is_clean_ascii(&conf) {
+        return Err(Status::blocked("99-capi.conf would not be plain ASCII; check juju config magnum-capi values"));
+    }
+
+    if settings.service_override == ServiceOverride::None {
+        // magnum.conf is read after conf.d and wins on a duplicate key.
+        let ours: Vec<(String, String)> = ini::keys(&conf);
+        let theirs = ini::keys(o.magnum_conf.as_deref().unwrap_or(""));
+        if let Some((s, k)) = ours.iter().find(|pair| theirs.contains(pair)) {
+            return Err(Status::blocked(format!(
+                "service-override=none but /etc/magnum/magnum.conf sets [{s}] {k}, which wins over 99-capi.conf: remove it there or juju config magnum-capi service-override=runbook"
+            )));
+        }
+    }
+
+    let mut files = vec![
+        FileSpec { path: KUBECONFIG.into(), content: kubeconfig, mode: 0o640, uid: o.root_uid, gid: magnum_gid },
+        FileSpec { path: CAPI_CONF.into(), content: conf.into_bytes(), mode: 0o640, uid: o.root_uid, gid: magnum_gid },
+    ];
+    let mut absent = Vec::new();
+    for service in SERVICES {
+        let path = paths::dropin(service);
+        match settings.service_override {
+            ServiceOverride::Runbook => {
+                let Some(Some(binary)) = o.binaries.get(service) else {
+                    return Err(Status::blocked(format!(
+                        "{service} binary not found in /usr/bin or /usr/local/bin, needed by service-override=runbook: juju config magnum-capi service-override=none"
+                    )));
+                };
+                files.push(FileSpec {
+                    path,
+                    content: render::runbook_dropin(binary).into_bytes(),
+                    mode: 0o644,
+                    uid: o.root_uid,
+                    gid: o.root_gid,
+                });
+            }
+            ServiceOverride::None => absent.push(path),
+        }
+    }
+    Ok(Desired {
+        driver_version: settings.driver_version.clone(),
+        pip_index_url: settings.pip_index_url.clone(),
+        conf_d: DirSpec { mode: 0o750, uid: o.root_uid, gid: magnum_gid },
+        files,
+        absent,
+        settle_seconds: settings.restart_settle_seconds,
+        ready: Status::active(format!("magnum-capi-helm {} ready", settings.driver_version)),
+    })
+}
+
+/// The difference between the desired and the observed unit.
+pub fn diff(d: &Desired, o: &Observed) -> Changes {
+    let mut c = Changes {
+        install_driver: o.driver_version.as_deref() != Some(d.driver_version.as_str()),
+        fix_conf_d: o.conf_d != Some(DirFacts { mode: d.conf_d.mode, uid: d.conf_d.uid, gid: d.conf_d.gid }),
+        ..Changes::default()
+    };
+    for f in &d.files {
+        let want = FileFacts { content: f.content.clone(), mode: f.mode, uid: f.uid, gid: f.gid };
+        if o.files.get(&f.path).and_then(Option::as_ref) != Some(&want) {
+            c.writes.push(f.clone());
+        }
+    }
+    for p in &d.absent {
+        if matches!(o.files.get(p), Some(Some(_))) {
+            c.removes.push(p.clone());
+        }
+    }
+    let is_dropin = |p: &str| p.starts_with("/etc/systemd/");
+    c.daemon_reload = c.writes.iter().any(|f| is_dropin(&f.path)) || c.removes.iter().any(|p| is_dropin(p));
+    c.restart = c.install_driver || !c.writes.is_empty() || !c.removes.is_empty() || c.fix_conf_d;
+    c
+}
+
+#[cfg(test)]
+mod tests;

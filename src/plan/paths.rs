@@ -1,0 +1,35 @@
+//! The unit paths the charm owns or reads. Absolute unit paths; `unit::Root`
+//! puts them under the root.
+
+pub const MAGNUM_CONF: &str = "/etc/magnum/magnum.conf";
+pub const CONF_D: &str = "/etc/magnum/magnum.conf.d";
+pub const CAPI_CONF: &str = "/etc/magnum/magnum.conf.d/99-capi.conf";
+pub const KUBECONFIG: &str = "/etc/magnum/kubeconfig";
+/// Where the charm keeps its own state (survives upgrade-charm): root only.
+pub const STATE_DIR: &str = "/var/lib/magnum-capi";
+pub const STATE_FILE: &str = "/var/lib/magnum-capi/state.json";
+pub const LAST_GOOD_DIR: &str = "/var/lib/magnum-capi/last-good";
+
+/// The services the driver runs in.
+pub const SERVICES: [&str; 2] = ["magnum-api", "magnum-conductor"];
+
+/// Our drop-in: named to sort after any other drop-in (the runbook's
+/// `override.conf` included) so its `ExecStart=` reset is the last word.
+pub fn dropin(service: &str) -> String {
+    format!("/etc/systemd/system/{service}.service.d/99-magnum-capi.conf")
+}
+
+/// Where systemd unit files of packages live, in systemd's order.
+pub const UNIT_DIRS: [&str; 3] = ["/etc/systemd/system", "/usr/lib/systemd/system", "/lib/systemd/system"];
+
+/// Where the system Python finds packages: pip's root installs land in the
+/// first (FACTS.md), the distro's magnum in the last.
+pub const SITE_DIRS_GLOB: [&str; 4] = [
+    "/usr/local/lib/python3*/dist-packages",
+    "/usr/lib/python3/dist-packages",
+    "/usr/local/lib/python3*/site-packages",
+    "/usr/lib/python3*/site-packages",
+];
+
+/// Where a service's binary may be.
+pub const BIN_DIRS: [&str; 2] = ["/usr/bin", "/usr/local/bin"];

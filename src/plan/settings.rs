@@ -1,0 +1,315 @@
+//! `juju config` as typed, validated settings. Every bad-config message is
+//! born here: each names the option, what is wrong and the command to fix it.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+/// How the services are made to read conf.d.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServiceOverride {
+    /// The runbook's drop-in: `ExecStart=` reset, then magnum's own binary
+    /// with `--config-file` and `--config-dir` (conf.d wins on a duplicate).
+    Runbook,
+    /// No drop-in: oslo.config's default config dir, where magnum.conf wins.
+    None,
+}
+
+/// Which magnum drivers to disable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DisabledDrivers {
+    /// Every other installed `magnum.drivers` entry point.
+    Auto,
+    /// Exactly these (possibly none).
+    List(Vec<String>),
+}
+
+/// One `[capi_helm]` option: the charm option, the INI key, and its kind.
+pub struct CapiOption {
+    pub option: &'static str,
+    pub key: &'static str,
+    pub kind: Kind,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Str,
+    Int,
+    Bool,
+    Choice(&'static [&'static str]),
+}
+
+/// The driver's `[capi_helm]` options (FACTS.md), each reachable through a
+/// charm option; unset means magnum's default and is not written.
+pub const CAPI_OPTIONS: [CapiOption; 16] = [
+    CapiOption { option: "namespace-prefix", key: "namespace_prefix", kind: Kind::Str },
+    CapiOption { option: "helm-chart-repo", key: "helm_chart_repo", kind: Kind::Str },
+    CapiOption { option: "helm-chart-name", key: "helm_chart_name", kind: Kind::Str },
+    CapiOption { option: "default-helm-chart-version", key: "default_helm_chart_version", kind: Kind::Str },
+    CapiOption { option: "minimum-flavor-ram", key: "minimum_flavor_ram", kind: Kind::Int },
+    CapiOption { option: "minimum-flavor-vcpus", key: "minimum_flavor_vcpus", kind: Kind::Int },
+    CapiOption { option: "csi-cinder-default-volume-type", key: "csi_cinder_default_volume_type", kind: Kind::Str },
+    CapiOption { option: "csi-cinder-reclaim-policy", key: "csi_cinder_reclaim_policy", kind: Kind::Choice(&["Retain", "Delete"]) },
+    CapiOption { option: "csi-cinder-allow-volume-expansion", key: "csi_cinder_allow_volume_expansion", kind: Kind::Bool },
+    CapiOption { option: "csi-cinder-allowed-topologies", key: "csi_cinder_allowed_topologies", kind: Kind::Str },
+    CapiOption { option: "csi-cinder-fstype", key: "csi_cinder_fstype", kind: Kind::Str },
+    CapiOption { option: "csi-cinder-volume-binding-mode", key: "csi_cinder_volume_binding_mode", kind: Kind::Choice(&["Immediate", "WaitForFirstConsumer"]) },
+    CapiOption { option: "csi-cinder-availability-zone", key: "csi_cinder_availability_zone", kind: Kind::Str },
+    CapiOption { option: "app-cred-interface-type", key: "app_cred_interface_type", kind: Kind::Choice(&["public", "internal", "admin"]) },
+    CapiOption { option: "api-resources", key: "api_resources", kind: Kind::Str },
+    CapiOption { option: "k8s-control-plane-resource-conditions", key: "k8s_control_plane_resource_conditions", kind: Kind::Str },
+];
+
+/// The validated configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub kubeconfig_secret: Option<String>,
+    pub driver_version: String,
+    pub pip_index_url: Option<String>,
+    pub disabled_drivers: DisabledDrivers,
+    pub service_override: ServiceOverride,
+    pub restart_settle_seconds: u64,
+    /// `(ini key, value)` for every `[capi_helm]` option that is set, in
+    /// CAPI_OPTIONS order, already INI-safe (validated, `$` escaped).
+    pub capi_helm: Vec<(&'static str, String)>,
+}
+
+pub const DRIVER_ENTRY_POINT: &str = "k8s_capi_helm_v1";
+pub const DEFAULT_DRIVER_VERSION: &str = "1.1.0";
+
+type Raw = BTreeMap<String, Value>;
+
+fn get_str<'a>(raw: &'a Raw, option: &str) -> Result<Option<&'a str>, String> {
+    match raw.get(option) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.as_str())),
+        Some(other) => Err(format!("config {option}={other} is not a string: juju config magnum-capi {option}=<text>")),
+    }
+}
+
+/// A value that goes into an INI or unit file: printable ASCII only, so no
+/// newline, carriage return, NUL or non-ASCII byte can split a line or
+/// inject a section (FACTS.md), and no `[`/`]`.
+pub fn check_ini_value(option: &str, value: &str) -> Result<(), String> {
+    if let Some(c) = value.chars().find(|c| !(' '..='~').contains(c)) {
+        let what = match c {
+            '\n' | '\r' => "a line break".to_string(),
+            '\0' => "a NUL byte".to_string(),
+            c if c.is_ascii() => format!("control character {:#04x}", c as u32),
+            c => format!("non-ASCII character U+{:04X}", c as u32),
+        };
+        return Err(format!(
+            "config {option} contains {what}: only printable ASCII is allowed (INI injection guard); fix: juju config magnum-capi {option}=<plain value>"
+        ));
+    }
+    if value.contains('[') || value.contains(']') {
+        return Err(format!(
+            "config {option} contains '[' or ']', which are not allowed in a magnum option value; fix: juju config magnum-capi {option}=<plain value>"
+        ));
+    }
+    Ok(())
+}
+
+/// oslo.config expands `$name`; `$$` is a literal `$` (FACTS.md).
+pub fn escape_dollars(value: &str) -> String {
+    value.replace('$', "$$")
+}
+
+/// A plain PEP 440-ish version: digits first, then digits, dots and
+/// lowercase letters (`1.1.0`, `1.2.0rc1`, `1.1.0.post1`), no `..`.
+pub fn valid_version(v: &str) -> bool {
+    !v.is_empty()
+        && v.len() <= 32
+        && v.as_bytes()[0].is_ascii_digit()
+        && !v.ends_with('.')
+        && !v.contains("..")
+        && v.bytes().all(|b| b.is_ascii_digit() || b.is_ascii_lowercase() || b == b'.')
+}
+
+fn valid_driver_name(n: &str) -> bool {
+    !n.is_empty() && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
+}
+
+/// A Juju secret URI: `secret:<id>` or `secret://<model-uuid>/<id>`.
+pub fn valid_secret_uri(uri: &str) -> bool {
+    let Some(rest) = uri.strip_prefix("secret:") else { return false };
+    let rest = rest.strip_prefix("//").unwrap_or(rest);
+    !rest.is_empty()
+        && rest.len() <= 128
+        && !rest.starts_with('/')
+        && !rest.ends_with('/')
+        && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'/' || b == b'-')
+        && !rest.contains("//")
+}
+
+impl Settings {
+    /// Validate `config-get` output. The error is a `blocked` message.
+    pub fn parse(raw: &Raw) -> Result<Settings, String> {
+        // Every string option is checked for INI safety, whatever it feeds.
+        for (option, value) in raw {
+            if let Value::String(s) = value {
+                if option != "kubeconfig-secret" && option != "openstack-credentials-secret" {
+                    check_ini_value(option, s)?;
+                }
+            }
+        }
+
+        let kubeconfig_secret = match get_str(raw, "kubeconfig-secret")?.map(str::trim) {
+            None | Some("") => None,
+            Some(uri) if valid_secret_uri(uri) => Some(uri.to_string()),
+            Some(_) => {
+                return Err("config kubeconfig-secret is not a secret URI (secret:<id>); fix: juju secrets, then juju config magnum-capi kubeconfig-secret=secret:<id>".into())
+            }
+        };
+
+        let driver_version = get_str(raw, "driver-version")?.map(str::trim).unwrap_or(DEFAULT_DRIVER_VERSION);
+        if !valid_version(driver_version) {
+            return Err(format!(
+                "config driver-version {driver_version:?} is not a plain version like 1.1.0; fix: juju config magnum-capi driver-version=1.1.0"
+            ));
+        }
+
+        let pip_index_url = match get_str(raw, "pip-index-url")?.map(str::trim) {
+            None | Some("") => None,
+            Some(u) if (u.starts_with("https://") || u.starts_with("http://")) && !u.contains(' ') && u.len() > 8 => Some(u.to_string()),
+            Some(_) => {
+                return Err("config pip-index-url is not an http(s) URL; fix: juju config magnum-capi pip-index-url=https://<mirror>/simple (or unset it)".into())
+            }
+        };
+
+        let disabled_drivers = match get_str(raw, "disabled-drivers")?.map(str::trim) {
+            None | Some("auto") => DisabledDrivers::Auto,
+            Some(list) => {
+                let names: Vec<String> = list.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect();
+                if let Some(bad) = names.iter().find(|n| !valid_driver_name(n)) {
+                    return Err(format!("config disabled-drivers has an invalid driver name {bad:?}; fix: juju config magnum-capi disabled-drivers=auto"));
+                }
+                if names.iter().any(|n| n == DRIVER_ENTRY_POINT) {
+                    return Err(format!("config disabled-drivers disables {DRIVER_ENTRY_POINT}, the driver this charm installs; fix: juju config magnum-capi disabled-drivers=auto"));
+                }
+                DisabledDrivers::List(names)
+            }
+        };
+
+        let service_override = match get_str(raw, "service-override")?.map(str::trim) {
+            None | Some("runbook") => ServiceOverride::Runbook,
+            Some("none") => ServiceOverride::None,
+            Some(other) => {
+                return Err(format!("config service-override={other:?} is not runbook or none; fix: juju config magnum-capi service-override=runbook"))
+            }
+        };
+
+        let restart_settle_seconds = match raw.get("restart-settle-seconds") {
+            None | Some(Value::Null) => 10,
+            Some(Value::Number(n)) => match n.as_u64() {
+                Some(s) if s <= 600 => s,
+                _ => return Err("config restart-settle-seconds must be 0..600; fix: juju config magnum-capi restart-settle-seconds=10".into()),
+            },
+            Some(_) => return Err("config restart-settle-seconds is not an integer; fix: juju config magnum-capi restart-settle-seconds=10".into()),
+        };
+
+        let mut capi_helm = Vec::new();
+        for opt in CAPI_OPTIONS.iter() {
+            let value = match (raw.get(opt.option), opt.kind) {
+                (None | Some(Value::Null), _) => continue,
+                (Some(Value::String(s)), Kind::Str) if s.trim().is_empty() => continue,
+                (Some(Value::String(s)), Kind::Str) => escape_dollars(s.trim()),
+                (Some(Value::String(s)), Kind::Choice(_)) if s.trim().is_empty() => continue,
+                (Some(Value::String(s)), Kind::Choice(choices)) => {
+                    if !choices.contains(&s.trim()) {
+                        return Err(format!("config {} must be one of {}; fix: juju config magnum-capi {}={}", opt.option, choices.join(", "), opt.option, choices[0]));
+                    }
+                    s.trim().to_string()
+                }
+                (Some(Value::Number(n)), Kind::Int) if n.as_u64().is_some() => n.to_string(),
+                (Some(Value::Bool(b)), Kind::Bool) => b.to_string(),
+                (Some(other), _) => {
+                    return Err(format!("config {}={other} has the wrong type; fix: juju config magnum-capi --reset {}", opt.option, opt.option))
+                }
+            };
+            capi_helm.push((opt.key, value));
+        }
+
+        Ok(Settings {
+            kubeconfig_secret,
+            driver_version: driver_version.to_string(),
+            pip_index_url,
+            disabled_drivers,
+            service_override,
+            restart_settle_seconds,
+            capi_helm,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn raw(v: Value) -> Raw {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn defaults_are_the_runbooks() {
+        let s = Settings::parse(&raw(json!({"driver-version": "1.1.0"}))).unwrap();
+        assert_eq!(s.driver_version, "1.1.0");
+        assert_eq!(s.kubeconfig_secret, None);
+        assert_eq!(s.service_override, ServiceOverride::Runbook);
+        assert_eq!(s.disabled_drivers, DisabledDrivers::Auto);
+        assert_eq!(s.restart_settle_seconds, 10);
+        assert!(s.capi_helm.is_empty());
+    }
+
+    #[test]
+    fn bad_versions_are_refused() {
+        for v in ["1.1.0; rm -rf /", "../x", "", "v1.1", "1..1", "1.1.", "1.1.0\n", "1.1.0 beta"] {
+            assert!(Settings::parse(&raw(json!({"driver-version": v}))).is_err(), "{v:?} accepted");
+        }
+        assert_eq!(Settings::parse(&raw(json!({"driver-version": " 1.2.0 "}))).unwrap().driver_version, "1.2.0");
+        for v in ["1.1.0", "1.4.0", "1.2.0rc1", "1.1.0.post1"] {
+            assert!(valid_version(v), "{v}");
+        }
+    }
+
+    #[test]
+    fn ini_injection_is_refused() {
+        for v in ["x\n[DEFAULT]\ndebug = true", "x\r[DEFAULT]\rdebug = true", "a\0b", "caf\u{e9}", "[x]", "tab\there"] {
+            let e = Settings::parse(&raw(json!({"namespace-prefix": v}))).unwrap_err();
+            assert!(e.contains("namespace-prefix"), "{e}");
+        }
+    }
+
+    #[test]
+    fn dollars_are_escaped_for_oslo_config() {
+        let s = Settings::parse(&raw(json!({"namespace-prefix": "$capi_helm.x"}))).unwrap();
+        assert_eq!(s.capi_helm, vec![("namespace_prefix", "$$capi_helm.x".to_string())]);
+    }
+
+    #[test]
+    fn typed_options_are_checked() {
+        assert!(Settings::parse(&raw(json!({"minimum-flavor-ram": "lots"}))).is_err());
+        assert!(Settings::parse(&raw(json!({"csi-cinder-reclaim-policy": "Keep"}))).is_err());
+        let s = Settings::parse(&raw(json!({"minimum-flavor-ram": 4096, "csi-cinder-allow-volume-expansion": true}))).unwrap();
+        assert_eq!(s.capi_helm, vec![("minimum_flavor_ram", "4096".to_string()), ("csi_cinder_allow_volume_expansion", "true".to_string())]);
+    }
+
+    #[test]
+    fn secret_uris() {
+        assert!(valid_secret_uri("secret:cs2ltv7mp25c77s6iqgg"));
+        assert!(valid_secret_uri("secret://5a0f30a7-1b3a-4c4f-8a4e-0d2f7e1f0c9a/cs2ltv7mp25c77s6iqgg"));
+        for bad in ["", "cs2ltv7mp25c77s6iqgg", "secret:", "secret:../x", "secret:a b", "secret:a;rm"] {
+            assert!(!valid_secret_uri(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn disabled_drivers_list() {
+        let s = Settings::parse(&raw(json!({"disabled-drivers": "a, b"}))).unwrap();
+        assert_eq!(s.disabled_drivers, DisabledDrivers::List(vec!["a".into(), "b".into()]));
+        let s = Settings::parse(&raw(json!({"disabled-drivers": ""}))).unwrap();
+        assert_eq!(s.disabled_drivers, DisabledDrivers::List(vec![]));
+        assert!(Settings::parse(&raw(json!({"disabled-drivers": "k8s_capi_helm_v1"}))).is_err());
+    }
+}

@@ -1,0 +1,123 @@
+//! Scenario-style tests of the pure plan: observed unit in, desired state
+//! and changes out.
+
+use super::*;
+use serde_json::json;
+
+fn healthy_unit() -> Observed {
+    let mut o = Observed {
+        root_uid: 0,
+        root_gid: 0,
+        magnum_user: true,
+        magnum_gid: Some(64060),
+        magnum_conf: Some("[DEFAULT]\ndebug = false\n".into()),
+        other_drivers: vec!["k8s_fedora_coreos_v1".into(), DRIVER_ENTRY_POINT.into()],
+        ..Observed::default()
+    };
+    for s in SERVICES {
+        o.unit_files.insert(s.into(), true);
+        o.binaries.insert(s.into(), Some(format!("/usr/bin/{s}")));
+    }
+    o
+}
+
+fn settings(v: serde_json::Value) -> Settings {
+    Settings::parse(&serde_json::from_value(v).unwrap()).unwrap()
+}
+
+const KUBE: &str = kubeconfig::tests::TOKEN_KUBECONFIG;
+
+/// Make the observed unit look as if `d` had been applied.
+fn applied(o: &Observed, d: &Desired) -> Observed {
+    let mut o = o.clone();
+    o.driver_version = Some(d.driver_version.clone());
+    o.conf_d = Some(DirFacts { mode: d.conf_d.mode, uid: d.conf_d.uid, gid: d.conf_d.gid });
+    for f in &d.files {
+        o.files.insert(f.path.clone(), Some(FileFacts { content: f.content.clone(), mode: f.mode, uid: f.uid, gid: f.gid }));
+    }
+    o
+}
+
+#[test]
+fn a_fresh_unit_needs_everything() {
+    let o = healthy_unit();
+    let d = desired(&settings(json!({})), KUBE.into(), &o).unwrap();
+    let c = diff(&d, &o);
+    assert!(c.install_driver && c.fix_conf_d && c.daemon_reload && c.restart);
+    assert_eq!(c.writes.len(), 4);
+    let conf = String::from_utf8(d.files[1].content.clone()).unwrap();
+    assert!(conf.contains("disabled_drivers = k8s_fedora_coreos_v1\n"), "{conf}");
+    assert_eq!(d.files[0].mode, 0o640);
+    assert_eq!(d.files[0].gid, 64060);
+    assert_eq!(d.ready, Status::active("magnum-capi-helm 1.1.0 ready"));
+}
+
+#[test]
+fn an_applied_unit_needs_nothing() {
+    let o = healthy_unit();
+    let d = desired(&settings(json!({})), KUBE.into(), &o).unwrap();
+    assert!(diff(&d, &applied(&o, &d)).is_empty());
+}
+
+#[test]
+fn a_config_change_touches_only_the_conf() {
+    let o = healthy_unit();
+    let d1 = desired(&settings(json!({})), KUBE.into(), &o).unwrap();
+    let o = applied(&o, &d1);
+    let d2 = desired(&settings(json!({"namespace-prefix": "capi"})), KUBE.into(), &o).unwrap();
+    let c = diff(&d2, &o);
+    assert_eq!(c.writes.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(), [paths::CAPI_CONF]);
+    assert!(!c.daemon_reload && !c.install_driver && c.restart);
+    assert_ne!(d1.fingerprint(), d2.fingerprint());
+}
+
+#[test]
+fn a_mode_drift_is_repaired() {
+    let o = healthy_unit();
+    let d = desired(&settings(json!({})), KUBE.into(), &o).unwrap();
+    let mut o = applied(&o, &d);
+    o.files.get_mut(KUBECONFIG).unwrap().as_mut().unwrap().mode = 0o644;
+    let c = diff(&d, &o);
+    assert_eq!(c.writes.len(), 1);
+    assert!(c.restart);
+}
+
+#[test]
+fn none_mode_removes_our_dropins_and_refuses_a_shadowing_magnum_conf() {
+    let o = healthy_unit();
+    let d1 = desired(&settings(json!({})), KUBE.into(), &o).unwrap();
+    let o = applied(&o, &d1);
+    let d2 = desired(&settings(json!({"service-override": "none"})), KUBE.into(), &o).unwrap();
+    let c = diff(&d2, &o);
+    assert_eq!(c.removes.len(), 2);
+    assert!(c.daemon_reload);
+
+    let mut shadowed = o.clone();
+    shadowed.magnum_conf = Some("[capi_helm]\nkubeconfig_file = /root/.kube/config\n".into());
+    let e = desired(&settings(json!({"service-override": "none"})), KUBE.into(), &shadowed).unwrap_err();
+    assert!(e.message.contains("[capi_helm] kubeconfig_file"), "{}", e.message);
+}
+
+#[test]
+fn the_principal_is_awaited() {
+    assert!(principal_missing(&healthy_unit()).is_none());
+    let s = principal_missing(&Observed::default()).unwrap();
+    assert_eq!(s.kind, crate::juju::StatusKind::Waiting);
+    assert!(s.message.contains("/etc/magnum/magnum.conf"), "{}", s.message);
+}
+
+#[test]
+fn secret_problems_say_what_to_run() {
+    let uri = "secret:cs2ltv7mp25c77s6iqgg";
+    let unset = kubeconfig_from_secret(None, None).unwrap_err();
+    assert!(unset.message.contains("juju add-secret"));
+    let ng = kubeconfig_from_secret(Some(uri), Some(&SecretInput::Error(SecretError::NotGranted))).unwrap_err();
+    assert!(ng.message.contains("juju grant-secret"), "{}", ng.message);
+    let nf = kubeconfig_from_secret(Some(uri), Some(&SecretInput::Error(SecretError::NotFound))).unwrap_err();
+    assert!(nf.message.contains("not found"));
+    let nokey = kubeconfig_from_secret(Some(uri), Some(&SecretInput::Content(BTreeMap::new()))).unwrap_err();
+    assert!(nokey.message.contains("no key kubeconfig"));
+    let bad = BTreeMap::from([("kubeconfig".to_string(), "kind: Pod\n".to_string())]);
+    let e = kubeconfig_from_secret(Some(uri), Some(&SecretInput::Content(bad))).unwrap_err();
+    assert!(e.message.contains("kind: Config"));
+}

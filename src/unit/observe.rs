@@ -1,0 +1,185 @@
+//! Observe the unit into plain data (`plan::Observed`): accounts, magnum's
+//! files, installed Python packages, the files the charm manages. Only
+//! reads files; never spawns a process.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::ErrorKind;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use super::{Accounts, Root};
+use crate::plan::paths::{self, BIN_DIRS, CONF_D, MAGNUM_CONF, SERVICES, UNIT_DIRS};
+use crate::plan::{managed_paths, DirFacts, FileFacts, Observed};
+
+/// Read a file, `None` when it does not exist.
+pub fn read_optional(path: &Path) -> Result<Option<Vec<u8>>> {
+    match fs::read(path) {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.kind() == ErrorKind::NotFound || e.kind() == ErrorKind::NotADirectory => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+/// A regular file with its mode and owner, `None` when absent.
+pub fn file_facts(path: &Path) -> Result<Option<FileFacts>> {
+    let meta = match fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == ErrorKind::NotFound || e.kind() == ErrorKind::NotADirectory => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("cannot stat {}", path.display())),
+    };
+    // A directory or symlink where a file belongs reads as "wrong content":
+    // an empty body with an impossible mode, so the plan rewrites it.
+    if !meta.is_file() {
+        return Ok(Some(FileFacts { content: Vec::new(), mode: u32::MAX, uid: meta.uid(), gid: meta.gid() }));
+    }
+    let content = fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(Some(FileFacts { content, mode: meta.mode() & 0o7777, uid: meta.uid(), gid: meta.gid() }))
+}
+
+pub fn dir_facts(path: &Path) -> Result<Option<DirFacts>> {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => Ok(Some(DirFacts { mode: m.mode() & 0o7777, uid: m.uid(), gid: m.gid() })),
+        Ok(m) => Ok(Some(DirFacts { mode: u32::MAX, uid: m.uid(), gid: m.gid() })),
+        Err(e) if e.kind() == ErrorKind::NotFound || e.kind() == ErrorKind::NotADirectory => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("cannot stat {}", path.display())),
+    }
+}
+
+/// The system Python's package directories under the root, in import order
+/// (pip's root installs first).
+pub fn site_dirs(root: &Root) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for pattern in paths::SITE_DIRS_GLOB {
+        let (before, after) = pattern.split_once('*').map_or((pattern, None), |(b, a)| (b, Some(a)));
+        match after {
+            None => out.push(root.path(before)),
+            Some(after) => {
+                // "/usr/local/lib/python3*" + "/dist-packages"
+                let parent = Path::new(before).parent().unwrap_or(Path::new("/"));
+                let prefix = Path::new(before).file_name().and_then(|s| s.to_str()).unwrap_or("");
+                let mut found: Vec<PathBuf> = fs::read_dir(root.path(parent))
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .filter(|e| e.file_name().to_str().is_some_and(|n| n.starts_with(prefix)))
+                    .map(|e| e.path().join(after.trim_start_matches('/')))
+                    .collect();
+                found.sort();
+                found.reverse(); // newest python3.X first
+                out.extend(found);
+            }
+        }
+    }
+    out.into_iter().filter(|p| p.is_dir()).collect()
+}
+
+/// `Version:` from a dist-info's METADATA (or an egg-info's PKG-INFO).
+fn metadata_version(dir: &Path) -> Option<String> {
+    let text = fs::read_to_string(dir.join("METADATA")).or_else(|_| fs::read_to_string(dir.join("PKG-INFO"))).ok()?;
+    text.lines().find_map(|l| l.strip_prefix("Version:")).map(|v| v.trim().to_string())
+}
+
+/// Package metadata directories whose distribution name starts with `name`
+/// (pip normalises `magnum-capi-helm` to `magnum_capi_helm`).
+fn dist_dirs(site: &Path, name_prefix: &str) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = fs::read_dir(site)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let n = e.file_name().to_str()?.to_ascii_lowercase().replace('-', "_");
+            (n.starts_with(name_prefix) && (n.ends_with(".dist-info") || n.ends_with(".egg-info"))).then(|| e.path())
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// The installed magnum-capi-helm version, as Python would import it.
+pub fn driver_version(sites: &[PathBuf]) -> Option<String> {
+    sites
+        .iter()
+        .flat_map(|s| dist_dirs(s, "magnum_capi_helm-"))
+        .find_map(|d| metadata_version(&d))
+}
+
+/// The installed pip's version (its flags differ across releases).
+pub fn pip_version(sites: &[PathBuf]) -> Option<String> {
+    sites.iter().flat_map(|s| dist_dirs(s, "pip-")).find_map(|d| metadata_version(&d))
+}
+
+/// Names of `magnum.drivers` entry points in `entry_points.txt` text.
+pub fn magnum_driver_names(entry_points: &str) -> Vec<String> {
+    let mut in_group = false;
+    let mut out = Vec::new();
+    for line in entry_points.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_group = line == "[magnum.drivers]";
+        } else if in_group {
+            if let Some((name, _)) = line.split_once('=') {
+                out.push(name.trim().to_string());
+            }
+        }
+    }
+    out
+}
+
+/// Every `magnum.drivers` entry point of the packages whose name mentions
+/// magnum (magnum itself, magnum-capi-helm, magnum-cluster-api, ...).
+pub fn magnum_drivers(sites: &[PathBuf]) -> Vec<String> {
+    let mut out = Vec::new();
+    for site in sites {
+        for dir in dist_dirs(site, "magnum") {
+            if let Ok(text) = fs::read_to_string(dir.join("entry_points.txt")) {
+                out.extend(magnum_driver_names(&text));
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+pub fn observe(root: &Root) -> Result<Observed> {
+    let accounts = Accounts::read(&root.path("/etc/passwd"), &root.path("/etc/group"))?;
+    let root_user = accounts.user("root");
+    let sites = site_dirs(root);
+    let mut o = Observed {
+        root_uid: root_user.map_or(0, |a| a.uid),
+        root_gid: accounts.group("root").unwrap_or(0),
+        magnum_user: accounts.user("magnum").is_some(),
+        magnum_gid: accounts.group("magnum"),
+        magnum_conf: read_optional(&root.path(MAGNUM_CONF))?.map(|b| String::from_utf8_lossy(&b).into_owned()),
+        driver_version: driver_version(&sites),
+        other_drivers: magnum_drivers(&sites),
+        conf_d: dir_facts(&root.path(CONF_D))?,
+        ..Observed::default()
+    };
+    for s in SERVICES {
+        let unit = format!("{s}.service");
+        o.unit_files.insert(s.to_string(), UNIT_DIRS.iter().any(|d| root.path(d).join(&unit).exists()));
+        let bin = BIN_DIRS.iter().map(|d| format!("{d}/{s}")).find(|p| root.path(p).is_file());
+        o.binaries.insert(s.to_string(), bin);
+    }
+    let mut files = BTreeMap::new();
+    for p in managed_paths() {
+        let facts = file_facts(&root.path(&p))?;
+        files.insert(p, facts);
+    }
+    o.files = files;
+    Ok(o)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entry_points_of_the_magnum_drivers_group() {
+        let t = "[console_scripts]\nmagnum-api = magnum.cmd.api:main\n\n[magnum.drivers]\nk8s_fedora_coreos_v1 = magnum.drivers.k8s_fedora_coreos_v1.driver:Driver\nk8s_capi_helm_v1 = magnum_capi_helm.driver:Driver\n\n[oslo.config.opts]\nx = y\n";
+        assert_eq!(magnum_driver_names(t), ["k8s_fedora_coreos_v1", "k8s_capi_helm_v1"]);
+    }
+}

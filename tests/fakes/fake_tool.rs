@@ -1,0 +1,307 @@
+//! The fake unit's programs: Juju hook tools, systemctl, journalctl, pip3,
+//! python3 and helm in one binary chosen by argv[0]. Each call is appended
+//! to `$FAKE_UNIT/calls.jsonl`; answers come from `$FAKE_UNIT/world.json`,
+//! which the test wrote and which calls that change the world (status-set,
+//! systemctl restart, pip3 install) update. Outputs that a test reads back
+//! (status, action results) go to files beside it.
+//!
+//! world.json keys (all optional):
+//!   config {}               config-get output
+//!   secrets {uri: {content {}} | {error: "not-found"|"denied"}}
+//!   leader bool, action_params {}, resources {name: path}
+//!   services {name: {active_state, sub_state, result, n_restarts, start}}
+//!   unhealthy_if {path, contains, journal}   a restart while the unit file
+//!                            at path contains the text ends in a restart loop
+//!                            and logs `journal`
+//!   journal [lines]          journalctl output
+//!   pip {fail: stderr, no_entry_point: bool, python: "3.11"}
+//!   python {missing: [], error: str}
+//!   helm_version str
+//!   fail {"tool" or "tool verb": {code, stderr}}
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use serde_json::{json, Map, Value};
+
+struct Fake {
+    dir: PathBuf,
+    world: Value,
+    root: PathBuf,
+}
+
+impl Fake {
+    fn load() -> Fake {
+        let dir = PathBuf::from(std::env::var_os("FAKE_UNIT").expect("FAKE_UNIT is set by the test fixture"));
+        let world = fs::read(dir.join("world.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_else(|| json!({}));
+        let root = PathBuf::from(std::env::var_os("MAGNUM_CAPI_ROOT").unwrap_or_else(|| "/".into()));
+        Fake { dir, world, root }
+    }
+
+    fn save(&self) {
+        let tmp = self.dir.join("world.json.tmp");
+        fs::write(&tmp, serde_json::to_vec_pretty(&self.world).unwrap()).unwrap();
+        fs::rename(tmp, self.dir.join("world.json")).unwrap();
+    }
+
+    fn get(&self, key: &str) -> &Value {
+        self.world.get(key).unwrap_or(&Value::Null)
+    }
+
+    fn append(&self, file: &str, line: &str) {
+        let mut f = OpenOptions::new().create(true).append(true).open(self.dir.join(file)).unwrap();
+        f.write_all(format!("{line}\n").as_bytes()).unwrap();
+    }
+
+    fn unit_path(&self, p: &str) -> PathBuf {
+        self.root.join(p.trim_start_matches('/'))
+    }
+}
+
+fn out(text: &str) -> ExitCode {
+    print!("{text}");
+    ExitCode::SUCCESS
+}
+
+fn err(code: u8, text: &str) -> ExitCode {
+    eprintln!("{text}");
+    ExitCode::from(code)
+}
+
+fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().collect();
+    let tool = Path::new(&argv[0]).file_name().unwrap().to_string_lossy().to_string();
+    let args: Vec<String> = argv[1..].to_vec();
+    let mut fake = Fake::load();
+    fake.append("calls.jsonl", &json!({"tool": tool, "args": args}).to_string());
+
+    let verb = args.iter().find(|a| !a.starts_with('-')).cloned().unwrap_or_default();
+    for key in [format!("{tool} {verb}"), tool.clone()] {
+        if let Some(f) = fake.get("fail").get(&key) {
+            let code = f.get("code").and_then(Value::as_u64).unwrap_or(1) as u8;
+            return err(code, f.get("stderr").and_then(Value::as_str).unwrap_or("ERROR injected failure"));
+        }
+    }
+
+    match tool.as_str() {
+        "config-get" => out(&fake.get("config").to_string()),
+        "secret-get" => secret_get(&fake, &args),
+        "status-set" => {
+            if args.is_empty() || !["maintenance", "blocked", "waiting", "active"].contains(&args[0].as_str()) {
+                return err(2, &format!("ERROR invalid status {:?}", args.first()));
+            }
+            let status = json!({"kind": args[0], "message": args.get(1).cloned().unwrap_or_default()});
+            fs::write(fake.dir.join("status.json"), status.to_string()).unwrap();
+            fake.append("status-history.jsonl", &status.to_string());
+            ExitCode::SUCCESS
+        }
+        "application-version-set" => {
+            fs::write(fake.dir.join("app-version"), args.first().cloned().unwrap_or_default()).unwrap();
+            ExitCode::SUCCESS
+        }
+        "is-leader" => out(&format!("{}\n", fake.get("leader").as_bool().unwrap_or(true))),
+        "action-get" => out(&fake.world.get("action_params").cloned().unwrap_or(json!({})).to_string()),
+        "action-set" => action_set(&fake, &args),
+        "action-fail" => {
+            let msg = args.first().cloned().unwrap_or("action failed without reason given, check action for errors".into());
+            fs::write(fake.dir.join("action-failed"), msg).unwrap();
+            ExitCode::SUCCESS
+        }
+        "action-log" => {
+            if args.is_empty() {
+                return err(2, "ERROR no message specified");
+            }
+            fake.append("action-log.txt", &args.join(" "));
+            ExitCode::SUCCESS
+        }
+        "juju-log" => {
+            fake.append("juju-log.txt", &args.join(" "));
+            ExitCode::SUCCESS
+        }
+        "resource-get" => match fake.get("resources").get(args.first().map(String::as_str).unwrap_or("")) {
+            Some(Value::String(p)) => out(p),
+            _ => err(1, "ERROR could not download resource: resource not found"),
+        },
+        "systemctl" => systemctl(&mut fake, &args),
+        "journalctl" => {
+            let lines: Vec<String> = fake.get("journal").as_array().into_iter().flatten().filter_map(|l| l.as_str().map(str::to_string)).collect();
+            out(&lines.iter().map(|l| format!("{l}\n")).collect::<String>())
+        }
+        "pip3" | "pip" => pip(&fake, &args),
+        "python3" | "python" => python(&fake),
+        "helm" => out(&format!("{}\n", fake.get("helm_version").as_str().unwrap_or("v3.17.2+gcc0c9f4"))),
+        other => err(127, &format!("fake-tool: no fake for {other}")),
+    }
+}
+
+fn secret_get(fake: &Fake, args: &[String]) -> ExitCode {
+    let Some(uri) = args.iter().find(|a| !a.starts_with("--")) else {
+        return err(2, "ERROR require either a secret URI or label");
+    };
+    match fake.get("secrets").get(uri) {
+        None => err(1, &format!("ERROR secret {uri:?} not found")),
+        Some(s) => match s.get("error").and_then(Value::as_str) {
+            Some("not-found") => err(1, &format!("ERROR secret {uri:?} not found")),
+            Some("denied") => err(1, "ERROR permission denied"),
+            Some(other) => err(1, &format!("ERROR {other}")),
+            None => out(&format!("{}\n", s.get("content").cloned().unwrap_or(json!({})))),
+        },
+    }
+}
+
+/// Juju's action-set: dotted keys nest, last write wins.
+fn action_set(fake: &Fake, args: &[String]) -> ExitCode {
+    let path = fake.dir.join("action-results.json");
+    let mut results: Value = fs::read(&path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or(json!({}));
+    for arg in args {
+        let Some((key, value)) = arg.split_once('=') else {
+            return err(2, &format!("ERROR argument {arg:?} must be of the form key...=value"));
+        };
+        if ["stdout", "stdout-encoding", "stderr", "stderr-encoding"].contains(&key) {
+            return err(2, &format!("ERROR cannot set reserved action key {key:?}"));
+        }
+        let segments: Vec<&str> = key.split('.').collect();
+        let valid = |s: &&str| {
+            let b = s.as_bytes();
+            let ok = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+            !b.is_empty() && ok(&b[0]) && ok(&b[b.len() - 1]) && b.iter().all(|c| ok(c) || *c == b'-')
+        };
+        if !segments.iter().all(valid) {
+            return err(2, &format!("ERROR key {key:?} must start and end with lowercase alphanumeric, and contain only lowercase alphanumeric, hyphens and periods"));
+        }
+        let mut node = &mut results;
+        for (i, seg) in segments.iter().enumerate() {
+            if !node.is_object() {
+                *node = Value::Object(Map::new());
+            }
+            let map = node.as_object_mut().unwrap();
+            if i == segments.len() - 1 {
+                map.insert(seg.to_string(), Value::String(value.to_string()));
+                break;
+            }
+            node = map.entry(seg.to_string()).or_insert_with(|| json!({}));
+        }
+    }
+    fs::write(&path, results.to_string()).unwrap();
+    ExitCode::SUCCESS
+}
+
+fn systemctl(fake: &mut Fake, args: &[String]) -> ExitCode {
+    let verb = args.first().map(String::as_str).unwrap_or("");
+    let units: Vec<String> = args.iter().skip(1).filter(|a| !a.starts_with('-') && a.ends_with(".service")).map(|u| u.trim_end_matches(".service").to_string()).collect();
+    let default_state = json!({"active_state": "active", "sub_state": "running", "result": "success", "n_restarts": 0, "start": 1000});
+    if fake.world.get("services").is_none() {
+        fake.world["services"] = json!({});
+    }
+    match verb {
+        "show" => {
+            let mut blocks = Vec::new();
+            for u in &units {
+                let s = fake.world["services"].get(u).cloned().unwrap_or(json!({"active_state": "inactive", "sub_state": "dead", "result": "success", "n_restarts": 0, "start": 0}));
+                blocks.push(format!(
+                    "Id={u}.service\nActiveState={}\nSubState={}\nResult={}\nNRestarts={}\nExecMainStartTimestampMonotonic={}\n",
+                    s["active_state"].as_str().unwrap_or("inactive"),
+                    s["sub_state"].as_str().unwrap_or("dead"),
+                    s["result"].as_str().unwrap_or("success"),
+                    s["n_restarts"].as_u64().unwrap_or(0),
+                    s["start"].as_u64().unwrap_or(0),
+                ));
+            }
+            out(&blocks.join("\n"))
+        }
+        "daemon-reload" => ExitCode::SUCCESS,
+        "reset-failed" => {
+            for u in &units {
+                if let Some(s) = fake.world["services"].get_mut(u) {
+                    if s["active_state"] == "failed" {
+                        s["active_state"] = json!("inactive");
+                    }
+                    s["result"] = json!("success");
+                }
+            }
+            fake.save();
+            ExitCode::SUCCESS
+        }
+        "restart" | "start" | "stop" => {
+            let unhealthy = fake.get("unhealthy_if").clone();
+            let broken = unhealthy.get("path").and_then(Value::as_str).is_some_and(|p| {
+                fs::read_to_string(fake.unit_path(p)).is_ok_and(|t| t.contains(unhealthy["contains"].as_str().unwrap_or("\u{0}")))
+            });
+            for u in &units {
+                let s = fake.world["services"].get(u).cloned().unwrap_or(default_state.clone());
+                let start = s["start"].as_u64().unwrap_or(0) + 1000;
+                let new = if verb == "stop" {
+                    json!({"active_state": "inactive", "sub_state": "dead", "result": "success", "n_restarts": 0, "start": s["start"]})
+                } else if broken {
+                    json!({"active_state": "activating", "sub_state": "auto-restart", "result": "exit-code", "n_restarts": 3, "start": start})
+                } else {
+                    json!({"active_state": "active", "sub_state": "running", "result": "success", "n_restarts": 0, "start": start})
+                };
+                fake.world["services"][u] = new;
+            }
+            if broken {
+                let lines = unhealthy.get("journal").cloned().unwrap_or(json!([]));
+                fake.world["journal"] = lines;
+            } else if verb != "stop" {
+                fake.world["journal"] = json!([]);
+            }
+            fake.save();
+            ExitCode::SUCCESS
+        }
+        other => err(1, &format!("fake systemctl: unsupported verb {other:?}")),
+    }
+}
+
+fn pip(fake: &Fake, args: &[String]) -> ExitCode {
+    if args.first().map(String::as_str) != Some("install") {
+        return err(1, "fake pip3: only install is faked");
+    }
+    let pip = fake.get("pip");
+    if let Some(stderr) = pip.get("fail").and_then(Value::as_str) {
+        return err(1, stderr);
+    }
+    let Some(spec) = args.iter().find(|a| a.starts_with("magnum-capi-helm==")) else {
+        return err(1, "ERROR: You must give at least one requirement to install");
+    };
+    let version = spec.trim_start_matches("magnum-capi-helm==");
+    let python = pip.get("python").and_then(Value::as_str).unwrap_or("3.11");
+    let site = fake.unit_path(&format!("/usr/local/lib/python{python}/dist-packages"));
+    // pip replaces an older version in the same site.
+    for e in fs::read_dir(&site).into_iter().flatten().flatten() {
+        if e.file_name().to_string_lossy().starts_with("magnum_capi_helm-") {
+            fs::remove_dir_all(e.path()).unwrap();
+        }
+    }
+    let dist = site.join(format!("magnum_capi_helm-{version}.dist-info"));
+    fs::create_dir_all(&dist).unwrap();
+    fs::write(dist.join("METADATA"), format!("Metadata-Version: 2.1\nName: magnum-capi-helm\nVersion: {version}\n")).unwrap();
+    if !pip.get("no_entry_point").and_then(Value::as_bool).unwrap_or(false) {
+        fs::write(dist.join("entry_points.txt"), "[magnum.drivers]\nk8s_capi_helm_v1 = magnum_capi_helm.driver:Driver\n").unwrap();
+    }
+    out(&format!("Successfully installed magnum-capi-helm-{version}\n"))
+}
+
+/// The import check: answers as the charm's script would on this world.
+fn python(fake: &Fake) -> ExitCode {
+    let py = fake.get("python");
+    let missing = py.get("missing").cloned().unwrap_or(json!([]));
+    let installed = ["usr/local/lib", "usr/lib"].iter().any(|base| {
+        fs::read_dir(fake.root.join(base)).into_iter().flatten().flatten().any(|p| {
+            fs::read_dir(p.path().join("dist-packages")).into_iter().flatten().flatten().any(|d| {
+                d.file_name().to_string_lossy().starts_with("magnum_capi_helm-") && d.path().join("entry_points.txt").exists()
+            })
+        })
+    });
+    let error = match py.get("error").and_then(Value::as_str) {
+        Some(e) => json!(e),
+        None if !installed => json!("No 'k8s_capi_helm_v1' driver in entry point group magnum.drivers"),
+        None => Value::Null,
+    };
+    let entry_point = if error.is_null() { json!("magnum_capi_helm.driver:Driver") } else { Value::Null };
+    out(&format!("{}\n", json!({"missing": missing, "entry_point": entry_point, "error": error})))
+}
