@@ -82,16 +82,19 @@ fn metadata_version(dir: &Path) -> Option<String> {
     text.lines().find_map(|l| l.strip_prefix("Version:")).map(|v| v.trim().to_string())
 }
 
-/// Package metadata directories whose distribution name starts with `name`
-/// (pip normalises `magnum-capi-helm` to `magnum_capi_helm`).
-fn dist_dirs(site: &Path, name_prefix: &str) -> Vec<PathBuf> {
+/// Package metadata directories (`<name>-<version>.dist-info` or
+/// `.egg-info`) whose normalised distribution name (lowercase, `-` and `.`
+/// as `_`) passes `wanted`.
+fn dist_dirs(site: &Path, wanted: impl Fn(&str) -> bool) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = fs::read_dir(site)
         .into_iter()
         .flatten()
         .flatten()
         .filter_map(|e| {
-            let n = e.file_name().to_str()?.to_ascii_lowercase().replace('-', "_");
-            (n.starts_with(name_prefix) && (n.ends_with(".dist-info") || n.ends_with(".egg-info"))).then(|| e.path())
+            let file = e.file_name().to_str()?.to_ascii_lowercase();
+            let stem = file.strip_suffix(".dist-info").or_else(|| file.strip_suffix(".egg-info"))?;
+            let name = stem.split_once('-').map_or(stem, |(n, _)| n).replace(['-', '.'], "_");
+            wanted(&name).then(|| e.path())
         })
         .collect();
     v.sort();
@@ -102,13 +105,13 @@ fn dist_dirs(site: &Path, name_prefix: &str) -> Vec<PathBuf> {
 pub fn driver_version(sites: &[PathBuf]) -> Option<String> {
     sites
         .iter()
-        .flat_map(|s| dist_dirs(s, "magnum_capi_helm-"))
+        .flat_map(|s| dist_dirs(s, |n| n == "magnum_capi_helm"))
         .find_map(|d| metadata_version(&d))
 }
 
 /// The installed pip's version (its flags differ across releases).
 pub fn pip_version(sites: &[PathBuf]) -> Option<String> {
-    sites.iter().flat_map(|s| dist_dirs(s, "pip-")).find_map(|d| metadata_version(&d))
+    sites.iter().flat_map(|s| dist_dirs(s, |n| n == "pip")).find_map(|d| metadata_version(&d))
 }
 
 /// Names of `magnum.drivers` entry points in `entry_points.txt` text.
@@ -132,7 +135,7 @@ pub fn magnum_driver_names(entry_points: &str) -> Vec<String> {
 pub fn magnum_drivers(sites: &[PathBuf]) -> Vec<String> {
     let mut out = Vec::new();
     for site in sites {
-        for dir in dist_dirs(site, "magnum") {
+        for dir in dist_dirs(site, |n| n.starts_with("magnum")) {
             if let Ok(text) = fs::read_to_string(dir.join("entry_points.txt")) {
                 out.extend(magnum_driver_names(&text));
             }

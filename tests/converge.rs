@@ -1,0 +1,337 @@
+//! Converge stories: install, no-op, change, rotation, upgrade, rollback,
+//! the principal arriving late, and every bad input leaving a working unit
+//! as it was.
+
+mod support;
+
+use serde_json::json;
+use support::{Unit, KUBECONFIG, SECRET_URI};
+
+const CAPI_CONF: &str = "/etc/magnum/magnum.conf.d/99-capi.conf";
+const API_DROPIN: &str = "/etc/systemd/system/magnum-api.service.d/99-magnum-capi.conf";
+const CONDUCTOR_DROPIN: &str = "/etc/systemd/system/magnum-conductor.service.d/99-magnum-capi.conf";
+
+fn converged() -> Unit {
+    let unit = Unit::new().kubeconfig(KUBECONFIG);
+    unit.hook("install").assert_ok();
+    assert_eq!(unit.status().0, "active", "{:?}", unit.status());
+    unit
+}
+
+#[test]
+fn first_install_does_the_runbook_correctly() {
+    let unit = Unit::new().kubeconfig(KUBECONFIG);
+    let run = unit.hook("install");
+    run.assert_ok();
+    assert_eq!(
+        run.spawned(),
+        [
+            "config-get",
+            "secret-get",
+            "status-set",
+            "pip3 install",
+            "python3",
+            "systemctl daemon-reload",
+            "systemctl restart",
+            "systemctl show",
+            "journalctl",
+            "application-version-set",
+            "status-set",
+        ]
+    );
+    let pip = &run.calls_of("pip3")[0];
+    assert_eq!(pip.args, ["install", "--break-system-packages", "--no-deps", "magnum-capi-helm==1.1.0"]);
+    assert_eq!(unit.status(), ("active".into(), "magnum-capi-helm 1.1.0 ready".into()));
+    assert_eq!(unit.app_version().as_deref(), Some("1.1.0"));
+
+    let ids = unit.ids;
+    let kube = unit.file("/etc/magnum/kubeconfig").unwrap();
+    assert_eq!((kube.mode, kube.uid, kube.gid), (0o640, ids.root_uid, ids.magnum_gid));
+    assert_eq!(kube.text(), KUBECONFIG);
+
+    let conf = unit.file(CAPI_CONF).unwrap();
+    assert_eq!((conf.mode, conf.uid, conf.gid), (0o640, ids.root_uid, ids.magnum_gid));
+    let text = conf.text();
+    assert!(text.is_ascii());
+    assert!(text.contains("[capi_helm]\nkubeconfig_file = /etc/magnum/kubeconfig\n"), "{text}");
+    assert!(text.contains("[drivers]\ndisabled_drivers = k8s_fedora_atomic_v1,k8s_fedora_coreos_v1\n"), "{text}");
+    assert!(!text.contains("enabled_drivers"));
+    let confd = unit.file("/etc/magnum/magnum.conf.d").unwrap();
+    assert_eq!((confd.mode, confd.gid), (0o750, ids.magnum_gid));
+
+    for (dropin, bin) in [(API_DROPIN, "/usr/bin/magnum-api"), (CONDUCTOR_DROPIN, "/usr/bin/magnum-conductor")] {
+        let d = unit.file(dropin).unwrap();
+        assert_eq!(d.mode, 0o644);
+        let exec: Vec<String> = d.text().lines().filter(|l| l.starts_with("ExecStart=")).map(str::to_string).collect();
+        assert_eq!(exec, ["ExecStart=".to_string(), format!("ExecStart={bin} --config-file=/etc/magnum/magnum.conf --config-dir=/etc/magnum/magnum.conf.d")]);
+    }
+    assert!(unit.temp_files().is_empty());
+    // The secret is in the kubeconfig and nowhere in what Juju records.
+    assert!(!run.stderr.contains("canary-token"));
+}
+
+#[test]
+fn a_second_config_changed_does_nothing() {
+    let unit = converged();
+    let before = unit.snapshot();
+    let run = unit.hook("config-changed");
+    run.assert_ok();
+    assert_eq!(run.spawned(), ["config-get", "secret-get"]);
+    assert_eq!(unit.snapshot(), before);
+    assert_eq!(unit.service("magnum-api")["start"], 2000, "no restart");
+}
+
+#[test]
+fn update_status_on_a_healthy_unit_only_looks() {
+    let unit = converged();
+    let before = unit.snapshot();
+    let run = unit.hook("update-status");
+    run.assert_ok();
+    assert_eq!(run.spawned(), ["config-get", "secret-get", "systemctl show"]);
+    assert_eq!(unit.snapshot(), before);
+}
+
+#[test]
+fn a_config_change_touches_only_99_capi_conf() {
+    let unit = converged();
+    let kube_before = unit.file("/etc/magnum/kubeconfig");
+    let dropin_before = unit.file(API_DROPIN);
+    unit.set_config("namespace-prefix", "tenant");
+    let run = unit.hook("config-changed");
+    run.assert_ok();
+    assert!(unit.text(CAPI_CONF).contains("namespace_prefix = tenant\n"));
+    assert_eq!(unit.file("/etc/magnum/kubeconfig"), kube_before);
+    assert_eq!(unit.file(API_DROPIN), dropin_before);
+    assert!(!run.called("pip3 install"));
+    assert!(!run.called("systemctl daemon-reload"), "no drop-in changed");
+    assert!(run.called("systemctl restart"));
+    assert_eq!(unit.status().0, "active");
+}
+
+#[test]
+fn secret_rotation_refreshes_and_rewrites_the_kubeconfig() {
+    let unit = converged();
+    let rotated = KUBECONFIG.replace("canary-token-0001", "canary-token-0002");
+    unit.set_secret(SECRET_URI, json!({"kubeconfig": rotated}));
+    let run = unit.hook("secret-changed");
+    run.assert_ok();
+    assert_eq!(run.calls_of("secret-get")[0].args, ["--format=json", "--refresh", SECRET_URI]);
+    assert_eq!(unit.text("/etc/magnum/kubeconfig"), rotated);
+    assert!(run.called("systemctl restart"));
+    assert!(!run.called("systemctl daemon-reload"));
+}
+
+#[test]
+fn upgrade_charm_reapplies_what_drifted() {
+    let unit = converged();
+    std::fs::remove_file(unit.path(CONDUCTOR_DROPIN)).unwrap();
+    let run = unit.hook("upgrade-charm");
+    run.assert_ok();
+    assert!(unit.file(CONDUCTOR_DROPIN).is_some());
+    assert!(run.called("systemctl daemon-reload"));
+    assert!(run.called("systemctl restart"));
+}
+
+#[test]
+fn a_new_driver_version_reinstalls_and_restarts() {
+    let unit = converged();
+    unit.set_config("driver-version", "1.4.0");
+    unit.set_config("pip-index-url", "https://pypi.internal.example/simple");
+    let run = unit.hook("config-changed");
+    run.assert_ok();
+    assert_eq!(
+        run.calls_of("pip3")[0].args,
+        ["install", "--break-system-packages", "--no-deps", "--index-url", "https://pypi.internal.example/simple", "magnum-capi-helm==1.4.0"]
+    );
+    assert_eq!(unit.status(), ("active".into(), "magnum-capi-helm 1.4.0 ready".into()));
+    assert_eq!(unit.app_version().as_deref(), Some("1.4.0"));
+}
+
+#[test]
+fn the_principal_missing_then_arriving() {
+    let unit = Unit::empty().kubeconfig(KUBECONFIG);
+    let run = unit.hook("install");
+    run.assert_ok();
+    assert_eq!(run.spawned(), ["status-set"]);
+    assert_eq!(unit.status().0, "waiting");
+    // Still nothing written while waiting (not even the charm's state), so
+    // the waiting status is set again: the only spawn of such a hook.
+    assert!(unit.snapshot_all().is_empty());
+    assert_eq!(unit.hook("update-status").spawned(), ["status-set"]);
+    unit.add_magnum();
+    unit.hook("juju-info-relation-changed").assert_ok();
+    assert_eq!(unit.status(), ("active".into(), "magnum-capi-helm 1.1.0 ready".into()));
+}
+
+#[test]
+fn an_unhealthy_restart_is_rolled_back() {
+    let unit = converged();
+    let good_conf = unit.file(CAPI_CONF);
+    unit.set(
+        "unhealthy_if",
+        json!({"path": CAPI_CONF, "contains": "namespace_prefix = broken", "journal": ["Traceback (most recent call last):", "oslo_config.cfg.ConfigFileValueError: Value for option namespace_prefix is not valid"]}),
+    );
+    unit.set_config("namespace-prefix", "broken");
+    let run = unit.hook("config-changed");
+    run.assert_ok();
+    let (kind, message) = unit.status();
+    assert_eq!(kind, "blocked");
+    assert!(message.contains("rolled back"), "{message}");
+    assert!(message.contains("ConfigFileValueError"), "{message}");
+    assert_eq!(unit.file(CAPI_CONF), good_conf, "last good config restored");
+    assert!(run.called("systemctl reset-failed"));
+    assert_eq!(unit.service("magnum-api")["active_state"], "active");
+    assert_eq!(unit.service("magnum-api")["n_restarts"], 0);
+
+    // The same bad change is not tried again on the next hooks.
+    let again = unit.hook("update-status");
+    again.assert_ok();
+    assert!(!again.called("systemctl restart"), "{:?}", again.spawned());
+    assert_eq!(unit.status().0, "blocked");
+
+    // A fixed config goes through.
+    unit.set_config("namespace-prefix", "fixed");
+    unit.hook("config-changed").assert_ok();
+    assert_eq!(unit.status().0, "active");
+    assert!(unit.text(CAPI_CONF).contains("namespace_prefix = fixed"));
+}
+
+#[test]
+fn a_stopped_service_is_restarted_on_update_status() {
+    let unit = converged();
+    unit.set("services", json!({
+        "magnum-api": {"active_state": "active", "sub_state": "running", "result": "success", "n_restarts": 0, "start": 2000},
+        "magnum-conductor": {"active_state": "inactive", "sub_state": "dead", "result": "success", "n_restarts": 0, "start": 2000},
+    }));
+    let run = unit.hook("update-status");
+    run.assert_ok();
+    let restart = run.calls.iter().find(|c| c.label() == "systemctl restart").expect("restarted");
+    assert_eq!(restart.args, ["restart", "magnum-conductor.service"]);
+    assert_eq!(unit.service("magnum-conductor")["active_state"], "active");
+    assert_eq!(unit.status().0, "active");
+}
+
+#[test]
+fn service_override_none_removes_the_dropins() {
+    let unit = converged();
+    unit.set_config("service-override", "none");
+    let run = unit.hook("config-changed");
+    run.assert_ok();
+    assert!(unit.file(API_DROPIN).is_none());
+    assert!(unit.file(CONDUCTOR_DROPIN).is_none());
+    assert!(run.called("systemctl daemon-reload"));
+    assert_eq!(unit.status().0, "active");
+}
+
+#[test]
+fn service_override_none_refuses_a_magnum_conf_that_wins() {
+    let unit = converged();
+    let mut conf = unit.text("/etc/magnum/magnum.conf");
+    conf.push_str("\n[capi_helm]\nkubeconfig_file = /root/.kube/config\n");
+    unit.put("/etc/magnum/magnum.conf", &conf, 0o640);
+    unit.set_config("service-override", "none");
+    let before = unit.snapshot();
+    unit.hook("config-changed").assert_ok();
+    let (kind, message) = unit.status();
+    assert_eq!(kind, "blocked");
+    assert!(message.contains("[capi_helm] kubeconfig_file"), "{message}");
+    assert_eq!(unit.snapshot(), before);
+}
+
+/// A working unit, a bad input, a hook: blocked with `want` in the message,
+/// and no file or service touched.
+fn refuses(setup: impl FnOnce(&Unit), hook: &str, want: &str) {
+    let unit = converged();
+    let before = unit.snapshot();
+    let services = unit.world()["services"].clone();
+    setup(&unit);
+    let run = unit.hook(hook);
+    run.assert_ok();
+    let (kind, message) = unit.status();
+    assert_eq!(kind, "blocked", "{want}: {message}");
+    assert!(message.contains(want), "{message:?} does not say {want:?}");
+    assert_eq!(unit.snapshot(), before, "{want}: the unit changed");
+    assert_eq!(unit.world()["services"], services, "{want}: services touched");
+    assert!(!run.called("systemctl restart") && !run.called("pip3 install"), "{want}: {:?}", run.spawned());
+    assert!(!message.contains("canary-token"), "status leaks the secret");
+}
+
+#[test]
+fn bad_secrets_change_nothing() {
+    refuses(|u| u.unset_config("kubeconfig-secret"), "config-changed", "juju add-secret");
+    refuses(|u| u.set_config("kubeconfig-secret", "not-a-secret"), "config-changed", "not a secret URI");
+    refuses(|u| u.set_config("kubeconfig-secret", "secret:cvnotthere000000000"), "config-changed", "not found");
+    refuses(|u| u.set("secrets", json!({SECRET_URI: {"error": "denied"}})), "config-changed", "juju grant-secret");
+    refuses(|u| u.set_secret(SECRET_URI, json!({"config": KUBECONFIG})), "secret-changed", "no key kubeconfig");
+}
+
+#[test]
+fn bad_kubeconfigs_change_nothing() {
+    let cases: Vec<(String, &str)> = vec![
+        ("{{ not yaml".into(), "not valid YAML"),
+        (KUBECONFIG.replace("kind: Config", "kind: Secret"), "kind: Config"),
+        (KUBECONFIG.replace("current-context: magnum@capi-mgmt", "current-context: \"\""), "no current-context"),
+        (KUBECONFIG.replace("https://", "http://"), "https"),
+        (KUBECONFIG.replace("LS0tLS1CRUdJTi", "!!!"), "base64"),
+        (format!("{KUBECONFIG}#{}", "x".repeat(1024 * 1024)), "1 MiB"),
+    ];
+    for (bad, want) in cases {
+        refuses(move |u| u.set_secret(SECRET_URI, json!({"kubeconfig": bad})), "secret-changed", want);
+    }
+}
+
+#[test]
+fn bad_config_values_change_nothing() {
+    for (key, value, want) in [
+        ("driver-version", "1.1.0; rm -rf /", "driver-version"),
+        ("driver-version", "../x", "driver-version"),
+        ("driver-version", "", "driver-version"),
+        ("pip-index-url", "ftp://mirror/simple", "pip-index-url"),
+        ("namespace-prefix", "x\n[DEFAULT]\ndebug = true", "line break"),
+        ("namespace-prefix", "x\r[DEFAULT]\rdebug = true", "line break"),
+        ("helm-chart-repo", "https://charts.example/[x]", "'['"),
+        ("namespace-prefix", "magnum\u{2014}capi", "non-ASCII"),
+        ("service-override", "sometimes", "service-override"),
+        ("disabled-drivers", "k8s_capi_helm_v1", "disabled-drivers"),
+        ("csi-cinder-reclaim-policy", "Keep", "csi-cinder-reclaim-policy"),
+    ] {
+        refuses(move |u| u.set_config(key, value), "config-changed", want);
+    }
+    refuses(|u| u.set_config("minimum-flavor-ram", "lots"), "config-changed", "minimum-flavor-ram");
+}
+
+#[test]
+fn failing_tools_leave_a_clear_status() {
+    // pip failing: nothing written, blocked with pip's words.
+    let unit = Unit::new().kubeconfig(KUBECONFIG).fail("pip3", "ERROR: No matching distribution found for magnum-capi-helm==1.1.0");
+    unit.hook("install").assert_ok();
+    let (kind, message) = unit.status();
+    assert_eq!(kind, "blocked");
+    assert!(message.contains("No matching distribution"), "{message}");
+    assert!(unit.file(CAPI_CONF).is_none());
+
+    // The import check failing: blocked with what is missing.
+    let unit = Unit::new().kubeconfig(KUBECONFIG).with("python", json!({"missing": ["oslo_utils"]}));
+    unit.hook("install").assert_ok();
+    let (kind, message) = unit.status();
+    assert_eq!(kind, "blocked");
+    assert!(message.contains("oslo_utils"), "{message}");
+
+    // systemctl failing: blocked with its words.
+    let unit = Unit::new().kubeconfig(KUBECONFIG).fail("systemctl restart", "Failed to restart magnum-api.service: Access denied");
+    unit.hook("install").assert_ok();
+    let (kind, message) = unit.status();
+    assert_eq!(kind, "blocked");
+    assert!(message.contains("Access denied"), "{message}");
+}
+
+#[test]
+fn a_unit_blocked_on_grant_goes_active_by_itself() {
+    let unit = Unit::new().kubeconfig(KUBECONFIG).secret_error(SECRET_URI, "denied");
+    unit.hook("config-changed").assert_ok();
+    assert!(unit.status().1.contains("not granted"));
+    // juju grant-secret fires no hook; update-status picks it up.
+    unit.set_secret(SECRET_URI, json!({"kubeconfig": KUBECONFIG}));
+    unit.hook("update-status").assert_ok();
+    assert_eq!(unit.status().0, "active");
+}

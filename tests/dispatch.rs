@@ -1,0 +1,98 @@
+//! Routing: every event Juju can send reaches the right handler, unknown
+//! hooks are a quiet no-op, unknown actions fail through action-fail.
+
+mod support;
+
+use serde_json::json;
+use support::{Unit, CHARM, KUBECONFIG};
+
+/// Hooks that converge: on a unit without magnum they only report waiting.
+const CONVERGING: [&str; 8] = [
+    "install",
+    "config-changed",
+    "upgrade-charm",
+    "secret-changed",
+    "start",
+    "update-status",
+    "juju-info-relation-joined",
+    "juju-info-relation-changed",
+];
+
+#[test]
+fn every_converging_hook_waits_for_magnum_on_an_empty_unit() {
+    for hook in CONVERGING {
+        let unit = Unit::empty();
+        let run = unit.hook(hook);
+        run.assert_ok();
+        // Nothing to observe through Juju before the principal is here.
+        assert_eq!(run.spawned(), ["status-set"], "{hook}");
+        let (kind, message) = unit.status();
+        assert_eq!(kind, "waiting", "{hook}");
+        assert!(message.contains("juju integrate magnum-capi magnum"), "{hook}: {message}");
+        // And nothing is written to the unit.
+        assert!(unit.snapshot().is_empty(), "{hook} wrote {:?}", unit.snapshot());
+    }
+}
+
+#[test]
+fn stop_remove_and_departed_run_without_touching_the_unit() {
+    for hook in ["stop", "remove", "juju-info-relation-departed"] {
+        let unit = Unit::new().kubeconfig(KUBECONFIG);
+        let before = unit.snapshot();
+        let run = unit.hook(hook);
+        run.assert_ok();
+        assert!(run.calls.is_empty(), "{hook} spawned {:?}", run.spawned());
+        assert_eq!(unit.snapshot(), before, "{hook}");
+        assert!(run.stderr.contains(hook), "{hook} logs a line: {}", run.stderr);
+    }
+}
+
+#[test]
+fn an_unknown_hook_exits_zero_with_one_log_line() {
+    let unit = Unit::new();
+    let run = unit.hook("leader-elected");
+    run.assert_ok();
+    assert!(run.calls.is_empty());
+    assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+    assert!(run.stderr.contains("leader-elected"));
+}
+
+#[test]
+fn an_unknown_action_fails_through_action_fail() {
+    let unit = Unit::new();
+    let run = unit.action("frobnicate", json!({}));
+    run.assert_ok();
+    assert_eq!(run.spawned(), ["action-fail"]);
+    let msg = unit.action_failed().expect("action-fail called");
+    assert!(msg.contains("frobnicate") && msg.contains("verify") && msg.contains("smoketest"), "{msg}");
+}
+
+#[test]
+fn known_actions_reach_their_handler() {
+    for action in ["verify", "smoketest"] {
+        let unit = Unit::new();
+        let run = unit.action(action, json!({}));
+        assert!(!run.calls.is_empty(), "{action} ran nothing");
+        assert!(run.calls.iter().all(|c| c.tool.starts_with("action-") || ["config-get", "secret-get", "systemctl", "journalctl", "python3", "helm"].contains(&c.tool.as_str())), "{action}: {:?}", run.spawned());
+    }
+}
+
+#[test]
+fn a_dispatch_path_that_is_not_a_hook_or_action_is_an_error() {
+    let unit = Unit::new();
+    let run = unit.dispatch("bogus", &[]);
+    assert_ne!(run.code, 0);
+    assert!(run.stderr.contains("JUJU_DISPATCH_PATH"), "{}", run.stderr);
+}
+
+#[test]
+fn old_agents_run_hooks_by_their_link_name() {
+    // Juju before dispatch runs hooks/<hook> directly: a link to the binary.
+    let unit = Unit::empty();
+    let hooks = unit.root().parent().unwrap().join("charm/hooks");
+    std::fs::create_dir_all(&hooks).unwrap();
+    std::os::unix::fs::symlink(CHARM, hooks.join("update-status")).unwrap();
+    let run = unit.run_program(&hooks.join("update-status"), "", &[]);
+    run.assert_ok();
+    assert_eq!(unit.status().0, "waiting");
+}

@@ -1,0 +1,475 @@
+//! The `Unit` fixture: a fake magnum unit in a temp directory (its root
+//! filesystem, the fake programs first and alone on PATH, the fakes' world),
+//! and the real built charm binary run against it with a Juju hook
+//! environment. Tests read like a story:
+//!
+//! ```ignore
+//! let unit = Unit::new().kubeconfig(KUBECONFIG);
+//! let run = unit.hook("config-changed");
+//! run.assert_ok();
+//! assert_eq!(unit.status(), ("active", "magnum-capi-helm 1.1.0 ready".into()));
+//! ```
+#![allow(dead_code)]
+
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::{json, Value};
+
+pub const CHARM: &str = env!("CARGO_BIN_EXE_magnum-capi");
+pub const FAKE_TOOL: &str = env!("CARGO_BIN_EXE_fake-tool");
+
+/// Every program the charm may run; each is the fake, by name.
+pub const TOOLS: [&str; 18] = [
+    "config-get",
+    "secret-get",
+    "status-set",
+    "application-version-set",
+    "action-get",
+    "action-set",
+    "action-fail",
+    "action-log",
+    "resource-get",
+    "juju-log",
+    "is-leader",
+    "systemctl",
+    "journalctl",
+    "pip3",
+    "python3",
+    "helm",
+    "pip",
+    "python",
+];
+
+pub const SECRET_URI: &str = "secret:d1f8kq7mp25c77s6iqgg";
+
+/// A valid service-account (token) kubeconfig.
+pub const KUBECONFIG: &str = "apiVersion: v1
+kind: Config
+clusters:
+- name: capi-mgmt
+  cluster:
+    server: https://10.20.0.10:6443
+    certificate-authority-data: LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCk1JSUJkVENDQVJ1Z0F3SUJBZ0lJCi0tLS0tRU5EIENFUlRJRklDQVRFLS0tLS0K
+contexts:
+- name: magnum@capi-mgmt
+  context:
+    cluster: capi-mgmt
+    user: magnum
+current-context: magnum@capi-mgmt
+users:
+- name: magnum
+  user:
+    token: eyJhbGciOiJSUzI1NiJ9.canary-token-0001.sig
+";
+
+/// The ids the fake unit's accounts map to. As root they are realistic;
+/// as another user every account maps to ourselves, so chown still works.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ids {
+    pub root_uid: u32,
+    pub root_gid: u32,
+    pub magnum_uid: u32,
+    pub magnum_gid: u32,
+}
+
+impl Ids {
+    fn here() -> Ids {
+        let (uid, gid) = (nix_uid(), nix_gid());
+        if uid == 0 {
+            Ids { root_uid: 0, root_gid: 0, magnum_uid: 64060, magnum_gid: 64060 }
+        } else {
+            Ids { root_uid: uid, root_gid: gid, magnum_uid: uid, magnum_gid: gid }
+        }
+    }
+}
+
+fn nix_uid() -> u32 {
+    fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(0)
+}
+
+fn nix_gid() -> u32 {
+    fs::metadata("/proc/self").map(|m| m.gid()).unwrap_or(0)
+}
+
+/// A file under the unit root as a test sees it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct FileState {
+    pub content: Vec<u8>,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+impl std::fmt::Debug for FileState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:o} {}:{} {:?}", self.mode, self.uid, self.gid, self.text())
+    }
+}
+
+impl FileState {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.content).into_owned()
+    }
+}
+
+/// One program the charm ran.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Call {
+    pub tool: String,
+    pub args: Vec<String>,
+}
+
+impl Call {
+    /// `tool verb` for systemctl-like tools, else the tool.
+    pub fn label(&self) -> String {
+        match self.tool.as_str() {
+            "systemctl" | "pip3" => format!("{} {}", self.tool, self.args.first().cloned().unwrap_or_default()),
+            _ => self.tool.clone(),
+        }
+    }
+}
+
+pub struct Unit {
+    dir: tempfile::TempDir,
+    pub ids: Ids,
+}
+
+/// What one run of the charm did.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    pub calls: Vec<Call>,
+}
+
+impl Run {
+    pub fn assert_ok(&self) -> &Run {
+        assert_eq!(self.code, 0, "charm exited {}\nstderr:\n{}", self.code, self.stderr);
+        self
+    }
+
+    /// The programs run, labelled (`systemctl restart`, `config-get`, ...).
+    pub fn spawned(&self) -> Vec<String> {
+        self.calls.iter().map(Call::label).collect()
+    }
+
+    pub fn called(&self, label: &str) -> bool {
+        self.spawned().iter().any(|l| l == label)
+    }
+
+    pub fn calls_of(&self, tool: &str) -> Vec<&Call> {
+        self.calls.iter().filter(|c| c.tool == tool).collect()
+    }
+}
+
+impl Default for Unit {
+    fn default() -> Self {
+        Unit::new()
+    }
+}
+
+impl Unit {
+    /// An empty unit: a root with nothing in it, before magnum arrives.
+    pub fn empty() -> Unit {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let unit = Unit { dir, ids: Ids::here() };
+        fs::create_dir_all(unit.root()).unwrap();
+        fs::create_dir_all(unit.bin()).unwrap();
+        fs::create_dir_all(unit.fake_dir()).unwrap();
+        for tool in TOOLS {
+            std::os::unix::fs::symlink(FAKE_TOOL, unit.bin().join(tool)).unwrap();
+        }
+        unit.write_world(&json!({"config": {"driver-version": "1.1.0", "disabled-drivers": "auto", "service-override": "runbook", "restart-settle-seconds": 0}}));
+        unit
+    }
+
+    /// A healthy magnum unit as Debian packages it (FACTS.md): accounts,
+    /// /etc/magnum, magnum.conf, the two services running from their
+    /// packaged unit files, the distro magnum and pip in the system Python.
+    pub fn new() -> Unit {
+        let unit = Unit::empty();
+        unit.add_magnum();
+        unit
+    }
+
+    pub fn add_magnum(&self) {
+        let ids = self.ids;
+        self.put("/etc/passwd", &format!("root:x:{}:{}:root:/root:/bin/bash\nmagnum:x:{}:{}::/var/lib/magnum:/usr/sbin/nologin\n", ids.root_uid, ids.root_gid, ids.magnum_uid, ids.magnum_gid), 0o644);
+        self.put("/etc/group", &format!("root:x:{}:\nmagnum:x:{}:\n", ids.root_gid, ids.magnum_gid), 0o644);
+        fs::create_dir_all(self.path("/etc/magnum")).unwrap();
+        self.chmod("/etc/magnum", 0o750);
+        self.put("/etc/magnum/magnum.conf", "[DEFAULT]\ntransport_url = fake:/\n\n[database]\nconnection = sqlite:////var/lib/magnum/magnum.sqlite\n\n[drivers]\nopenstack_ca_file = /etc/ssl/certs/ca-certificates.crt\n", 0o640);
+        for (service, exec) in [
+            ("magnum-api", "/etc/init.d/magnum-api systemd-start"),
+            ("magnum-conductor", "/etc/init.d/magnum-conductor systemd-start"),
+        ] {
+            self.put(
+                &format!("/lib/systemd/system/{service}.service"),
+                &format!("[Unit]\nDescription=OpenStack Magnum ({service})\nAfter=network-online.target\n\n[Service]\nUser=magnum\nGroup=magnum\nType=simple\nWorkingDirectory=/var/lib/magnum\nExecStart={exec}\nRestart=on-failure\nLimitNOFILE=65535\nTimeoutStopSec=15\n\n[Install]\nWantedBy=multi-user.target\n"),
+                0o644,
+            );
+            self.put(&format!("/usr/bin/{service}"), "#!/usr/bin/python3\n# magnum\n", 0o755);
+        }
+        self.put("/usr/lib/python3/dist-packages/magnum-15.0.1.egg-info/PKG-INFO", "Metadata-Version: 1.2\nName: magnum\nVersion: 15.0.1\n", 0o644);
+        self.put(
+            "/usr/lib/python3/dist-packages/magnum-15.0.1.egg-info/entry_points.txt",
+            "[console_scripts]\nmagnum-api = magnum.cmd.api:main\n\n[magnum.drivers]\nk8s_fedora_atomic_v1 = magnum.drivers.k8s_fedora_atomic_v1.driver:Driver\nk8s_fedora_coreos_v1 = magnum.drivers.k8s_fedora_coreos_v1.driver:Driver\n",
+            0o644,
+        );
+        self.put("/usr/lib/python3/dist-packages/pip-23.0.1.dist-info/METADATA", "Metadata-Version: 2.1\nName: pip\nVersion: 23.0.1\n", 0o644);
+        self.put("/usr/lib/python3.11/EXTERNALLY-MANAGED", "[externally-managed]\n", 0o644);
+        let mut w = self.world();
+        w["services"] = json!({
+            "magnum-api": {"active_state": "active", "sub_state": "running", "result": "success", "n_restarts": 0, "start": 1000},
+            "magnum-conductor": {"active_state": "active", "sub_state": "running", "result": "success", "n_restarts": 0, "start": 1000},
+        });
+        self.write_world(&w);
+    }
+
+    // ---- builder: what the test sets up ----
+
+    /// `juju config magnum-capi key=value`.
+    pub fn config(self, key: &str, value: impl Into<Value>) -> Unit {
+        self.set_config(key, value);
+        self
+    }
+
+    pub fn set_config(&self, key: &str, value: impl Into<Value>) {
+        let mut w = self.world();
+        w["config"][key] = value.into();
+        self.write_world(&w);
+    }
+
+    pub fn unset_config(&self, key: &str) {
+        let mut w = self.world();
+        w["config"].as_object_mut().unwrap().remove(key);
+        self.write_world(&w);
+    }
+
+    /// A user secret granted to the charm, and kubeconfig-secret set to it.
+    pub fn kubeconfig(self, kubeconfig: &str) -> Unit {
+        self.set_secret(SECRET_URI, json!({"kubeconfig": kubeconfig}));
+        self.config("kubeconfig-secret", SECRET_URI)
+    }
+
+    pub fn set_secret(&self, uri: &str, content: Value) {
+        let mut w = self.world();
+        w["secrets"][uri] = json!({"content": content});
+        self.write_world(&w);
+    }
+
+    /// `not-found` or `denied` for this secret.
+    pub fn secret_error(self, uri: &str, error: &str) -> Unit {
+        let mut w = self.world();
+        w["secrets"][uri] = json!({"error": error});
+        self.write_world(&w);
+        self
+    }
+
+    /// Any key of the fakes' world (see tests/fakes/fake_tool.rs).
+    pub fn with(self, key: &str, value: Value) -> Unit {
+        self.set(key, value);
+        self
+    }
+
+    pub fn set(&self, key: &str, value: Value) {
+        let mut w = self.world();
+        w[key] = value;
+        self.write_world(&w);
+    }
+
+    /// Make `tool` (or `tool verb`) fail with this stderr.
+    pub fn fail(self, tool: &str, stderr: &str) -> Unit {
+        let mut w = self.world();
+        w["fail"][tool] = json!({"code": 1, "stderr": stderr});
+        self.write_world(&w);
+        self
+    }
+
+    pub fn unfail(&self, tool: &str) {
+        let mut w = self.world();
+        if let Some(f) = w["fail"].as_object_mut() {
+            f.remove(tool);
+        }
+        self.write_world(&w);
+    }
+
+    // ---- running the charm ----
+
+    pub fn hook(&self, hook: &str) -> Run {
+        self.dispatch(&format!("hooks/{hook}"), &[])
+    }
+
+    pub fn action(&self, action: &str, params: Value) -> Run {
+        self.set("action_params", params);
+        for f in ["action-results.json", "action-failed", "action-log.txt"] {
+            let _ = fs::remove_file(self.fake_dir().join(f));
+        }
+        self.dispatch(&format!("actions/{action}"), &[("JUJU_ACTION_NAME", action), ("JUJU_ACTION_UUID", "1")])
+    }
+
+    /// Run the charm binary as Juju's dispatch would, plus extra env.
+    pub fn dispatch(&self, path: &str, extra: &[(&str, &str)]) -> Run {
+        self.run_program(Path::new(CHARM), path, extra)
+    }
+
+    pub fn run_program(&self, program: &Path, dispatch_path: &str, extra: &[(&str, &str)]) -> Run {
+        let calls_before = self.all_calls().len();
+        let charm_dir = self.dir.path().join("charm");
+        fs::create_dir_all(&charm_dir).unwrap();
+        let mut cmd = Command::new(program);
+        cmd.env_clear()
+            .current_dir(&charm_dir)
+            .env("PATH", self.bin())
+            .env("MAGNUM_CAPI_ROOT", self.root())
+            .env("FAKE_UNIT", self.fake_dir())
+            .env("JUJU_DISPATCH_PATH", dispatch_path)
+            .env("JUJU_CHARM_DIR", &charm_dir)
+            .env("JUJU_UNIT_NAME", "magnum-capi/0")
+            .env("JUJU_MODEL_NAME", "openstack")
+            .env("JUJU_VERSION", "3.6.4");
+        if let Some(hook) = dispatch_path.strip_prefix("hooks/") {
+            cmd.env("JUJU_HOOK_NAME", hook);
+        }
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().expect("run the charm");
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            calls: self.all_calls().split_off(calls_before),
+        }
+    }
+
+    // ---- what the test reads back ----
+
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().join("root")
+    }
+
+    pub fn bin(&self) -> PathBuf {
+        self.dir.path().join("bin")
+    }
+
+    pub fn fake_dir(&self) -> PathBuf {
+        self.dir.path().join("fake")
+    }
+
+    /// A unit path under the root.
+    pub fn path(&self, unit_path: &str) -> PathBuf {
+        self.root().join(unit_path.trim_start_matches('/'))
+    }
+
+    /// Write a file on the unit, owned as a package would own it.
+    pub fn put(&self, unit_path: &str, content: &str, mode: u32) {
+        let p = self.path(unit_path);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(&p, content).unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    pub fn chmod(&self, unit_path: &str, mode: u32) {
+        fs::set_permissions(self.path(unit_path), fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    pub fn file(&self, unit_path: &str) -> Option<FileState> {
+        let p = self.path(unit_path);
+        let meta = fs::symlink_metadata(&p).ok()?;
+        Some(FileState { content: fs::read(&p).unwrap_or_default(), mode: meta.mode() & 0o7777, uid: meta.uid(), gid: meta.gid() })
+    }
+
+    pub fn text(&self, unit_path: &str) -> String {
+        self.file(unit_path).unwrap_or_else(|| panic!("{unit_path} does not exist")).text()
+    }
+
+    /// Every file and directory under the root with its state, but the
+    /// charm's own memory (/var/lib/magnum-capi): to assert that a run
+    /// changed nothing on the unit.
+    pub fn snapshot(&self) -> Vec<(String, FileState)> {
+        self.snapshot_all().into_iter().filter(|(p, _)| !p.starts_with("/var/lib/magnum-capi/")).collect()
+    }
+
+    /// Every file and directory under the root, the charm's state included.
+    pub fn snapshot_all(&self) -> Vec<(String, FileState)> {
+        let mut out = Vec::new();
+        let mut stack = vec![self.root()];
+        while let Some(dir) = stack.pop() {
+            for e in fs::read_dir(&dir).unwrap().flatten() {
+                let p = e.path();
+                let meta = fs::symlink_metadata(&p).unwrap();
+                let rel = format!("/{}", p.strip_prefix(self.root()).unwrap().display());
+                if meta.is_dir() {
+                    out.push((rel.clone() + "/", FileState { content: vec![], mode: meta.mode() & 0o7777, uid: meta.uid(), gid: meta.gid() }));
+                    stack.push(p);
+                } else {
+                    out.push((rel.clone(), self.file(&rel).unwrap()));
+                }
+            }
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    pub fn world(&self) -> Value {
+        serde_json::from_slice(&fs::read(self.fake_dir().join("world.json")).unwrap()).unwrap()
+    }
+
+    fn write_world(&self, w: &Value) {
+        fs::write(self.fake_dir().join("world.json"), serde_json::to_vec_pretty(w).unwrap()).unwrap();
+    }
+
+    pub fn all_calls(&self) -> Vec<Call> {
+        fs::read_to_string(self.fake_dir().join("calls.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| {
+                let v: Value = serde_json::from_str(l).unwrap();
+                Call {
+                    tool: v["tool"].as_str().unwrap().to_string(),
+                    args: v["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_string()).collect(),
+                }
+            })
+            .collect()
+    }
+
+    /// The unit's workload status as `juju status` would show it.
+    pub fn status(&self) -> (String, String) {
+        let s: Value = fs::read(self.fake_dir().join("status.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or(json!({"kind": "unknown", "message": ""}));
+        (s["kind"].as_str().unwrap().to_string(), s["message"].as_str().unwrap().to_string())
+    }
+
+    pub fn app_version(&self) -> Option<String> {
+        fs::read_to_string(self.fake_dir().join("app-version")).ok()
+    }
+
+    pub fn action_results(&self) -> Value {
+        fs::read(self.fake_dir().join("action-results.json")).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or(json!({}))
+    }
+
+    pub fn action_failed(&self) -> Option<String> {
+        fs::read_to_string(self.fake_dir().join("action-failed")).ok()
+    }
+
+    pub fn action_log(&self) -> Vec<String> {
+        fs::read_to_string(self.fake_dir().join("action-log.txt")).unwrap_or_default().lines().map(str::to_string).collect()
+    }
+
+    /// The fake systemd's view of a service.
+    pub fn service(&self, name: &str) -> Value {
+        self.world()["services"][name].clone()
+    }
+
+    /// Temp files the charm left behind anywhere under the root.
+    pub fn temp_files(&self) -> Vec<String> {
+        self.snapshot_all().into_iter().map(|(p, _)| p).filter(|p| p.contains("magnum-capi-tmp")).collect()
+    }
+}
