@@ -44,10 +44,18 @@ pub fn run(event: &Event, root: &Root, tools: &HookTools) -> Result<()> {
 }
 
 fn epoch_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
-fn converge(event: &Event, root: &Root, tools: &HookTools, o: &Observed, state: &mut State) -> Result<Status> {
+fn converge(
+    event: &Event,
+    root: &Root,
+    tools: &HookTools,
+    o: &Observed,
+    state: &mut State,
+) -> Result<Status> {
     if let Some(waiting) = plan::principal_missing(o) {
         return Ok(waiting);
     }
@@ -65,7 +73,10 @@ fn converge(event: &Event, root: &Root, tools: &HookTools, o: &Observed, state: 
             })
         }
     };
-    let kubeconfig = match plan::kubeconfig_from_secret(settings.kubeconfig_secret.as_deref(), secret.as_ref()) {
+    let kubeconfig = match plan::kubeconfig_from_secret(
+        settings.kubeconfig_secret.as_deref(),
+        secret.as_ref(),
+    ) {
         Ok(k) => k,
         Err(status) => return Ok(status),
     };
@@ -84,7 +95,7 @@ fn converge(event: &Event, root: &Root, tools: &HookTools, o: &Observed, state: 
         if *event == Event::UpdateStatus {
             return services_up(root, &desired, state);
         }
-        return Ok(finish(tools, &desired, state)?);
+        return finish(tools, &desired, state);
     }
     apply(root, tools, o, &desired, &changes, state)
 }
@@ -105,7 +116,11 @@ fn services_up(root: &Root, desired: &Desired, state: &mut State) -> Result<Stat
     let down: Vec<&str> = SERVICES
         .iter()
         .zip(&states)
-        .filter(|(_, s)| s.active_state != "active" && s.active_state != "activating" && s.active_state != "reloading")
+        .filter(|(_, s)| {
+            s.active_state != "active"
+                && s.active_state != "activating"
+                && s.active_state != "reloading"
+        })
         .map(|(name, _)| *name)
         .collect();
     if down.is_empty() {
@@ -117,13 +132,27 @@ fn services_up(root: &Root, desired: &Desired, state: &mut State) -> Result<Stat
     let since = epoch_now();
     systemd::reset_failed(&down)?;
     systemd::restart(&down)?;
-    Ok(match health::watch(&down, Duration::from_secs(desired.settle_seconds), since)? {
-        None => desired.ready.clone(),
-        Some(v) => Status::blocked(format!("{} not healthy after restart: {}; fix: {}", down.join(", "), v.problem, v.fix)),
-    })
+    Ok(
+        match health::watch(&down, Duration::from_secs(desired.settle_seconds), since)? {
+            None => desired.ready.clone(),
+            Some(v) => Status::blocked(format!(
+                "{} not healthy after restart: {}; fix: {}",
+                down.join(", "),
+                v.problem,
+                v.fix
+            )),
+        },
+    )
 }
 
-fn apply(root: &Root, tools: &HookTools, o: &Observed, d: &Desired, c: &Changes, state: &mut State) -> Result<Status> {
+fn apply(
+    root: &Root,
+    tools: &HookTools,
+    o: &Observed,
+    d: &Desired,
+    c: &Changes,
+    state: &mut State,
+) -> Result<Status> {
     let ids = (o.root_uid, o.root_gid);
     if state.status.as_ref().map(|s| s.kind) != Some(StatusKind::Maintenance) {
         let working = Status::maintenance("applying magnum-capi-helm configuration");
@@ -138,10 +167,16 @@ fn apply(root: &Root, tools: &HookTools, o: &Observed, d: &Desired, c: &Changes,
 
     if c.install_driver {
         let sites = site_dirs(root);
-        let args = pip::install_args(&d.driver_version, d.pip_index_url.as_deref(), pip_version(&sites).as_deref());
+        let args = pip::install_args(
+            &d.driver_version,
+            d.pip_index_url.as_deref(),
+            pip_version(&sites).as_deref(),
+        );
         tracing::info!("installing magnum-capi-helm {}", d.driver_version);
         if let Err(e) = pip::install(&args) {
-            return Ok(Status::blocked(format!("{e:#}; fix the index or juju config magnum-capi driver-version=<version>")));
+            return Ok(Status::blocked(format!(
+                "{e:#}; fix the index or juju config magnum-capi driver-version=<version>"
+            )));
         }
         let check = pip::import_check()?;
         if let Some(problem) = check.problem() {
@@ -150,7 +185,12 @@ fn apply(root: &Root, tools: &HookTools, o: &Observed, d: &Desired, c: &Changes,
         tracing::info!("driver loads: {}", check.entry_point.unwrap_or_default());
     }
     if c.fix_conf_d {
-        files::ensure_dir(&root.path(CONF_D), d.conf_d.mode, d.conf_d.uid, d.conf_d.gid)?;
+        files::ensure_dir(
+            &root.path(CONF_D),
+            d.conf_d.mode,
+            d.conf_d.uid,
+            d.conf_d.gid,
+        )?;
     }
     for f in &c.writes {
         tracing::info!("writing {}", f.path);
@@ -172,14 +212,24 @@ fn apply(root: &Root, tools: &HookTools, o: &Observed, d: &Desired, c: &Changes,
     if c.restart {
         let since = epoch_now();
         systemd::restart(&SERVICES).context("restarting the magnum services")?;
-        if let Some(verdict) = health::watch(&SERVICES, Duration::from_secs(d.settle_seconds), since)? {
+        if let Some(verdict) =
+            health::watch(&SERVICES, Duration::from_secs(d.settle_seconds), since)?
+        {
             return rollback(root, o, d, state, verdict);
         }
     }
     // Healthy: this is the new last good.
     let mut good: BTreeMap<String, Option<FileFacts>> = BTreeMap::new();
     for f in &d.files {
-        good.insert(f.path.clone(), Some(FileFacts { content: f.content.clone(), mode: f.mode, uid: f.uid, gid: f.gid }));
+        good.insert(
+            f.path.clone(),
+            Some(FileFacts {
+                content: f.content.clone(),
+                mode: f.mode,
+                uid: f.uid,
+                gid: f.gid,
+            }),
+        );
     }
     for p in &d.absent {
         good.insert(p.clone(), None);
@@ -192,7 +242,13 @@ fn apply(root: &Root, tools: &HookTools, o: &Observed, d: &Desired, c: &Changes,
 
 /// Put back the last good files, restart on them, and remember the change
 /// that failed so the next hook does not try it again.
-fn rollback(root: &Root, o: &Observed, d: &Desired, state: &mut State, verdict: health::Verdict) -> Result<Status> {
+fn rollback(
+    root: &Root,
+    o: &Observed,
+    d: &Desired,
+    state: &mut State,
+    verdict: health::Verdict,
+) -> Result<Status> {
     tracing::error!("restart unhealthy: {}; rolling back", verdict.problem);
     for (path, facts) in state.last_good_files(root)? {
         let target = root.path(&path);
@@ -211,6 +267,9 @@ fn rollback(root: &Root, o: &Observed, d: &Desired, state: &mut State, verdict: 
         "restart unhealthy, rolled back to the last good config: {}; fix: {}",
         verdict.problem, verdict.fix
     ));
-    state.rejected = Some(Rejected { fingerprint: d.fingerprint(), status: status.clone() });
+    state.rejected = Some(Rejected {
+        fingerprint: d.fingerprint(),
+        status: status.clone(),
+    });
     Ok(status)
 }

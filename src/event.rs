@@ -57,7 +57,10 @@ pub const HOOKS: [(&str, Event); 11] = [
     ("remove", Event::Remove),
     ("juju-info-relation-joined", Event::JujuInfoRelationJoined),
     ("juju-info-relation-changed", Event::JujuInfoRelationChanged),
-    ("juju-info-relation-departed", Event::JujuInfoRelationDeparted),
+    (
+        "juju-info-relation-departed",
+        Event::JujuInfoRelationDeparted,
+    ),
 ];
 
 impl Event {
@@ -149,10 +152,7 @@ mod tests {
             Event::from_dispatch_path("hooks/leader-elected"),
             Event::UnknownHook("leader-elected".into())
         );
-        assert_eq!(
-            Event::from_dispatch_path("./hooks/install"),
-            Event::Install
-        );
+        assert_eq!(Event::from_dispatch_path("./hooks/install"), Event::Install);
         assert!(matches!(Event::from_dispatch_path(""), Event::Invalid(_)));
     }
 

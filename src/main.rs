@@ -29,7 +29,11 @@ fn dispatch_path() -> String {
     }
     let argv0 = std::env::args().next().unwrap_or_default();
     let p = Path::new(&argv0);
-    let parent = p.parent().and_then(Path::file_name).and_then(|s| s.to_str()).unwrap_or("");
+    let parent = p
+        .parent()
+        .and_then(Path::file_name)
+        .and_then(|s| s.to_str())
+        .unwrap_or("");
     let name = p.file_name().and_then(|s| s.to_str()).unwrap_or("");
     format!("{parent}/{name}")
 }

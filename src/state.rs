@@ -55,14 +55,20 @@ impl State {
     pub fn load(root: &Root) -> Result<State> {
         let path = root.path(STATE_FILE);
         match read_optional(&path)? {
-            None => Ok(State { format: FORMAT, ..State::default() }),
+            None => Ok(State {
+                format: FORMAT,
+                ..State::default()
+            }),
             Some(bytes) => match serde_json::from_slice::<State>(&bytes) {
                 Ok(s) => Ok(s),
                 Err(e) => {
                     // A state file we cannot read is not fatal: converge
                     // from scratch (it only loses "unchanged" shortcuts).
                     tracing::warn!("ignoring unreadable {}: {e}", path.display());
-                    Ok(State { format: FORMAT, ..State::default() })
+                    Ok(State {
+                        format: FORMAT,
+                        ..State::default()
+                    })
                 }
             },
         }
@@ -91,7 +97,14 @@ impl State {
                     if read_optional(&stored)?.as_deref() != Some(&f.content[..]) {
                         write_atomic(&stored, &f.content, 0o600, uid, gid)?;
                     }
-                    metas.insert(path.clone(), Some(Meta { mode: f.mode, uid: f.uid, gid: f.gid }));
+                    metas.insert(
+                        path.clone(),
+                        Some(Meta {
+                            mode: f.mode,
+                            uid: f.uid,
+                            gid: f.gid,
+                        }),
+                    );
                 }
                 None => {
                     crate::apply::files::remove(&stored)?;
@@ -111,9 +124,15 @@ impl State {
                 None => None,
                 Some(m) => {
                     let stored = root.path(LAST_GOOD_DIR).join(stored_name(path));
-                    let content = read_optional(&stored)?
-                        .with_context(|| format!("last good copy {} is missing", stored.display()))?;
-                    Some(FileFacts { content, mode: m.mode, uid: m.uid, gid: m.gid })
+                    let content = read_optional(&stored)?.with_context(|| {
+                        format!("last good copy {} is missing", stored.display())
+                    })?;
+                    Some(FileFacts {
+                        content,
+                        mode: m.mode,
+                        uid: m.uid,
+                        gid: m.gid,
+                    })
                 }
             };
             out.insert(path.clone(), facts);

@@ -40,29 +40,60 @@ fn first_install_does_the_runbook_correctly() {
         ]
     );
     let pip = &run.calls_of("pip3")[0];
-    assert_eq!(pip.args, ["install", "--break-system-packages", "--no-deps", "magnum-capi-helm==1.1.0"]);
-    assert_eq!(unit.status(), ("active".into(), "magnum-capi-helm 1.1.0 ready".into()));
+    assert_eq!(
+        pip.args,
+        [
+            "install",
+            "--break-system-packages",
+            "--no-deps",
+            "magnum-capi-helm==1.1.0"
+        ]
+    );
+    assert_eq!(
+        unit.status(),
+        ("active".into(), "magnum-capi-helm 1.1.0 ready".into())
+    );
     assert_eq!(unit.app_version().as_deref(), Some("1.1.0"));
 
     let ids = unit.ids;
     let kube = unit.file("/etc/magnum/kubeconfig").unwrap();
-    assert_eq!((kube.mode, kube.uid, kube.gid), (0o640, ids.root_uid, ids.magnum_gid));
+    assert_eq!(
+        (kube.mode, kube.uid, kube.gid),
+        (0o640, ids.root_uid, ids.magnum_gid)
+    );
     assert_eq!(kube.text(), KUBECONFIG);
 
     let conf = unit.file(CAPI_CONF).unwrap();
-    assert_eq!((conf.mode, conf.uid, conf.gid), (0o640, ids.root_uid, ids.magnum_gid));
+    assert_eq!(
+        (conf.mode, conf.uid, conf.gid),
+        (0o640, ids.root_uid, ids.magnum_gid)
+    );
     let text = conf.text();
     assert!(text.is_ascii());
-    assert!(text.contains("[capi_helm]\nkubeconfig_file = /etc/magnum/kubeconfig\n"), "{text}");
-    assert!(text.contains("[drivers]\ndisabled_drivers = k8s_fedora_atomic_v1,k8s_fedora_coreos_v1\n"), "{text}");
+    assert!(
+        text.contains("[capi_helm]\nkubeconfig_file = /etc/magnum/kubeconfig\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("[drivers]\ndisabled_drivers = k8s_fedora_atomic_v1,k8s_fedora_coreos_v1\n"),
+        "{text}"
+    );
     assert!(!text.contains("enabled_drivers"));
     let confd = unit.file("/etc/magnum/magnum.conf.d").unwrap();
     assert_eq!((confd.mode, confd.gid), (0o750, ids.magnum_gid));
 
-    for (dropin, bin) in [(API_DROPIN, "/usr/bin/magnum-api"), (CONDUCTOR_DROPIN, "/usr/bin/magnum-conductor")] {
+    for (dropin, bin) in [
+        (API_DROPIN, "/usr/bin/magnum-api"),
+        (CONDUCTOR_DROPIN, "/usr/bin/magnum-conductor"),
+    ] {
         let d = unit.file(dropin).unwrap();
         assert_eq!(d.mode, 0o644);
-        let exec: Vec<String> = d.text().lines().filter(|l| l.starts_with("ExecStart=")).map(str::to_string).collect();
+        let exec: Vec<String> = d
+            .text()
+            .lines()
+            .filter(|l| l.starts_with("ExecStart="))
+            .map(str::to_string)
+            .collect();
         assert_eq!(exec, ["ExecStart=".to_string(), format!("ExecStart={bin} --config-file=/etc/magnum/magnum.conf --config-dir=/etc/magnum/magnum.conf.d")]);
     }
     assert!(unit.temp_files().is_empty());
@@ -87,7 +118,10 @@ fn update_status_on_a_healthy_unit_only_looks() {
     let before = unit.snapshot();
     let run = unit.hook("update-status");
     run.assert_ok();
-    assert_eq!(run.spawned(), ["config-get", "secret-get", "systemctl show"]);
+    assert_eq!(
+        run.spawned(),
+        ["config-get", "secret-get", "systemctl show"]
+    );
     assert_eq!(unit.snapshot(), before);
 }
 
@@ -115,7 +149,10 @@ fn secret_rotation_refreshes_and_rewrites_the_kubeconfig() {
     unit.set_secret(SECRET_URI, json!({"kubeconfig": rotated}));
     let run = unit.hook("secret-changed");
     run.assert_ok();
-    assert_eq!(run.calls_of("secret-get")[0].args, ["--format=json", "--refresh", SECRET_URI]);
+    assert_eq!(
+        run.calls_of("secret-get")[0].args,
+        ["--format=json", "--refresh", SECRET_URI]
+    );
     assert_eq!(unit.text("/etc/magnum/kubeconfig"), rotated);
     assert!(run.called("systemctl restart"));
     assert!(!run.called("systemctl daemon-reload"));
@@ -141,9 +178,19 @@ fn a_new_driver_version_reinstalls_and_restarts() {
     run.assert_ok();
     assert_eq!(
         run.calls_of("pip3")[0].args,
-        ["install", "--break-system-packages", "--no-deps", "--index-url", "https://pypi.internal.example/simple", "magnum-capi-helm==1.4.0"]
+        [
+            "install",
+            "--break-system-packages",
+            "--no-deps",
+            "--index-url",
+            "https://pypi.internal.example/simple",
+            "magnum-capi-helm==1.4.0"
+        ]
     );
-    assert_eq!(unit.status(), ("active".into(), "magnum-capi-helm 1.4.0 ready".into()));
+    assert_eq!(
+        unit.status(),
+        ("active".into(), "magnum-capi-helm 1.4.0 ready".into())
+    );
     assert_eq!(unit.app_version().as_deref(), Some("1.4.0"));
 }
 
@@ -160,7 +207,10 @@ fn the_principal_missing_then_arriving() {
     assert_eq!(unit.hook("update-status").spawned(), ["status-set"]);
     unit.add_magnum();
     unit.hook("juju-info-relation-changed").assert_ok();
-    assert_eq!(unit.status(), ("active".into(), "magnum-capi-helm 1.1.0 ready".into()));
+    assert_eq!(
+        unit.status(),
+        ("active".into(), "magnum-capi-helm 1.1.0 ready".into())
+    );
 }
 
 #[test]
@@ -205,7 +255,11 @@ fn a_stopped_service_is_restarted_on_update_status() {
     }));
     let run = unit.hook("update-status");
     run.assert_ok();
-    let restart = run.calls.iter().find(|c| c.label() == "systemctl restart").expect("restarted");
+    let restart = run
+        .calls
+        .iter()
+        .find(|c| c.label() == "systemctl restart")
+        .expect("restarted");
     assert_eq!(restart.args, ["restart", "magnum-conductor.service"]);
     assert_eq!(unit.service("magnum-conductor")["active_state"], "active");
     assert_eq!(unit.status().0, "active");
@@ -251,32 +305,70 @@ fn refuses(setup: impl FnOnce(&Unit), hook: &str, want: &str) {
     assert_eq!(kind, "blocked", "{want}: {message}");
     assert!(message.contains(want), "{message:?} does not say {want:?}");
     assert_eq!(unit.snapshot(), before, "{want}: the unit changed");
-    assert_eq!(unit.world()["services"], services, "{want}: services touched");
-    assert!(!run.called("systemctl restart") && !run.called("pip3 install"), "{want}: {:?}", run.spawned());
+    assert_eq!(
+        unit.world()["services"],
+        services,
+        "{want}: services touched"
+    );
+    assert!(
+        !run.called("systemctl restart") && !run.called("pip3 install"),
+        "{want}: {:?}",
+        run.spawned()
+    );
     assert!(!message.contains("canary-token"), "status leaks the secret");
 }
 
 #[test]
 fn bad_secrets_change_nothing() {
-    refuses(|u| u.unset_config("kubeconfig-secret"), "config-changed", "juju add-secret");
-    refuses(|u| u.set_config("kubeconfig-secret", "not-a-secret"), "config-changed", "not a secret URI");
-    refuses(|u| u.set_config("kubeconfig-secret", "secret:cvnotthere000000000"), "config-changed", "not found");
-    refuses(|u| u.set("secrets", json!({SECRET_URI: {"error": "denied"}})), "config-changed", "juju grant-secret");
-    refuses(|u| u.set_secret(SECRET_URI, json!({"config": KUBECONFIG})), "secret-changed", "no key kubeconfig");
+    refuses(
+        |u| u.unset_config("kubeconfig-secret"),
+        "config-changed",
+        "juju add-secret",
+    );
+    refuses(
+        |u| u.set_config("kubeconfig-secret", "not-a-secret"),
+        "config-changed",
+        "not a secret URI",
+    );
+    refuses(
+        |u| u.set_config("kubeconfig-secret", "secret:cvnotthere000000000"),
+        "config-changed",
+        "not found",
+    );
+    refuses(
+        |u| u.set("secrets", json!({SECRET_URI: {"error": "denied"}})),
+        "config-changed",
+        "juju grant-secret",
+    );
+    refuses(
+        |u| u.set_secret(SECRET_URI, json!({"config": KUBECONFIG})),
+        "secret-changed",
+        "no key kubeconfig",
+    );
 }
 
 #[test]
 fn bad_kubeconfigs_change_nothing() {
     let cases: Vec<(String, &str)> = vec![
         ("{{ not yaml".into(), "not valid YAML"),
-        (KUBECONFIG.replace("kind: Config", "kind: Secret"), "kind: Config"),
-        (KUBECONFIG.replace("current-context: magnum@capi-mgmt", "current-context: \"\""), "no current-context"),
+        (
+            KUBECONFIG.replace("kind: Config", "kind: Secret"),
+            "kind: Config",
+        ),
+        (
+            KUBECONFIG.replace("current-context: magnum@capi-mgmt", "current-context: \"\""),
+            "no current-context",
+        ),
         (KUBECONFIG.replace("https://", "http://"), "https"),
         (KUBECONFIG.replace("LS0tLS1CRUdJTi", "!!!"), "base64"),
         (format!("{KUBECONFIG}#{}", "x".repeat(1024 * 1024)), "1 MiB"),
     ];
     for (bad, want) in cases {
-        refuses(move |u| u.set_secret(SECRET_URI, json!({"kubeconfig": bad})), "secret-changed", want);
+        refuses(
+            move |u| u.set_secret(SECRET_URI, json!({"kubeconfig": bad})),
+            "secret-changed",
+            want,
+        );
     }
 }
 
@@ -287,23 +379,42 @@ fn bad_config_values_change_nothing() {
         ("driver-version", "../x", "driver-version"),
         ("driver-version", "", "driver-version"),
         ("pip-index-url", "ftp://mirror/simple", "pip-index-url"),
-        ("namespace-prefix", "x\n[DEFAULT]\ndebug = true", "line break"),
-        ("namespace-prefix", "x\r[DEFAULT]\rdebug = true", "line break"),
+        (
+            "namespace-prefix",
+            "x\n[DEFAULT]\ndebug = true",
+            "line break",
+        ),
+        (
+            "namespace-prefix",
+            "x\r[DEFAULT]\rdebug = true",
+            "line break",
+        ),
         ("helm-chart-repo", "https://charts.example/[x]", "'['"),
         ("namespace-prefix", "magnum\u{2014}capi", "non-ASCII"),
         ("service-override", "sometimes", "service-override"),
         ("disabled-drivers", "k8s_capi_helm_v1", "disabled-drivers"),
-        ("csi-cinder-reclaim-policy", "Keep", "csi-cinder-reclaim-policy"),
+        (
+            "csi-cinder-reclaim-policy",
+            "Keep",
+            "csi-cinder-reclaim-policy",
+        ),
     ] {
         refuses(move |u| u.set_config(key, value), "config-changed", want);
     }
-    refuses(|u| u.set_config("minimum-flavor-ram", "lots"), "config-changed", "minimum-flavor-ram");
+    refuses(
+        |u| u.set_config("minimum-flavor-ram", "lots"),
+        "config-changed",
+        "minimum-flavor-ram",
+    );
 }
 
 #[test]
 fn failing_tools_leave_a_clear_status() {
     // pip failing: nothing written, blocked with pip's words.
-    let unit = Unit::new().kubeconfig(KUBECONFIG).fail("pip3", "ERROR: No matching distribution found for magnum-capi-helm==1.1.0");
+    let unit = Unit::new().kubeconfig(KUBECONFIG).fail(
+        "pip3",
+        "ERROR: No matching distribution found for magnum-capi-helm==1.1.0",
+    );
     unit.hook("install").assert_ok();
     let (kind, message) = unit.status();
     assert_eq!(kind, "blocked");
@@ -311,14 +422,19 @@ fn failing_tools_leave_a_clear_status() {
     assert!(unit.file(CAPI_CONF).is_none());
 
     // The import check failing: blocked with what is missing.
-    let unit = Unit::new().kubeconfig(KUBECONFIG).with("python", json!({"missing": ["oslo_utils"]}));
+    let unit = Unit::new()
+        .kubeconfig(KUBECONFIG)
+        .with("python", json!({"missing": ["oslo_utils"]}));
     unit.hook("install").assert_ok();
     let (kind, message) = unit.status();
     assert_eq!(kind, "blocked");
     assert!(message.contains("oslo_utils"), "{message}");
 
     // systemctl failing: blocked with its words.
-    let unit = Unit::new().kubeconfig(KUBECONFIG).fail("systemctl restart", "Failed to restart magnum-api.service: Access denied");
+    let unit = Unit::new().kubeconfig(KUBECONFIG).fail(
+        "systemctl restart",
+        "Failed to restart magnum-api.service: Access denied",
+    );
     unit.hook("install").assert_ok();
     let (kind, message) = unit.status();
     assert_eq!(kind, "blocked");
@@ -327,7 +443,9 @@ fn failing_tools_leave_a_clear_status() {
 
 #[test]
 fn a_unit_blocked_on_grant_goes_active_by_itself() {
-    let unit = Unit::new().kubeconfig(KUBECONFIG).secret_error(SECRET_URI, "denied");
+    let unit = Unit::new()
+        .kubeconfig(KUBECONFIG)
+        .secret_error(SECRET_URI, "denied");
     unit.hook("config-changed").assert_ok();
     assert!(unit.status().1.contains("not granted"));
     // juju grant-secret fires no hook; update-status picks it up.

@@ -28,9 +28,16 @@ fn every_converging_hook_waits_for_magnum_on_an_empty_unit() {
         assert_eq!(run.spawned(), ["status-set"], "{hook}");
         let (kind, message) = unit.status();
         assert_eq!(kind, "waiting", "{hook}");
-        assert!(message.contains("juju integrate magnum-capi magnum"), "{hook}: {message}");
+        assert!(
+            message.contains("juju integrate magnum-capi magnum"),
+            "{hook}: {message}"
+        );
         // And nothing is written to the unit.
-        assert!(unit.snapshot().is_empty(), "{hook} wrote {:?}", unit.snapshot());
+        assert!(
+            unit.snapshot().is_empty(),
+            "{hook} wrote {:?}",
+            unit.snapshot()
+        );
     }
 }
 
@@ -43,7 +50,11 @@ fn stop_remove_and_departed_run_without_touching_the_unit() {
         run.assert_ok();
         assert!(run.calls.is_empty(), "{hook} spawned {:?}", run.spawned());
         assert_eq!(unit.snapshot(), before, "{hook}");
-        assert!(run.stderr.contains(hook), "{hook} logs a line: {}", run.stderr);
+        assert!(
+            run.stderr.contains(hook),
+            "{hook} logs a line: {}",
+            run.stderr
+        );
     }
 }
 
@@ -64,7 +75,10 @@ fn an_unknown_action_fails_through_action_fail() {
     run.assert_ok();
     assert_eq!(run.spawned(), ["action-fail"]);
     let msg = unit.action_failed().expect("action-fail called");
-    assert!(msg.contains("frobnicate") && msg.contains("verify") && msg.contains("smoketest"), "{msg}");
+    assert!(
+        msg.contains("frobnicate") && msg.contains("verify") && msg.contains("smoketest"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -73,7 +87,20 @@ fn known_actions_reach_their_handler() {
         let unit = Unit::new();
         let run = unit.action(action, json!({}));
         assert!(!run.calls.is_empty(), "{action} ran nothing");
-        assert!(run.calls.iter().all(|c| c.tool.starts_with("action-") || ["config-get", "secret-get", "systemctl", "journalctl", "python3", "helm"].contains(&c.tool.as_str())), "{action}: {:?}", run.spawned());
+        assert!(
+            run.calls.iter().all(|c| c.tool.starts_with("action-")
+                || [
+                    "config-get",
+                    "secret-get",
+                    "systemctl",
+                    "journalctl",
+                    "python3",
+                    "helm"
+                ]
+                .contains(&c.tool.as_str())),
+            "{action}: {:?}",
+            run.spawned()
+        );
     }
 }
 

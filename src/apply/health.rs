@@ -18,9 +18,15 @@ pub fn assess(states: &[ServiceState]) -> Option<String> {
             return Some(format!("{name} failed (Result={})", s.result));
         }
         if s.n_restarts > 0 {
-            return Some(format!("{name} is in a restart loop (NRestarts={})", s.n_restarts));
+            return Some(format!(
+                "{name} is in a restart loop (NRestarts={})",
+                s.n_restarts
+            ));
         }
-        if s.active_state != "active" && s.active_state != "activating" && s.active_state != "reloading" {
+        if s.active_state != "active"
+            && s.active_state != "activating"
+            && s.active_state != "reloading"
+        {
             return Some(format!("{name} is {}", s.active_state));
         }
     }
@@ -44,21 +50,30 @@ pub fn watch(services: &[&str], settle: Duration, since_epoch: u64) -> Result<Op
         if problem.is_some() || settled {
             if problem.is_none() {
                 // At the end of the window the service must be up, not starting.
-                problem = states
-                    .iter()
-                    .find(|s| s.active_state != "active")
-                    .map(|s| format!("{} is still {}", s.id.trim_end_matches(".service"), s.active_state));
+                problem = states.iter().find(|s| s.active_state != "active").map(|s| {
+                    format!(
+                        "{} is still {}",
+                        s.id.trim_end_matches(".service"),
+                        s.active_state
+                    )
+                });
             }
             break;
         }
-        std::thread::sleep(Duration::from_millis(500).min(deadline.saturating_duration_since(Instant::now())));
+        std::thread::sleep(
+            Duration::from_millis(500).min(deadline.saturating_duration_since(Instant::now())),
+        );
     }
     let journal = systemd::journal_since(services, since_epoch).unwrap_or_default();
     let flag = first_red_flag(&journal);
     Ok(match (problem, flag) {
         (None, None) => None,
         (p, Some((flag, line))) => Some(Verdict {
-            problem: format!("{}{}: {line}", p.map(|p| format!("{p}; ")).unwrap_or_default(), flag.cause),
+            problem: format!(
+                "{}{}: {line}",
+                p.map(|p| format!("{p}; ")).unwrap_or_default(),
+                flag.cause
+            ),
             fix: flag.fix.to_string(),
         }),
         (Some(p), None) => Some(Verdict {
@@ -73,14 +88,27 @@ mod tests {
     use super::*;
 
     fn st(active: &str, result: &str, n: u32) -> ServiceState {
-        ServiceState { id: "magnum-api.service".into(), active_state: active.into(), sub_state: "running".into(), result: result.into(), n_restarts: n, exec_main_start_monotonic: 1 }
+        ServiceState {
+            id: "magnum-api.service".into(),
+            active_state: active.into(),
+            sub_state: "running".into(),
+            result: result.into(),
+            n_restarts: n,
+            exec_main_start_monotonic: 1,
+        }
     }
 
     #[test]
     fn restart_loops_read_active_but_are_unhealthy() {
         assert_eq!(assess(&[st("active", "success", 0)]), None);
-        assert!(assess(&[st("active", "success", 2)]).unwrap().contains("restart loop"));
-        assert!(assess(&[st("failed", "start-limit-hit", 5)]).unwrap().contains("failed"));
-        assert!(assess(&[st("inactive", "success", 0)]).unwrap().contains("inactive"));
+        assert!(assess(&[st("active", "success", 2)])
+            .unwrap()
+            .contains("restart loop"));
+        assert!(assess(&[st("failed", "start-limit-hit", 5)])
+            .unwrap()
+            .contains("failed"));
+        assert!(assess(&[st("inactive", "success", 0)])
+            .unwrap()
+            .contains("inactive"));
     }
 }

@@ -9,9 +9,13 @@ use serde::Deserialize;
 /// `pip3 install` arguments: `--no-deps` so pip never pulls a newer magnum
 /// over the distro's (FACTS.md); `--break-system-packages` where pip knows
 /// it (>= 23.0.1; older pips predate PEP 668 and refuse the flag).
-pub fn install_args(version: &str, index_url: Option<&str>, pip_version: Option<&str>) -> Vec<String> {
+pub fn install_args(
+    version: &str,
+    index_url: Option<&str>,
+    pip_version: Option<&str>,
+) -> Vec<String> {
     let mut args = vec!["install".to_string()];
-    if pip_version.map_or(true, knows_break_system_packages) {
+    if pip_version.is_none_or(knows_break_system_packages) {
         args.push("--break-system-packages".into());
     }
     args.push("--no-deps".into());
@@ -24,8 +28,16 @@ pub fn install_args(version: &str, index_url: Option<&str>, pip_version: Option<
 }
 
 fn knows_break_system_packages(pip_version: &str) -> bool {
-    let mut parts = pip_version.split('.').map(|p| p.trim_matches(|c: char| !c.is_ascii_digit()).parse::<u32>().unwrap_or(0));
-    let (major, minor, patch) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    let mut parts = pip_version.split('.').map(|p| {
+        p.trim_matches(|c: char| !c.is_ascii_digit())
+            .parse::<u32>()
+            .unwrap_or(0)
+    });
+    let (major, minor, patch) = (
+        parts.next().unwrap_or(0),
+        parts.next().unwrap_or(0),
+        parts.next().unwrap_or(0),
+    );
     (major, minor, patch) >= (23, 0, 1)
 }
 
@@ -39,7 +51,12 @@ pub fn install(args: &[String]) -> Result<()> {
         .context("cannot run pip3: install python3-pip on the unit")?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
-        let last = err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no output").trim();
+        let last = err
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("no output")
+            .trim();
         bail!("`pip3 {}` failed: {last}", args.join(" "));
     }
     Ok(())
@@ -85,7 +102,9 @@ impl ImportCheck {
                 self.missing.join(", ")
             ));
         }
-        self.error.as_ref().map(|e| format!("driver does not load: {e}"))
+        self.error
+            .as_ref()
+            .map(|e| format!("driver does not load: {e}"))
     }
 }
 
@@ -96,12 +115,19 @@ pub fn import_check() -> Result<ImportCheck> {
         .output()
         .context("cannot run python3")?;
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout.lines().rev().find(|l| l.starts_with('{')).unwrap_or("");
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .unwrap_or("");
     serde_json::from_str(line).with_context(|| {
         format!(
             "python3 import check printed no result ({}): {}",
             out.status,
-            String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("")
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .last()
+                .unwrap_or("")
         )
     })
 }
@@ -114,11 +140,22 @@ mod tests {
     fn args_follow_the_pip_version() {
         assert_eq!(
             install_args("1.1.0", None, Some("23.0.1")),
-            ["install", "--break-system-packages", "--no-deps", "magnum-capi-helm==1.1.0"]
+            [
+                "install",
+                "--break-system-packages",
+                "--no-deps",
+                "magnum-capi-helm==1.1.0"
+            ]
         );
         assert_eq!(
             install_args("1.1.0", Some("https://mirror/simple"), Some("22.0.2")),
-            ["install", "--no-deps", "--index-url", "https://mirror/simple", "magnum-capi-helm==1.1.0"]
+            [
+                "install",
+                "--no-deps",
+                "--index-url",
+                "https://mirror/simple",
+                "magnum-capi-helm==1.1.0"
+            ]
         );
         assert!(install_args("1.1.0", None, None).contains(&"--break-system-packages".to_string()));
     }

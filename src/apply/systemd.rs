@@ -15,7 +15,8 @@ pub struct ServiceState {
     pub exec_main_start_monotonic: u64,
 }
 
-pub const SHOW_PROPERTIES: &str = "Id,ActiveState,SubState,Result,NRestarts,ExecMainStartTimestampMonotonic";
+pub const SHOW_PROPERTIES: &str =
+    "Id,ActiveState,SubState,Result,NRestarts,ExecMainStartTimestampMonotonic";
 
 fn run(program: &str, args: &[&str]) -> Result<String> {
     let out = Command::new(program)
@@ -40,14 +41,18 @@ pub fn parse_show(text: &str) -> Vec<ServiceState> {
     for block in text.split("\n\n").filter(|b| !b.trim().is_empty()) {
         let mut s = ServiceState::default();
         for line in block.lines() {
-            let Some((k, v)) = line.split_once('=') else { continue };
+            let Some((k, v)) = line.split_once('=') else {
+                continue;
+            };
             match k {
                 "Id" => s.id = v.to_string(),
                 "ActiveState" => s.active_state = v.to_string(),
                 "SubState" => s.sub_state = v.to_string(),
                 "Result" => s.result = v.to_string(),
                 "NRestarts" => s.n_restarts = v.parse().unwrap_or(0),
-                "ExecMainStartTimestampMonotonic" => s.exec_main_start_monotonic = v.parse().unwrap_or(0),
+                "ExecMainStartTimestampMonotonic" => {
+                    s.exec_main_start_monotonic = v.parse().unwrap_or(0)
+                }
                 _ => {}
             }
         }

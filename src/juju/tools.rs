@@ -54,7 +54,11 @@ fn run(tool: &str, args: &[&str]) -> Result<Vec<u8>> {
         bail!(
             "`{tool}` failed (exit {}): {}",
             out.code.map_or("signal".to_string(), |c| c.to_string()),
-            if out.stderr.is_empty() { "no output" } else { &out.stderr }
+            if out.stderr.is_empty() {
+                "no output"
+            } else {
+                &out.stderr
+            }
         );
     }
     Ok(out.stdout)
@@ -65,7 +69,8 @@ impl HookTools {
     /// default in config.yaml).
     pub fn config_get(&self) -> Result<BTreeMap<String, Value>> {
         let out = run("config-get", &["--format=json"])?;
-        serde_json::from_slice(&out).context("config-get printed something that is not a JSON object")
+        serde_json::from_slice(&out)
+            .context("config-get printed something that is not a JSON object")
     }
 
     /// `secret-get --format=json [--refresh] <uri>`: the secret's content.
@@ -86,9 +91,9 @@ impl HookTools {
             return Ok(Err(classify_secret_error(&out.stderr)));
         }
         // Never put the content in an error message.
-        serde_json::from_slice(&out.stdout)
-            .map(Ok)
-            .map_err(|_| anyhow!("secret-get {uri} printed something that is not a JSON object of strings"))
+        serde_json::from_slice(&out.stdout).map(Ok).map_err(|_| {
+            anyhow!("secret-get {uri} printed something that is not a JSON object of strings")
+        })
     }
 
     /// `status-set <status> <message>` for this unit.
@@ -105,7 +110,8 @@ impl HookTools {
     #[allow(dead_code)] // for the actions and later issues
     pub fn action_get(&self) -> Result<BTreeMap<String, Value>> {
         let out = run("action-get", &["--format=json"])?;
-        serde_json::from_slice(&out).context("action-get printed something that is not a JSON object")
+        serde_json::from_slice(&out)
+            .context("action-get printed something that is not a JSON object")
     }
 
     /// `action-set k=v ...`, every key checked against Juju's rule first.
@@ -120,7 +126,9 @@ impl HookTools {
                 if valid_key(k) {
                     Ok(format!("{k}={v}"))
                 } else {
-                    Err(anyhow!("action result key {k:?} is not valid for action-set"))
+                    Err(anyhow!(
+                        "action result key {k:?} is not valid for action-set"
+                    ))
                 }
             })
             .collect::<Result<_>>()?;
@@ -146,7 +154,9 @@ impl HookTools {
             return Ok(None);
         }
         let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-        let empty = std::fs::metadata(&path).map(|m| m.len() == 0).unwrap_or(true);
+        let empty = std::fs::metadata(&path)
+            .map(|m| m.len() == 0)
+            .unwrap_or(true);
         Ok(if empty { None } else { Some(path) })
     }
 
@@ -161,7 +171,8 @@ impl HookTools {
     #[allow(dead_code)] // for the actions and later issues
     pub fn is_leader(&self) -> Result<bool> {
         let out = run("is-leader", &["--format=json"])?;
-        serde_json::from_slice(&out).context("is-leader printed something that is not true or false")
+        serde_json::from_slice(&out)
+            .context("is-leader printed something that is not true or false")
     }
 }
 
@@ -170,7 +181,10 @@ fn classify_secret_error(stderr: &str) -> SecretError {
     let lower = stderr.to_ascii_lowercase();
     if lower.contains("not found") {
         SecretError::NotFound
-    } else if lower.contains("permission denied") || lower.contains("unauthorized") || lower.contains("not authorized") {
+    } else if lower.contains("permission denied")
+        || lower.contains("unauthorized")
+        || lower.contains("not authorized")
+    {
         SecretError::NotGranted
     } else {
         SecretError::Other(stderr.lines().last().unwrap_or("").to_string())
@@ -183,8 +197,14 @@ mod tests {
 
     #[test]
     fn secret_errors_are_classified() {
-        assert_eq!(classify_secret_error("ERROR secret \"d1\" not found"), SecretError::NotFound);
-        assert_eq!(classify_secret_error("ERROR permission denied"), SecretError::NotGranted);
+        assert_eq!(
+            classify_secret_error("ERROR secret \"d1\" not found"),
+            SecretError::NotFound
+        );
+        assert_eq!(
+            classify_secret_error("ERROR permission denied"),
+            SecretError::NotGranted
+        );
         assert_eq!(
             classify_secret_error("ERROR connection is shut down"),
             SecretError::Other("ERROR connection is shut down".into())

@@ -36,7 +36,16 @@ mod tests {
 
     #[test]
     fn decodes_rfc4648_vectors() {
-        for (enc, dec) in [("", ""), ("Zg==", "f"), ("Zm8=", "fo"), ("Zm9v", "foo"), ("Zm9vYg==", "foob"), ("Zm9vYmE=", "fooba"), ("Zm9vYmFy", "foobar"), ("Zm9v\nYmFy\n", "foobar")] {
+        for (enc, dec) in [
+            ("", ""),
+            ("Zg==", "f"),
+            ("Zm8=", "fo"),
+            ("Zm9v", "foo"),
+            ("Zm9vYg==", "foob"),
+            ("Zm9vYmE=", "fooba"),
+            ("Zm9vYmFy", "foobar"),
+            ("Zm9v\nYmFy\n", "foobar"),
+        ] {
             assert_eq!(decode(enc).unwrap(), dec.as_bytes(), "{enc}");
         }
     }

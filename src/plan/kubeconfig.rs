@@ -43,15 +43,23 @@ fn data_field(section: &Value, field: &str, what: &str) -> Result<Option<()>, St
 /// the fix (the caller knows where the bytes came from).
 pub fn validate(bytes: &[u8]) -> Result<KubeconfigInfo, String> {
     if bytes.len() > MAX_BYTES {
-        return Err(format!("kubeconfig is {} bytes, over the 1 MiB limit", bytes.len()));
+        return Err(format!(
+            "kubeconfig is {} bytes, over the 1 MiB limit",
+            bytes.len()
+        ));
     }
     if bytes.contains(&0) {
         return Err("kubeconfig contains a NUL byte".into());
     }
-    let text = std::str::from_utf8(bytes).map_err(|_| "kubeconfig is not UTF-8 text".to_string())?;
+    let text =
+        std::str::from_utf8(bytes).map_err(|_| "kubeconfig is not UTF-8 text".to_string())?;
     let doc: Value = serde_yaml::from_str(text).map_err(|e| {
         // serde_yaml's message names a position, never the content.
-        format!("kubeconfig is not valid YAML ({})", e.location().map_or("no location".into(), |l| format!("line {}", l.line())))
+        format!(
+            "kubeconfig is not valid YAML ({})",
+            e.location()
+                .map_or("no location".into(), |l| format!("line {}", l.line()))
+        )
     })?;
     if doc.get("kind").and_then(Value::as_str) != Some("Config") {
         return Err("kubeconfig is not `kind: Config`".into());
@@ -63,13 +71,25 @@ pub fn validate(bytes: &[u8]) -> Result<KubeconfigInfo, String> {
         .ok_or("kubeconfig has no current-context")?;
     let ctx = named(&doc, "contexts", context, "context")
         .ok_or_else(|| format!("kubeconfig current-context {context:?} is not in contexts"))?;
-    let cluster_name = ctx.get("cluster").and_then(Value::as_str).ok_or("kubeconfig current context names no cluster")?;
-    let user_name = ctx.get("user").and_then(Value::as_str).ok_or("kubeconfig current context names no user")?;
+    let cluster_name = ctx
+        .get("cluster")
+        .and_then(Value::as_str)
+        .ok_or("kubeconfig current context names no cluster")?;
+    let user_name = ctx
+        .get("user")
+        .and_then(Value::as_str)
+        .ok_or("kubeconfig current context names no user")?;
     let cluster = named(&doc, "clusters", cluster_name, "cluster")
         .ok_or_else(|| format!("kubeconfig cluster {cluster_name:?} is not in clusters"))?;
-    let server = cluster.get("server").and_then(Value::as_str).ok_or("kubeconfig cluster has no server")?;
+    let server = cluster
+        .get("server")
+        .and_then(Value::as_str)
+        .ok_or("kubeconfig cluster has no server")?;
     if !server.starts_with("https://") || server.len() <= "https://".len() {
-        return Err("kubeconfig server is not an https:// URL (the management cluster API must use TLS)".into());
+        return Err(
+            "kubeconfig server is not an https:// URL (the management cluster API must use TLS)"
+                .into(),
+        );
     }
     if server.bytes().any(|b| !(0x21..0x7f).contains(&b)) {
         return Err("kubeconfig server URL has spaces or non-ASCII characters".into());
@@ -78,25 +98,41 @@ pub fn validate(bytes: &[u8]) -> Result<KubeconfigInfo, String> {
     if cluster.get("certificate-authority").is_some() {
         return Err("kubeconfig cluster uses certificate-authority (a file path on another machine); embed it as certificate-authority-data".into());
     }
-    let user = named(&doc, "users", user_name, "user").ok_or_else(|| format!("kubeconfig user {user_name:?} is not in users"))?;
+    let user = named(&doc, "users", user_name, "user")
+        .ok_or_else(|| format!("kubeconfig user {user_name:?} is not in users"))?;
     if user.get("exec").is_some() || user.get("auth-provider").is_some() {
         return Err("kubeconfig user uses an exec or auth-provider plugin, which the driver cannot run; use a service-account token kubeconfig".into());
     }
-    if user.get("client-certificate").is_some() || user.get("client-key").is_some() || user.get("tokenFile").is_some() {
+    if user.get("client-certificate").is_some()
+        || user.get("client-key").is_some()
+        || user.get("tokenFile").is_some()
+    {
         return Err("kubeconfig user refers to files on another machine; embed client-certificate-data/client-key-data or a token".into());
     }
     let cert = data_field(user, "client-certificate-data", "user")?;
     let key = data_field(user, "client-key-data", "user")?;
-    let token = user.get("token").and_then(Value::as_str).filter(|t| !t.trim().is_empty());
+    let token = user
+        .get("token")
+        .and_then(Value::as_str)
+        .filter(|t| !t.trim().is_empty());
     let auth = match (cert, key, token) {
         (Some(()), Some(()), _) => Auth::ClientCertificate,
         (None, None, Some(_)) => Auth::Token,
         (Some(()), None, _) | (None, Some(()), _) => {
-            return Err("kubeconfig user has only one of client-certificate-data and client-key-data".into())
+            return Err(
+                "kubeconfig user has only one of client-certificate-data and client-key-data"
+                    .into(),
+            )
         }
-        (None, None, None) => return Err("kubeconfig user has neither client certificate data nor a token".into()),
+        (None, None, None) => {
+            return Err("kubeconfig user has neither client certificate data nor a token".into())
+        }
     };
-    Ok(KubeconfigInfo { context: context.to_string(), server: server.to_string(), auth })
+    Ok(KubeconfigInfo {
+        context: context.to_string(),
+        server: server.to_string(),
+        auth,
+    })
 }
 
 #[cfg(test)]
@@ -132,8 +168,14 @@ users:
 
     #[test]
     fn a_cert_kubeconfig_is_valid() {
-        let k = TOKEN_KUBECONFIG.replace("    token: abc.def", "    client-certificate-data: Zm9v\n    client-key-data: YmFy");
-        assert_eq!(validate(k.as_bytes()).unwrap().auth, Auth::ClientCertificate);
+        let k = TOKEN_KUBECONFIG.replace(
+            "    token: abc.def",
+            "    client-certificate-data: Zm9v\n    client-key-data: YmFy",
+        );
+        assert_eq!(
+            validate(k.as_bytes()).unwrap().auth,
+            Auth::ClientCertificate
+        );
     }
 
     #[test]
@@ -141,16 +183,43 @@ users:
         let cases: Vec<(String, &str)> = vec![
             ("{{{ not yaml".into(), "not valid YAML"),
             ("- a\n- b\n".into(), "kind: Config"),
-            (TOKEN_KUBECONFIG.replace("kind: Config", "kind: Pod"), "kind: Config"),
-            (TOKEN_KUBECONFIG.replace("current-context: capi", "current-context: \"\""), "no current-context"),
-            (TOKEN_KUBECONFIG.replace("current-context: capi", "current-context: other"), "not in contexts"),
+            (
+                TOKEN_KUBECONFIG.replace("kind: Config", "kind: Pod"),
+                "kind: Config",
+            ),
+            (
+                TOKEN_KUBECONFIG.replace("current-context: capi", "current-context: \"\""),
+                "no current-context",
+            ),
+            (
+                TOKEN_KUBECONFIG.replace("current-context: capi", "current-context: other"),
+                "not in contexts",
+            ),
             (TOKEN_KUBECONFIG.replace("https://", "http://"), "https"),
             (TOKEN_KUBECONFIG.replace("Zm9vYmFy", "\"%%%\""), "base64"),
-            (TOKEN_KUBECONFIG.replace("token: abc.def", "client-certificate-data: '!!'\n    client-key-data: Zm9v"), "base64"),
-            (TOKEN_KUBECONFIG.replace("token: abc.def", "exec: {command: aws}"), "exec"),
-            (TOKEN_KUBECONFIG.replace("token: abc.def", "client-certificate-data: Zm9v"), "only one"),
-            (TOKEN_KUBECONFIG.replace("token: abc.def", "username: x"), "neither"),
-            (TOKEN_KUBECONFIG.replace("    user: magnum\ncurrent", "    user: nobody\ncurrent"), "not in users"),
+            (
+                TOKEN_KUBECONFIG.replace(
+                    "token: abc.def",
+                    "client-certificate-data: '!!'\n    client-key-data: Zm9v",
+                ),
+                "base64",
+            ),
+            (
+                TOKEN_KUBECONFIG.replace("token: abc.def", "exec: {command: aws}"),
+                "exec",
+            ),
+            (
+                TOKEN_KUBECONFIG.replace("token: abc.def", "client-certificate-data: Zm9v"),
+                "only one",
+            ),
+            (
+                TOKEN_KUBECONFIG.replace("token: abc.def", "username: x"),
+                "neither",
+            ),
+            (
+                TOKEN_KUBECONFIG.replace("    user: magnum\ncurrent", "    user: nobody\ncurrent"),
+                "not in users",
+            ),
         ];
         for (text, want) in cases {
             let e = validate(text.as_bytes()).unwrap_err();

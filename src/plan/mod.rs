@@ -166,7 +166,10 @@ pub fn principal_missing(o: &Observed) -> Option<Status> {
 
 /// Turn the kubeconfig secret into the bytes to write, or a blocked status
 /// that says what to run.
-pub fn kubeconfig_from_secret(uri: Option<&str>, secret: Option<&SecretInput>) -> Result<Vec<u8>, Status> {
+pub fn kubeconfig_from_secret(
+    uri: Option<&str>,
+    secret: Option<&SecretInput>,
+) -> Result<Vec<u8>, Status> {
     let Some(uri) = uri else {
         return Err(Status::blocked(
             "kubeconfig-secret unset: juju add-secret capi-kubeconfig kubeconfig#file=mgmt.kubeconfig && juju grant-secret capi-kubeconfig magnum-capi && juju config magnum-capi kubeconfig-secret=<secret uri>",
@@ -193,7 +196,9 @@ pub fn kubeconfig_from_secret(uri: Option<&str>, secret: Option<&SecretInput>) -
         )));
     };
     kubeconfig::validate(kubeconfig.as_bytes()).map_err(|e| {
-        Status::blocked(format!("secret {uri}: {e}; fix: juju update-secret {uri} kubeconfig#file=<good kubeconfig>"))
+        Status::blocked(format!(
+            "secret {uri}: {e}; fix: juju update-secret {uri} kubeconfig#file=<good kubeconfig>"
+        ))
     })?;
     Ok(kubeconfig.as_bytes().to_vec())
 }
@@ -203,7 +208,12 @@ pub fn desired(settings: &Settings, kubeconfig: Vec<u8>, o: &Observed) -> Result
     let magnum_gid = o.magnum_gid.unwrap_or(0);
     let disabled: Vec<String> = match &settings.disabled_drivers {
         DisabledDrivers::Auto => {
-            let mut d: Vec<String> = o.other_drivers.iter().filter(|n| *n != DRIVER_ENTRY_POINT).cloned().collect();
+            let mut d: Vec<String> = o
+                .other_drivers
+                .iter()
+                .filter(|n| *n != DRIVER_ENTRY_POINT)
+                .cloned()
+                .collect();
             d.sort();
             d.dedup();
             d
@@ -212,7 +222,9 @@ pub fn desired(settings: &Settings, kubeconfig: Vec<u8>, o: &Observed) -> Result
     };
     let conf = render::capi_conf(&settings.capi_helm, &disabled);
     if !render::is_clean_ascii(&conf) {
-        return Err(Status::blocked("99-capi.conf would not be plain ASCII; check juju config magnum-capi values"));
+        return Err(Status::blocked(
+            "99-capi.conf would not be plain ASCII; check juju config magnum-capi values",
+        ));
     }
 
     if settings.service_override == ServiceOverride::None {
@@ -227,8 +239,20 @@ pub fn desired(settings: &Settings, kubeconfig: Vec<u8>, o: &Observed) -> Result
     }
 
     let mut files = vec![
-        FileSpec { path: KUBECONFIG.into(), content: kubeconfig, mode: 0o640, uid: o.root_uid, gid: magnum_gid },
-        FileSpec { path: CAPI_CONF.into(), content: conf.into_bytes(), mode: 0o640, uid: o.root_uid, gid: magnum_gid },
+        FileSpec {
+            path: KUBECONFIG.into(),
+            content: kubeconfig,
+            mode: 0o640,
+            uid: o.root_uid,
+            gid: magnum_gid,
+        },
+        FileSpec {
+            path: CAPI_CONF.into(),
+            content: conf.into_bytes(),
+            mode: 0o640,
+            uid: o.root_uid,
+            gid: magnum_gid,
+        },
     ];
     let mut absent = Vec::new();
     for service in SERVICES {
@@ -254,11 +278,18 @@ pub fn desired(settings: &Settings, kubeconfig: Vec<u8>, o: &Observed) -> Result
     Ok(Desired {
         driver_version: settings.driver_version.clone(),
         pip_index_url: settings.pip_index_url.clone(),
-        conf_d: DirSpec { mode: 0o750, uid: o.root_uid, gid: magnum_gid },
+        conf_d: DirSpec {
+            mode: 0o750,
+            uid: o.root_uid,
+            gid: magnum_gid,
+        },
         files,
         absent,
         settle_seconds: settings.restart_settle_seconds,
-        ready: Status::active(format!("magnum-capi-helm {} ready", settings.driver_version)),
+        ready: Status::active(format!(
+            "magnum-capi-helm {} ready",
+            settings.driver_version
+        )),
     })
 }
 
@@ -266,11 +297,21 @@ pub fn desired(settings: &Settings, kubeconfig: Vec<u8>, o: &Observed) -> Result
 pub fn diff(d: &Desired, o: &Observed) -> Changes {
     let mut c = Changes {
         install_driver: o.driver_version.as_deref() != Some(d.driver_version.as_str()),
-        fix_conf_d: o.conf_d != Some(DirFacts { mode: d.conf_d.mode, uid: d.conf_d.uid, gid: d.conf_d.gid }),
+        fix_conf_d: o.conf_d
+            != Some(DirFacts {
+                mode: d.conf_d.mode,
+                uid: d.conf_d.uid,
+                gid: d.conf_d.gid,
+            }),
         ..Changes::default()
     };
     for f in &d.files {
-        let want = FileFacts { content: f.content.clone(), mode: f.mode, uid: f.uid, gid: f.gid };
+        let want = FileFacts {
+            content: f.content.clone(),
+            mode: f.mode,
+            uid: f.uid,
+            gid: f.gid,
+        };
         if o.files.get(&f.path).and_then(Option::as_ref) != Some(&want) {
             c.writes.push(f.clone());
         }
@@ -281,7 +322,8 @@ pub fn diff(d: &Desired, o: &Observed) -> Changes {
         }
     }
     let is_dropin = |p: &str| p.starts_with("/etc/systemd/");
-    c.daemon_reload = c.writes.iter().any(|f| is_dropin(&f.path)) || c.removes.iter().any(|p| is_dropin(p));
+    c.daemon_reload =
+        c.writes.iter().any(|f| is_dropin(&f.path)) || c.removes.iter().any(|p| is_dropin(p));
     c.restart = c.install_driver || !c.writes.is_empty() || !c.removes.is_empty() || c.fix_conf_d;
     c
 }

@@ -42,22 +42,86 @@ pub enum Kind {
 /// The driver's `[capi_helm]` options (FACTS.md), each reachable through a
 /// charm option; unset means magnum's default and is not written.
 pub const CAPI_OPTIONS: [CapiOption; 16] = [
-    CapiOption { option: "namespace-prefix", key: "namespace_prefix", kind: Kind::Str },
-    CapiOption { option: "helm-chart-repo", key: "helm_chart_repo", kind: Kind::Str },
-    CapiOption { option: "helm-chart-name", key: "helm_chart_name", kind: Kind::Str },
-    CapiOption { option: "default-helm-chart-version", key: "default_helm_chart_version", kind: Kind::Str },
-    CapiOption { option: "minimum-flavor-ram", key: "minimum_flavor_ram", kind: Kind::Int },
-    CapiOption { option: "minimum-flavor-vcpus", key: "minimum_flavor_vcpus", kind: Kind::Int },
-    CapiOption { option: "csi-cinder-default-volume-type", key: "csi_cinder_default_volume_type", kind: Kind::Str },
-    CapiOption { option: "csi-cinder-reclaim-policy", key: "csi_cinder_reclaim_policy", kind: Kind::Choice(&["Retain", "Delete"]) },
-    CapiOption { option: "csi-cinder-allow-volume-expansion", key: "csi_cinder_allow_volume_expansion", kind: Kind::Bool },
-    CapiOption { option: "csi-cinder-allowed-topologies", key: "csi_cinder_allowed_topologies", kind: Kind::Str },
-    CapiOption { option: "csi-cinder-fstype", key: "csi_cinder_fstype", kind: Kind::Str },
-    CapiOption { option: "csi-cinder-volume-binding-mode", key: "csi_cinder_volume_binding_mode", kind: Kind::Choice(&["Immediate", "WaitForFirstConsumer"]) },
-    CapiOption { option: "csi-cinder-availability-zone", key: "csi_cinder_availability_zone", kind: Kind::Str },
-    CapiOption { option: "app-cred-interface-type", key: "app_cred_interface_type", kind: Kind::Choice(&["public", "internal", "admin"]) },
-    CapiOption { option: "api-resources", key: "api_resources", kind: Kind::Str },
-    CapiOption { option: "k8s-control-plane-resource-conditions", key: "k8s_control_plane_resource_conditions", kind: Kind::Str },
+    CapiOption {
+        option: "namespace-prefix",
+        key: "namespace_prefix",
+        kind: Kind::Str,
+    },
+    CapiOption {
+        option: "helm-chart-repo",
+        key: "helm_chart_repo",
+        kind: Kind::Str,
+    },
+    CapiOption {
+        option: "helm-chart-name",
+        key: "helm_chart_name",
+        kind: Kind::Str,
+    },
+    CapiOption {
+        option: "default-helm-chart-version",
+        key: "default_helm_chart_version",
+        kind: Kind::Str,
+    },
+    CapiOption {
+        option: "minimum-flavor-ram",
+        key: "minimum_flavor_ram",
+        kind: Kind::Int,
+    },
+    CapiOption {
+        option: "minimum-flavor-vcpus",
+        key: "minimum_flavor_vcpus",
+        kind: Kind::Int,
+    },
+    CapiOption {
+        option: "csi-cinder-default-volume-type",
+        key: "csi_cinder_default_volume_type",
+        kind: Kind::Str,
+    },
+    CapiOption {
+        option: "csi-cinder-reclaim-policy",
+        key: "csi_cinder_reclaim_policy",
+        kind: Kind::Choice(&["Retain", "Delete"]),
+    },
+    CapiOption {
+        option: "csi-cinder-allow-volume-expansion",
+        key: "csi_cinder_allow_volume_expansion",
+        kind: Kind::Bool,
+    },
+    CapiOption {
+        option: "csi-cinder-allowed-topologies",
+        key: "csi_cinder_allowed_topologies",
+        kind: Kind::Str,
+    },
+    CapiOption {
+        option: "csi-cinder-fstype",
+        key: "csi_cinder_fstype",
+        kind: Kind::Str,
+    },
+    CapiOption {
+        option: "csi-cinder-volume-binding-mode",
+        key: "csi_cinder_volume_binding_mode",
+        kind: Kind::Choice(&["Immediate", "WaitForFirstConsumer"]),
+    },
+    CapiOption {
+        option: "csi-cinder-availability-zone",
+        key: "csi_cinder_availability_zone",
+        kind: Kind::Str,
+    },
+    CapiOption {
+        option: "app-cred-interface-type",
+        key: "app_cred_interface_type",
+        kind: Kind::Choice(&["public", "internal", "admin"]),
+    },
+    CapiOption {
+        option: "api-resources",
+        key: "api_resources",
+        kind: Kind::Str,
+    },
+    CapiOption {
+        option: "k8s-control-plane-resource-conditions",
+        key: "k8s_control_plane_resource_conditions",
+        kind: Kind::Str,
+    },
 ];
 
 /// The validated configuration.
@@ -83,7 +147,9 @@ fn get_str<'a>(raw: &'a Raw, option: &str) -> Result<Option<&'a str>, String> {
     match raw.get(option) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.as_str())),
-        Some(other) => Err(format!("config {option}={other} is not a string: juju config magnum-capi {option}=<text>")),
+        Some(other) => Err(format!(
+            "config {option}={other} is not a string: juju config magnum-capi {option}=<text>"
+        )),
     }
 }
 
@@ -123,22 +189,29 @@ pub fn valid_version(v: &str) -> bool {
         && v.as_bytes()[0].is_ascii_digit()
         && !v.ends_with('.')
         && !v.contains("..")
-        && v.bytes().all(|b| b.is_ascii_digit() || b.is_ascii_lowercase() || b == b'.')
+        && v.bytes()
+            .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase() || b == b'.')
 }
 
 fn valid_driver_name(n: &str) -> bool {
-    !n.is_empty() && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
+    !n.is_empty()
+        && n.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
 }
 
 /// A Juju secret URI: `secret:<id>` or `secret://<model-uuid>/<id>`.
 pub fn valid_secret_uri(uri: &str) -> bool {
-    let Some(rest) = uri.strip_prefix("secret:") else { return false };
+    let Some(rest) = uri.strip_prefix("secret:") else {
+        return false;
+    };
     let rest = rest.strip_prefix("//").unwrap_or(rest);
     !rest.is_empty()
         && rest.len() <= 128
         && !rest.starts_with('/')
         && !rest.ends_with('/')
-        && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'/' || b == b'-')
+        && rest
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'/' || b == b'-')
         && !rest.contains("//")
 }
 
@@ -162,7 +235,9 @@ impl Settings {
             }
         };
 
-        let driver_version = get_str(raw, "driver-version")?.map(str::trim).unwrap_or(DEFAULT_DRIVER_VERSION);
+        let driver_version = get_str(raw, "driver-version")?
+            .map(str::trim)
+            .unwrap_or(DEFAULT_DRIVER_VERSION);
         if !valid_version(driver_version) {
             return Err(format!(
                 "config driver-version {driver_version:?} is not a plain version like 1.1.0; fix: juju config magnum-capi driver-version=1.1.0"
@@ -180,7 +255,12 @@ impl Settings {
         let disabled_drivers = match get_str(raw, "disabled-drivers")?.map(str::trim) {
             None | Some("auto") => DisabledDrivers::Auto,
             Some(list) => {
-                let names: Vec<String> = list.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect();
+                let names: Vec<String> = list
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect();
                 if let Some(bad) = names.iter().find(|n| !valid_driver_name(n)) {
                     return Err(format!("config disabled-drivers has an invalid driver name {bad:?}; fix: juju config magnum-capi disabled-drivers=auto"));
                 }
@@ -221,8 +301,15 @@ impl Settings {
                     }
                     s.trim().to_string()
                 }
+                // 0 is config.yaml's "the driver's default".
+                (Some(Value::Number(n)), Kind::Int) if n.as_u64() == Some(0) => continue,
                 (Some(Value::Number(n)), Kind::Int) if n.as_u64().is_some() => n.to_string(),
                 (Some(Value::Bool(b)), Kind::Bool) => b.to_string(),
+                (Some(Value::String(s)), Kind::Bool) => match s.trim().to_ascii_lowercase().as_str() {
+                    "" => continue,
+                    b @ ("true" | "false") => b.to_string(),
+                    _ => return Err(format!("config {} must be true, false or empty; fix: juju config magnum-capi {}=true", opt.option, opt.option)),
+                },
                 (Some(other), _) => {
                     return Err(format!("config {}={other} has the wrong type; fix: juju config magnum-capi --reset {}", opt.option, opt.option))
                 }
@@ -264,10 +351,27 @@ mod tests {
 
     #[test]
     fn bad_versions_are_refused() {
-        for v in ["1.1.0; rm -rf /", "../x", "", "v1.1", "1..1", "1.1.", "1.1.0\n", "1.1.0 beta"] {
-            assert!(Settings::parse(&raw(json!({"driver-version": v}))).is_err(), "{v:?} accepted");
+        for v in [
+            "1.1.0; rm -rf /",
+            "../x",
+            "",
+            "v1.1",
+            "1..1",
+            "1.1.",
+            "1.1.0\n",
+            "1.1.0 beta",
+        ] {
+            assert!(
+                Settings::parse(&raw(json!({"driver-version": v}))).is_err(),
+                "{v:?} accepted"
+            );
         }
-        assert_eq!(Settings::parse(&raw(json!({"driver-version": " 1.2.0 "}))).unwrap().driver_version, "1.2.0");
+        assert_eq!(
+            Settings::parse(&raw(json!({"driver-version": " 1.2.0 "})))
+                .unwrap()
+                .driver_version,
+            "1.2.0"
+        );
         for v in ["1.1.0", "1.4.0", "1.2.0rc1", "1.1.0.post1"] {
             assert!(valid_version(v), "{v}");
         }
@@ -275,7 +379,14 @@ mod tests {
 
     #[test]
     fn ini_injection_is_refused() {
-        for v in ["x\n[DEFAULT]\ndebug = true", "x\r[DEFAULT]\rdebug = true", "a\0b", "caf\u{e9}", "[x]", "tab\there"] {
+        for v in [
+            "x\n[DEFAULT]\ndebug = true",
+            "x\r[DEFAULT]\rdebug = true",
+            "a\0b",
+            "caf\u{e9}",
+            "[x]",
+            "tab\there",
+        ] {
             let e = Settings::parse(&raw(json!({"namespace-prefix": v}))).unwrap_err();
             assert!(e.contains("namespace-prefix"), "{e}");
         }
@@ -284,22 +395,54 @@ mod tests {
     #[test]
     fn dollars_are_escaped_for_oslo_config() {
         let s = Settings::parse(&raw(json!({"namespace-prefix": "$capi_helm.x"}))).unwrap();
-        assert_eq!(s.capi_helm, vec![("namespace_prefix", "$$capi_helm.x".to_string())]);
+        assert_eq!(
+            s.capi_helm,
+            vec![("namespace_prefix", "$$capi_helm.x".to_string())]
+        );
     }
 
     #[test]
     fn typed_options_are_checked() {
         assert!(Settings::parse(&raw(json!({"minimum-flavor-ram": "lots"}))).is_err());
         assert!(Settings::parse(&raw(json!({"csi-cinder-reclaim-policy": "Keep"}))).is_err());
-        let s = Settings::parse(&raw(json!({"minimum-flavor-ram": 4096, "csi-cinder-allow-volume-expansion": true}))).unwrap();
-        assert_eq!(s.capi_helm, vec![("minimum_flavor_ram", "4096".to_string()), ("csi_cinder_allow_volume_expansion", "true".to_string())]);
+        assert!(
+            Settings::parse(&raw(json!({"csi-cinder-allow-volume-expansion": "yes"}))).is_err()
+        );
+        let s = Settings::parse(&raw(
+            json!({"minimum-flavor-ram": 0, "csi-cinder-allow-volume-expansion": ""}),
+        ))
+        .unwrap();
+        assert!(
+            s.capi_helm.is_empty(),
+            "0 and empty mean the driver default"
+        );
+        let s = Settings::parse(&raw(
+            json!({"minimum-flavor-ram": 4096, "csi-cinder-allow-volume-expansion": "true"}),
+        ))
+        .unwrap();
+        assert_eq!(
+            s.capi_helm,
+            vec![
+                ("minimum_flavor_ram", "4096".to_string()),
+                ("csi_cinder_allow_volume_expansion", "true".to_string())
+            ]
+        );
     }
 
     #[test]
     fn secret_uris() {
         assert!(valid_secret_uri("secret:cs2ltv7mp25c77s6iqgg"));
-        assert!(valid_secret_uri("secret://5a0f30a7-1b3a-4c4f-8a4e-0d2f7e1f0c9a/cs2ltv7mp25c77s6iqgg"));
-        for bad in ["", "cs2ltv7mp25c77s6iqgg", "secret:", "secret:../x", "secret:a b", "secret:a;rm"] {
+        assert!(valid_secret_uri(
+            "secret://5a0f30a7-1b3a-4c4f-8a4e-0d2f7e1f0c9a/cs2ltv7mp25c77s6iqgg"
+        ));
+        for bad in [
+            "",
+            "cs2ltv7mp25c77s6iqgg",
+            "secret:",
+            "secret:../x",
+            "secret:a b",
+            "secret:a;rm",
+        ] {
             assert!(!valid_secret_uri(bad), "{bad}");
         }
     }
@@ -307,7 +450,10 @@ mod tests {
     #[test]
     fn disabled_drivers_list() {
         let s = Settings::parse(&raw(json!({"disabled-drivers": "a, b"}))).unwrap();
-        assert_eq!(s.disabled_drivers, DisabledDrivers::List(vec!["a".into(), "b".into()]));
+        assert_eq!(
+            s.disabled_drivers,
+            DisabledDrivers::List(vec!["a".into(), "b".into()])
+        );
         let s = Settings::parse(&raw(json!({"disabled-drivers": ""}))).unwrap();
         assert_eq!(s.disabled_drivers, DisabledDrivers::List(vec![]));
         assert!(Settings::parse(&raw(json!({"disabled-drivers": "k8s_capi_helm_v1"}))).is_err());

@@ -31,9 +31,21 @@ const KUBE: &str = kubeconfig::tests::TOKEN_KUBECONFIG;
 fn applied(o: &Observed, d: &Desired) -> Observed {
     let mut o = o.clone();
     o.driver_version = Some(d.driver_version.clone());
-    o.conf_d = Some(DirFacts { mode: d.conf_d.mode, uid: d.conf_d.uid, gid: d.conf_d.gid });
+    o.conf_d = Some(DirFacts {
+        mode: d.conf_d.mode,
+        uid: d.conf_d.uid,
+        gid: d.conf_d.gid,
+    });
     for f in &d.files {
-        o.files.insert(f.path.clone(), Some(FileFacts { content: f.content.clone(), mode: f.mode, uid: f.uid, gid: f.gid }));
+        o.files.insert(
+            f.path.clone(),
+            Some(FileFacts {
+                content: f.content.clone(),
+                mode: f.mode,
+                uid: f.uid,
+                gid: f.gid,
+            }),
+        );
     }
     o
 }
@@ -46,7 +58,10 @@ fn a_fresh_unit_needs_everything() {
     assert!(c.install_driver && c.fix_conf_d && c.daemon_reload && c.restart);
     assert_eq!(c.writes.len(), 4);
     let conf = String::from_utf8(d.files[1].content.clone()).unwrap();
-    assert!(conf.contains("disabled_drivers = k8s_fedora_coreos_v1\n"), "{conf}");
+    assert!(
+        conf.contains("disabled_drivers = k8s_fedora_coreos_v1\n"),
+        "{conf}"
+    );
     assert_eq!(d.files[0].mode, 0o640);
     assert_eq!(d.files[0].gid, 64060);
     assert_eq!(d.ready, Status::active("magnum-capi-helm 1.1.0 ready"));
@@ -64,9 +79,17 @@ fn a_config_change_touches_only_the_conf() {
     let o = healthy_unit();
     let d1 = desired(&settings(json!({})), KUBE.into(), &o).unwrap();
     let o = applied(&o, &d1);
-    let d2 = desired(&settings(json!({"namespace-prefix": "capi"})), KUBE.into(), &o).unwrap();
+    let d2 = desired(
+        &settings(json!({"namespace-prefix": "capi"})),
+        KUBE.into(),
+        &o,
+    )
+    .unwrap();
     let c = diff(&d2, &o);
-    assert_eq!(c.writes.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(), [paths::CAPI_CONF]);
+    assert_eq!(
+        c.writes.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(),
+        [paths::CAPI_CONF]
+    );
     assert!(!c.daemon_reload && !c.install_driver && c.restart);
     assert_ne!(d1.fingerprint(), d2.fingerprint());
 }
@@ -87,15 +110,29 @@ fn none_mode_removes_our_dropins_and_refuses_a_shadowing_magnum_conf() {
     let o = healthy_unit();
     let d1 = desired(&settings(json!({})), KUBE.into(), &o).unwrap();
     let o = applied(&o, &d1);
-    let d2 = desired(&settings(json!({"service-override": "none"})), KUBE.into(), &o).unwrap();
+    let d2 = desired(
+        &settings(json!({"service-override": "none"})),
+        KUBE.into(),
+        &o,
+    )
+    .unwrap();
     let c = diff(&d2, &o);
     assert_eq!(c.removes.len(), 2);
     assert!(c.daemon_reload);
 
     let mut shadowed = o.clone();
     shadowed.magnum_conf = Some("[capi_helm]\nkubeconfig_file = /root/.kube/config\n".into());
-    let e = desired(&settings(json!({"service-override": "none"})), KUBE.into(), &shadowed).unwrap_err();
-    assert!(e.message.contains("[capi_helm] kubeconfig_file"), "{}", e.message);
+    let e = desired(
+        &settings(json!({"service-override": "none"})),
+        KUBE.into(),
+        &shadowed,
+    )
+    .unwrap_err();
+    assert!(
+        e.message.contains("[capi_helm] kubeconfig_file"),
+        "{}",
+        e.message
+    );
 }
 
 #[test]
@@ -103,7 +140,11 @@ fn the_principal_is_awaited() {
     assert!(principal_missing(&healthy_unit()).is_none());
     let s = principal_missing(&Observed::default()).unwrap();
     assert_eq!(s.kind, crate::juju::StatusKind::Waiting);
-    assert!(s.message.contains("/etc/magnum/magnum.conf"), "{}", s.message);
+    assert!(
+        s.message.contains("/etc/magnum/magnum.conf"),
+        "{}",
+        s.message
+    );
 }
 
 #[test]
@@ -111,11 +152,17 @@ fn secret_problems_say_what_to_run() {
     let uri = "secret:cs2ltv7mp25c77s6iqgg";
     let unset = kubeconfig_from_secret(None, None).unwrap_err();
     assert!(unset.message.contains("juju add-secret"));
-    let ng = kubeconfig_from_secret(Some(uri), Some(&SecretInput::Error(SecretError::NotGranted))).unwrap_err();
+    let ng = kubeconfig_from_secret(
+        Some(uri),
+        Some(&SecretInput::Error(SecretError::NotGranted)),
+    )
+    .unwrap_err();
     assert!(ng.message.contains("juju grant-secret"), "{}", ng.message);
-    let nf = kubeconfig_from_secret(Some(uri), Some(&SecretInput::Error(SecretError::NotFound))).unwrap_err();
+    let nf = kubeconfig_from_secret(Some(uri), Some(&SecretInput::Error(SecretError::NotFound)))
+        .unwrap_err();
     assert!(nf.message.contains("not found"));
-    let nokey = kubeconfig_from_secret(Some(uri), Some(&SecretInput::Content(BTreeMap::new()))).unwrap_err();
+    let nokey = kubeconfig_from_secret(Some(uri), Some(&SecretInput::Content(BTreeMap::new())))
+        .unwrap_err();
     assert!(nokey.message.contains("no key kubeconfig"));
     let bad = BTreeMap::from([("kubeconfig".to_string(), "kind: Pod\n".to_string())]);
     let e = kubeconfig_from_secret(Some(uri), Some(&SecretInput::Content(bad))).unwrap_err();

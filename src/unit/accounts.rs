@@ -72,7 +72,13 @@ mod tests {
     #[test]
     fn users_and_groups_are_read_by_name() {
         let a = Accounts::parse(PASSWD, GROUP);
-        assert_eq!(a.user("magnum"), Some(Account { uid: 64060, gid: 64060 }));
+        assert_eq!(
+            a.user("magnum"),
+            Some(Account {
+                uid: 64060,
+                gid: 64060
+            })
+        );
         assert_eq!(a.group("magnum"), Some(64060));
         assert_eq!(a.user("nobody"), None);
         assert_eq!(a.group("root"), Some(0));

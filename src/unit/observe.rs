@@ -18,7 +18,9 @@ use crate::plan::{managed_paths, DirFacts, FileFacts, Observed};
 pub fn read_optional(path: &Path) -> Result<Option<Vec<u8>>> {
     match fs::read(path) {
         Ok(b) => Ok(Some(b)),
-        Err(e) if e.kind() == ErrorKind::NotFound || e.kind() == ErrorKind::NotADirectory => Ok(None),
+        Err(e) if e.kind() == ErrorKind::NotFound || e.kind() == ErrorKind::NotADirectory => {
+            Ok(None)
+        }
         Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
     }
 }
@@ -27,23 +29,45 @@ pub fn read_optional(path: &Path) -> Result<Option<Vec<u8>>> {
 pub fn file_facts(path: &Path) -> Result<Option<FileFacts>> {
     let meta = match fs::symlink_metadata(path) {
         Ok(m) => m,
-        Err(e) if e.kind() == ErrorKind::NotFound || e.kind() == ErrorKind::NotADirectory => return Ok(None),
+        Err(e) if e.kind() == ErrorKind::NotFound || e.kind() == ErrorKind::NotADirectory => {
+            return Ok(None)
+        }
         Err(e) => return Err(e).with_context(|| format!("cannot stat {}", path.display())),
     };
     // A directory or symlink where a file belongs reads as "wrong content":
     // an empty body with an impossible mode, so the plan rewrites it.
     if !meta.is_file() {
-        return Ok(Some(FileFacts { content: Vec::new(), mode: u32::MAX, uid: meta.uid(), gid: meta.gid() }));
+        return Ok(Some(FileFacts {
+            content: Vec::new(),
+            mode: u32::MAX,
+            uid: meta.uid(),
+            gid: meta.gid(),
+        }));
     }
     let content = fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    Ok(Some(FileFacts { content, mode: meta.mode() & 0o7777, uid: meta.uid(), gid: meta.gid() }))
+    Ok(Some(FileFacts {
+        content,
+        mode: meta.mode() & 0o7777,
+        uid: meta.uid(),
+        gid: meta.gid(),
+    }))
 }
 
 pub fn dir_facts(path: &Path) -> Result<Option<DirFacts>> {
     match fs::symlink_metadata(path) {
-        Ok(m) if m.is_dir() => Ok(Some(DirFacts { mode: m.mode() & 0o7777, uid: m.uid(), gid: m.gid() })),
-        Ok(m) => Ok(Some(DirFacts { mode: u32::MAX, uid: m.uid(), gid: m.gid() })),
-        Err(e) if e.kind() == ErrorKind::NotFound || e.kind() == ErrorKind::NotADirectory => Ok(None),
+        Ok(m) if m.is_dir() => Ok(Some(DirFacts {
+            mode: m.mode() & 0o7777,
+            uid: m.uid(),
+            gid: m.gid(),
+        })),
+        Ok(m) => Ok(Some(DirFacts {
+            mode: u32::MAX,
+            uid: m.uid(),
+            gid: m.gid(),
+        })),
+        Err(e) if e.kind() == ErrorKind::NotFound || e.kind() == ErrorKind::NotADirectory => {
+            Ok(None)
+        }
         Err(e) => Err(e).with_context(|| format!("cannot stat {}", path.display())),
     }
 }
@@ -53,18 +77,27 @@ pub fn dir_facts(path: &Path) -> Result<Option<DirFacts>> {
 pub fn site_dirs(root: &Root) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for pattern in paths::SITE_DIRS_GLOB {
-        let (before, after) = pattern.split_once('*').map_or((pattern, None), |(b, a)| (b, Some(a)));
+        let (before, after) = pattern
+            .split_once('*')
+            .map_or((pattern, None), |(b, a)| (b, Some(a)));
         match after {
             None => out.push(root.path(before)),
             Some(after) => {
                 // "/usr/local/lib/python3*" + "/dist-packages"
                 let parent = Path::new(before).parent().unwrap_or(Path::new("/"));
-                let prefix = Path::new(before).file_name().and_then(|s| s.to_str()).unwrap_or("");
+                let prefix = Path::new(before)
+                    .file_name()
+                    .and_then(|s| s.to_str())
+                    .unwrap_or("");
                 let mut found: Vec<PathBuf> = fs::read_dir(root.path(parent))
                     .into_iter()
                     .flatten()
                     .flatten()
-                    .filter(|e| e.file_name().to_str().is_some_and(|n| n.starts_with(prefix)))
+                    .filter(|e| {
+                        e.file_name()
+                            .to_str()
+                            .is_some_and(|n| n.starts_with(prefix))
+                    })
                     .map(|e| e.path().join(after.trim_start_matches('/')))
                     .collect();
                 found.sort();
@@ -78,8 +111,12 @@ pub fn site_dirs(root: &Root) -> Vec<PathBuf> {
 
 /// `Version:` from a dist-info's METADATA (or an egg-info's PKG-INFO).
 fn metadata_version(dir: &Path) -> Option<String> {
-    let text = fs::read_to_string(dir.join("METADATA")).or_else(|_| fs::read_to_string(dir.join("PKG-INFO"))).ok()?;
-    text.lines().find_map(|l| l.strip_prefix("Version:")).map(|v| v.trim().to_string())
+    let text = fs::read_to_string(dir.join("METADATA"))
+        .or_else(|_| fs::read_to_string(dir.join("PKG-INFO")))
+        .ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("Version:"))
+        .map(|v| v.trim().to_string())
 }
 
 /// Package metadata directories (`<name>-<version>.dist-info` or
@@ -92,8 +129,13 @@ fn dist_dirs(site: &Path, wanted: impl Fn(&str) -> bool) -> Vec<PathBuf> {
         .flatten()
         .filter_map(|e| {
             let file = e.file_name().to_str()?.to_ascii_lowercase();
-            let stem = file.strip_suffix(".dist-info").or_else(|| file.strip_suffix(".egg-info"))?;
-            let name = stem.split_once('-').map_or(stem, |(n, _)| n).replace(['-', '.'], "_");
+            let stem = file
+                .strip_suffix(".dist-info")
+                .or_else(|| file.strip_suffix(".egg-info"))?;
+            let name = stem
+                .split_once('-')
+                .map_or(stem, |(n, _)| n)
+                .replace(['-', '.'], "_");
             wanted(&name).then(|| e.path())
         })
         .collect();
@@ -111,7 +153,10 @@ pub fn driver_version(sites: &[PathBuf]) -> Option<String> {
 
 /// The installed pip's version (its flags differ across releases).
 pub fn pip_version(sites: &[PathBuf]) -> Option<String> {
-    sites.iter().flat_map(|s| dist_dirs(s, |n| n == "pip")).find_map(|d| metadata_version(&d))
+    sites
+        .iter()
+        .flat_map(|s| dist_dirs(s, |n| n == "pip"))
+        .find_map(|d| metadata_version(&d))
 }
 
 /// Names of `magnum.drivers` entry points in `entry_points.txt` text.
@@ -155,7 +200,8 @@ pub fn observe(root: &Root) -> Result<Observed> {
         root_gid: accounts.group("root").unwrap_or(0),
         magnum_user: accounts.user("magnum").is_some(),
         magnum_gid: accounts.group("magnum"),
-        magnum_conf: read_optional(&root.path(MAGNUM_CONF))?.map(|b| String::from_utf8_lossy(&b).into_owned()),
+        magnum_conf: read_optional(&root.path(MAGNUM_CONF))?
+            .map(|b| String::from_utf8_lossy(&b).into_owned()),
         driver_version: driver_version(&sites),
         other_drivers: magnum_drivers(&sites),
         conf_d: dir_facts(&root.path(CONF_D))?,
@@ -163,8 +209,14 @@ pub fn observe(root: &Root) -> Result<Observed> {
     };
     for s in SERVICES {
         let unit = format!("{s}.service");
-        o.unit_files.insert(s.to_string(), UNIT_DIRS.iter().any(|d| root.path(d).join(&unit).exists()));
-        let bin = BIN_DIRS.iter().map(|d| format!("{d}/{s}")).find(|p| root.path(p).is_file());
+        o.unit_files.insert(
+            s.to_string(),
+            UNIT_DIRS.iter().any(|d| root.path(d).join(&unit).exists()),
+        );
+        let bin = BIN_DIRS
+            .iter()
+            .map(|d| format!("{d}/{s}"))
+            .find(|p| root.path(p).is_file());
         o.binaries.insert(s.to_string(), bin);
     }
     let mut files = BTreeMap::new();
@@ -183,6 +235,9 @@ mod tests {
     #[test]
     fn entry_points_of_the_magnum_drivers_group() {
         let t = "[console_scripts]\nmagnum-api = magnum.cmd.api:main\n\n[magnum.drivers]\nk8s_fedora_coreos_v1 = magnum.drivers.k8s_fedora_coreos_v1.driver:Driver\nk8s_capi_helm_v1 = magnum_capi_helm.driver:Driver\n\n[oslo.config.opts]\nx = y\n";
-        assert_eq!(magnum_driver_names(t), ["k8s_fedora_coreos_v1", "k8s_capi_helm_v1"]);
+        assert_eq!(
+            magnum_driver_names(t),
+            ["k8s_fedora_coreos_v1", "k8s_capi_helm_v1"]
+        );
     }
 }

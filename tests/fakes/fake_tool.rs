@@ -34,12 +34,15 @@ struct Fake {
 
 impl Fake {
     fn load() -> Fake {
-        let dir = PathBuf::from(std::env::var_os("FAKE_UNIT").expect("FAKE_UNIT is set by the test fixture"));
+        let dir = PathBuf::from(
+            std::env::var_os("FAKE_UNIT").expect("FAKE_UNIT is set by the test fixture"),
+        );
         let world = fs::read(dir.join("world.json"))
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_else(|| json!({}));
-        let root = PathBuf::from(std::env::var_os("MAGNUM_CAPI_ROOT").unwrap_or_else(|| "/".into()));
+        let root =
+            PathBuf::from(std::env::var_os("MAGNUM_CAPI_ROOT").unwrap_or_else(|| "/".into()));
         Fake { dir, world, root }
     }
 
@@ -54,7 +57,11 @@ impl Fake {
     }
 
     fn append(&self, file: &str, line: &str) {
-        let mut f = OpenOptions::new().create(true).append(true).open(self.dir.join(file)).unwrap();
+        let mut f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join(file))
+            .unwrap();
         f.write_all(format!("{line}\n").as_bytes()).unwrap();
     }
 
@@ -75,16 +82,32 @@ fn err(code: u8, text: &str) -> ExitCode {
 
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().collect();
-    let tool = Path::new(&argv[0]).file_name().unwrap().to_string_lossy().to_string();
+    let tool = Path::new(&argv[0])
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .to_string();
     let args: Vec<String> = argv[1..].to_vec();
     let mut fake = Fake::load();
-    fake.append("calls.jsonl", &json!({"tool": tool, "args": args}).to_string());
+    fake.append(
+        "calls.jsonl",
+        &json!({"tool": tool, "args": args}).to_string(),
+    );
 
-    let verb = args.iter().find(|a| !a.starts_with('-')).cloned().unwrap_or_default();
+    let verb = args
+        .iter()
+        .find(|a| !a.starts_with('-'))
+        .cloned()
+        .unwrap_or_default();
     for key in [format!("{tool} {verb}"), tool.clone()] {
         if let Some(f) = fake.get("fail").get(&key) {
             let code = f.get("code").and_then(Value::as_u64).unwrap_or(1) as u8;
-            return err(code, f.get("stderr").and_then(Value::as_str).unwrap_or("ERROR injected failure"));
+            return err(
+                code,
+                f.get("stderr")
+                    .and_then(Value::as_str)
+                    .unwrap_or("ERROR injected failure"),
+            );
         }
     }
 
@@ -92,23 +115,41 @@ fn main() -> ExitCode {
         "config-get" => out(&fake.get("config").to_string()),
         "secret-get" => secret_get(&fake, &args),
         "status-set" => {
-            if args.is_empty() || !["maintenance", "blocked", "waiting", "active"].contains(&args[0].as_str()) {
+            if args.is_empty()
+                || !["maintenance", "blocked", "waiting", "active"].contains(&args[0].as_str())
+            {
                 return err(2, &format!("ERROR invalid status {:?}", args.first()));
             }
-            let status = json!({"kind": args[0], "message": args.get(1).cloned().unwrap_or_default()});
+            let status =
+                json!({"kind": args[0], "message": args.get(1).cloned().unwrap_or_default()});
             fs::write(fake.dir.join("status.json"), status.to_string()).unwrap();
             fake.append("status-history.jsonl", &status.to_string());
             ExitCode::SUCCESS
         }
         "application-version-set" => {
-            fs::write(fake.dir.join("app-version"), args.first().cloned().unwrap_or_default()).unwrap();
+            fs::write(
+                fake.dir.join("app-version"),
+                args.first().cloned().unwrap_or_default(),
+            )
+            .unwrap();
             ExitCode::SUCCESS
         }
-        "is-leader" => out(&format!("{}\n", fake.get("leader").as_bool().unwrap_or(true))),
-        "action-get" => out(&fake.world.get("action_params").cloned().unwrap_or(json!({})).to_string()),
+        "is-leader" => out(&format!(
+            "{}\n",
+            fake.get("leader").as_bool().unwrap_or(true)
+        )),
+        "action-get" => out(&fake
+            .world
+            .get("action_params")
+            .cloned()
+            .unwrap_or(json!({}))
+            .to_string()),
         "action-set" => action_set(&fake, &args),
         "action-fail" => {
-            let msg = args.first().cloned().unwrap_or("action failed without reason given, check action for errors".into());
+            let msg = args
+                .first()
+                .cloned()
+                .unwrap_or("action failed without reason given, check action for errors".into());
             fs::write(fake.dir.join("action-failed"), msg).unwrap();
             ExitCode::SUCCESS
         }
@@ -123,18 +164,32 @@ fn main() -> ExitCode {
             fake.append("juju-log.txt", &args.join(" "));
             ExitCode::SUCCESS
         }
-        "resource-get" => match fake.get("resources").get(args.first().map(String::as_str).unwrap_or("")) {
+        "resource-get" => match fake
+            .get("resources")
+            .get(args.first().map(String::as_str).unwrap_or(""))
+        {
             Some(Value::String(p)) => out(p),
             _ => err(1, "ERROR could not download resource: resource not found"),
         },
         "systemctl" => systemctl(&mut fake, &args),
         "journalctl" => {
-            let lines: Vec<String> = fake.get("journal").as_array().into_iter().flatten().filter_map(|l| l.as_str().map(str::to_string)).collect();
+            let lines: Vec<String> = fake
+                .get("journal")
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|l| l.as_str().map(str::to_string))
+                .collect();
             out(&lines.iter().map(|l| format!("{l}\n")).collect::<String>())
         }
         "pip3" | "pip" => pip(&fake, &args),
         "python3" | "python" => python(&fake),
-        "helm" => out(&format!("{}\n", fake.get("helm_version").as_str().unwrap_or("v3.17.2+gcc0c9f4"))),
+        "helm" => out(&format!(
+            "{}\n",
+            fake.get("helm_version")
+                .as_str()
+                .unwrap_or("v3.17.2+gcc0c9f4")
+        )),
         other => err(127, &format!("fake-tool: no fake for {other}")),
     }
 }
@@ -149,7 +204,10 @@ fn secret_get(fake: &Fake, args: &[String]) -> ExitCode {
             Some("not-found") => err(1, &format!("ERROR secret {uri:?} not found")),
             Some("denied") => err(1, "ERROR permission denied"),
             Some(other) => err(1, &format!("ERROR {other}")),
-            None => out(&format!("{}\n", s.get("content").cloned().unwrap_or(json!({})))),
+            None => out(&format!(
+                "{}\n",
+                s.get("content").cloned().unwrap_or(json!({}))
+            )),
         },
     }
 }
@@ -157,10 +215,16 @@ fn secret_get(fake: &Fake, args: &[String]) -> ExitCode {
 /// Juju's action-set: dotted keys nest, last write wins.
 fn action_set(fake: &Fake, args: &[String]) -> ExitCode {
     let path = fake.dir.join("action-results.json");
-    let mut results: Value = fs::read(&path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or(json!({}));
+    let mut results: Value = fs::read(&path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or(json!({}));
     for arg in args {
         let Some((key, value)) = arg.split_once('=') else {
-            return err(2, &format!("ERROR argument {arg:?} must be of the form key...=value"));
+            return err(
+                2,
+                &format!("ERROR argument {arg:?} must be of the form key...=value"),
+            );
         };
         if ["stdout", "stdout-encoding", "stderr", "stderr-encoding"].contains(&key) {
             return err(2, &format!("ERROR cannot set reserved action key {key:?}"));
@@ -169,7 +233,10 @@ fn action_set(fake: &Fake, args: &[String]) -> ExitCode {
         let valid = |s: &&str| {
             let b = s.as_bytes();
             let ok = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit();
-            !b.is_empty() && ok(&b[0]) && ok(&b[b.len() - 1]) && b.iter().all(|c| ok(c) || *c == b'-')
+            !b.is_empty()
+                && ok(&b[0])
+                && ok(&b[b.len() - 1])
+                && b.iter().all(|c| ok(c) || *c == b'-')
         };
         if !segments.iter().all(valid) {
             return err(2, &format!("ERROR key {key:?} must start and end with lowercase alphanumeric, and contain only lowercase alphanumeric, hyphens and periods"));
@@ -193,7 +260,12 @@ fn action_set(fake: &Fake, args: &[String]) -> ExitCode {
 
 fn systemctl(fake: &mut Fake, args: &[String]) -> ExitCode {
     let verb = args.first().map(String::as_str).unwrap_or("");
-    let units: Vec<String> = args.iter().skip(1).filter(|a| !a.starts_with('-') && a.ends_with(".service")).map(|u| u.trim_end_matches(".service").to_string()).collect();
+    let units: Vec<String> = args
+        .iter()
+        .skip(1)
+        .filter(|a| !a.starts_with('-') && a.ends_with(".service"))
+        .map(|u| u.trim_end_matches(".service").to_string())
+        .collect();
     let default_state = json!({"active_state": "active", "sub_state": "running", "result": "success", "n_restarts": 0, "start": 1000});
     if fake.world.get("services").is_none() {
         fake.world["services"] = json!({});
@@ -229,11 +301,19 @@ fn systemctl(fake: &mut Fake, args: &[String]) -> ExitCode {
         }
         "restart" | "start" | "stop" => {
             let unhealthy = fake.get("unhealthy_if").clone();
-            let broken = unhealthy.get("path").and_then(Value::as_str).is_some_and(|p| {
-                fs::read_to_string(fake.unit_path(p)).is_ok_and(|t| t.contains(unhealthy["contains"].as_str().unwrap_or("\u{0}")))
-            });
+            let broken = unhealthy
+                .get("path")
+                .and_then(Value::as_str)
+                .is_some_and(|p| {
+                    fs::read_to_string(fake.unit_path(p)).is_ok_and(|t| {
+                        t.contains(unhealthy["contains"].as_str().unwrap_or("\u{0}"))
+                    })
+                });
             for u in &units {
-                let s = fake.world["services"].get(u).cloned().unwrap_or(default_state.clone());
+                let s = fake.world["services"]
+                    .get(u)
+                    .cloned()
+                    .unwrap_or(default_state.clone());
                 let start = s["start"].as_u64().unwrap_or(0) + 1000;
                 let new = if verb == "stop" {
                     json!({"active_state": "inactive", "sub_state": "dead", "result": "success", "n_restarts": 0, "start": s["start"]})
@@ -266,24 +346,44 @@ fn pip(fake: &Fake, args: &[String]) -> ExitCode {
         return err(1, stderr);
     }
     let Some(spec) = args.iter().find(|a| a.starts_with("magnum-capi-helm==")) else {
-        return err(1, "ERROR: You must give at least one requirement to install");
+        return err(
+            1,
+            "ERROR: You must give at least one requirement to install",
+        );
     };
     let version = spec.trim_start_matches("magnum-capi-helm==");
     let python = pip.get("python").and_then(Value::as_str).unwrap_or("3.11");
     let site = fake.unit_path(&format!("/usr/local/lib/python{python}/dist-packages"));
     // pip replaces an older version in the same site.
     for e in fs::read_dir(&site).into_iter().flatten().flatten() {
-        if e.file_name().to_string_lossy().starts_with("magnum_capi_helm-") {
+        if e.file_name()
+            .to_string_lossy()
+            .starts_with("magnum_capi_helm-")
+        {
             fs::remove_dir_all(e.path()).unwrap();
         }
     }
     let dist = site.join(format!("magnum_capi_helm-{version}.dist-info"));
     fs::create_dir_all(&dist).unwrap();
-    fs::write(dist.join("METADATA"), format!("Metadata-Version: 2.1\nName: magnum-capi-helm\nVersion: {version}\n")).unwrap();
-    if !pip.get("no_entry_point").and_then(Value::as_bool).unwrap_or(false) {
-        fs::write(dist.join("entry_points.txt"), "[magnum.drivers]\nk8s_capi_helm_v1 = magnum_capi_helm.driver:Driver\n").unwrap();
+    fs::write(
+        dist.join("METADATA"),
+        format!("Metadata-Version: 2.1\nName: magnum-capi-helm\nVersion: {version}\n"),
+    )
+    .unwrap();
+    if !pip
+        .get("no_entry_point")
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
+    {
+        fs::write(
+            dist.join("entry_points.txt"),
+            "[magnum.drivers]\nk8s_capi_helm_v1 = magnum_capi_helm.driver:Driver\n",
+        )
+        .unwrap();
     }
-    out(&format!("Successfully installed magnum-capi-helm-{version}\n"))
+    out(&format!(
+        "Successfully installed magnum-capi-helm-{version}\n"
+    ))
 }
 
 /// The import check: answers as the charm's script would on this world.
@@ -291,17 +391,37 @@ fn python(fake: &Fake) -> ExitCode {
     let py = fake.get("python");
     let missing = py.get("missing").cloned().unwrap_or(json!([]));
     let installed = ["usr/local/lib", "usr/lib"].iter().any(|base| {
-        fs::read_dir(fake.root.join(base)).into_iter().flatten().flatten().any(|p| {
-            fs::read_dir(p.path().join("dist-packages")).into_iter().flatten().flatten().any(|d| {
-                d.file_name().to_string_lossy().starts_with("magnum_capi_helm-") && d.path().join("entry_points.txt").exists()
+        fs::read_dir(fake.root.join(base))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|p| {
+                fs::read_dir(p.path().join("dist-packages"))
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .any(|d| {
+                        d.file_name()
+                            .to_string_lossy()
+                            .starts_with("magnum_capi_helm-")
+                            && d.path().join("entry_points.txt").exists()
+                    })
             })
-        })
     });
     let error = match py.get("error").and_then(Value::as_str) {
         Some(e) => json!(e),
-        None if !installed => json!("No 'k8s_capi_helm_v1' driver in entry point group magnum.drivers"),
+        None if !installed => {
+            json!("No 'k8s_capi_helm_v1' driver in entry point group magnum.drivers")
+        }
         None => Value::Null,
     };
-    let entry_point = if error.is_null() { json!("magnum_capi_helm.driver:Driver") } else { Value::Null };
-    out(&format!("{}\n", json!({"missing": missing, "entry_point": entry_point, "error": error})))
+    let entry_point = if error.is_null() {
+        json!("magnum_capi_helm.driver:Driver")
+    } else {
+        Value::Null
+    };
+    out(&format!(
+        "{}\n",
+        json!({"missing": missing, "entry_point": entry_point, "error": error})
+    ))
 }

@@ -79,9 +79,19 @@ impl Ids {
     fn here() -> Ids {
         let (uid, gid) = (nix_uid(), nix_gid());
         if uid == 0 {
-            Ids { root_uid: 0, root_gid: 0, magnum_uid: 64060, magnum_gid: 64060 }
+            Ids {
+                root_uid: 0,
+                root_gid: 0,
+                magnum_uid: 64060,
+                magnum_gid: 64060,
+            }
         } else {
-            Ids { root_uid: uid, root_gid: gid, magnum_uid: uid, magnum_gid: gid }
+            Ids {
+                root_uid: uid,
+                root_gid: gid,
+                magnum_uid: uid,
+                magnum_gid: gid,
+            }
         }
     }
 }
@@ -105,7 +115,14 @@ pub struct FileState {
 
 impl std::fmt::Debug for FileState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:o} {}:{} {:?}", self.mode, self.uid, self.gid, self.text())
+        write!(
+            f,
+            "{:o} {}:{} {:?}",
+            self.mode,
+            self.uid,
+            self.gid,
+            self.text()
+        )
     }
 }
 
@@ -126,7 +143,11 @@ impl Call {
     /// `tool verb` for systemctl-like tools, else the tool.
     pub fn label(&self) -> String {
         match self.tool.as_str() {
-            "systemctl" | "pip3" => format!("{} {}", self.tool, self.args.first().cloned().unwrap_or_default()),
+            "systemctl" | "pip3" => format!(
+                "{} {}",
+                self.tool,
+                self.args.first().cloned().unwrap_or_default()
+            ),
             _ => self.tool.clone(),
         }
     }
@@ -148,7 +169,11 @@ pub struct Run {
 
 impl Run {
     pub fn assert_ok(&self) -> &Run {
-        assert_eq!(self.code, 0, "charm exited {}\nstderr:\n{}", self.code, self.stderr);
+        assert_eq!(
+            self.code, 0,
+            "charm exited {}\nstderr:\n{}",
+            self.code, self.stderr
+        );
         self
     }
 
@@ -176,7 +201,10 @@ impl Unit {
     /// An empty unit: a root with nothing in it, before magnum arrives.
     pub fn empty() -> Unit {
         let dir = tempfile::tempdir().expect("temp dir");
-        let unit = Unit { dir, ids: Ids::here() };
+        let unit = Unit {
+            dir,
+            ids: Ids::here(),
+        };
         fs::create_dir_all(unit.root()).unwrap();
         fs::create_dir_all(unit.bin()).unwrap();
         fs::create_dir_all(unit.fake_dir()).unwrap();
@@ -199,29 +227,52 @@ impl Unit {
     pub fn add_magnum(&self) {
         let ids = self.ids;
         self.put("/etc/passwd", &format!("root:x:{}:{}:root:/root:/bin/bash\nmagnum:x:{}:{}::/var/lib/magnum:/usr/sbin/nologin\n", ids.root_uid, ids.root_gid, ids.magnum_uid, ids.magnum_gid), 0o644);
-        self.put("/etc/group", &format!("root:x:{}:\nmagnum:x:{}:\n", ids.root_gid, ids.magnum_gid), 0o644);
+        self.put(
+            "/etc/group",
+            &format!("root:x:{}:\nmagnum:x:{}:\n", ids.root_gid, ids.magnum_gid),
+            0o644,
+        );
         fs::create_dir_all(self.path("/etc/magnum")).unwrap();
         self.chmod("/etc/magnum", 0o750);
         self.put("/etc/magnum/magnum.conf", "[DEFAULT]\ntransport_url = fake:/\n\n[database]\nconnection = sqlite:////var/lib/magnum/magnum.sqlite\n\n[drivers]\nopenstack_ca_file = /etc/ssl/certs/ca-certificates.crt\n", 0o640);
         for (service, exec) in [
             ("magnum-api", "/etc/init.d/magnum-api systemd-start"),
-            ("magnum-conductor", "/etc/init.d/magnum-conductor systemd-start"),
+            (
+                "magnum-conductor",
+                "/etc/init.d/magnum-conductor systemd-start",
+            ),
         ] {
             self.put(
                 &format!("/lib/systemd/system/{service}.service"),
                 &format!("[Unit]\nDescription=OpenStack Magnum ({service})\nAfter=network-online.target\n\n[Service]\nUser=magnum\nGroup=magnum\nType=simple\nWorkingDirectory=/var/lib/magnum\nExecStart={exec}\nRestart=on-failure\nLimitNOFILE=65535\nTimeoutStopSec=15\n\n[Install]\nWantedBy=multi-user.target\n"),
                 0o644,
             );
-            self.put(&format!("/usr/bin/{service}"), "#!/usr/bin/python3\n# magnum\n", 0o755);
+            self.put(
+                &format!("/usr/bin/{service}"),
+                "#!/usr/bin/python3\n# magnum\n",
+                0o755,
+            );
         }
-        self.put("/usr/lib/python3/dist-packages/magnum-15.0.1.egg-info/PKG-INFO", "Metadata-Version: 1.2\nName: magnum\nVersion: 15.0.1\n", 0o644);
+        self.put(
+            "/usr/lib/python3/dist-packages/magnum-15.0.1.egg-info/PKG-INFO",
+            "Metadata-Version: 1.2\nName: magnum\nVersion: 15.0.1\n",
+            0o644,
+        );
         self.put(
             "/usr/lib/python3/dist-packages/magnum-15.0.1.egg-info/entry_points.txt",
             "[console_scripts]\nmagnum-api = magnum.cmd.api:main\n\n[magnum.drivers]\nk8s_fedora_atomic_v1 = magnum.drivers.k8s_fedora_atomic_v1.driver:Driver\nk8s_fedora_coreos_v1 = magnum.drivers.k8s_fedora_coreos_v1.driver:Driver\n",
             0o644,
         );
-        self.put("/usr/lib/python3/dist-packages/pip-23.0.1.dist-info/METADATA", "Metadata-Version: 2.1\nName: pip\nVersion: 23.0.1\n", 0o644);
-        self.put("/usr/lib/python3.11/EXTERNALLY-MANAGED", "[externally-managed]\n", 0o644);
+        self.put(
+            "/usr/lib/python3/dist-packages/pip-23.0.1.dist-info/METADATA",
+            "Metadata-Version: 2.1\nName: pip\nVersion: 23.0.1\n",
+            0o644,
+        );
+        self.put(
+            "/usr/lib/python3.11/EXTERNALLY-MANAGED",
+            "[externally-managed]\n",
+            0o644,
+        );
         let mut w = self.world();
         w["services"] = json!({
             "magnum-api": {"active_state": "active", "sub_state": "running", "result": "success", "n_restarts": 0, "start": 1000},
@@ -309,7 +360,10 @@ impl Unit {
         for f in ["action-results.json", "action-failed", "action-log.txt"] {
             let _ = fs::remove_file(self.fake_dir().join(f));
         }
-        self.dispatch(&format!("actions/{action}"), &[("JUJU_ACTION_NAME", action), ("JUJU_ACTION_UUID", "1")])
+        self.dispatch(
+            &format!("actions/{action}"),
+            &[("JUJU_ACTION_NAME", action), ("JUJU_ACTION_UUID", "1")],
+        )
     }
 
     /// Run the charm binary as Juju's dispatch would, plus extra env.
@@ -381,18 +435,28 @@ impl Unit {
     pub fn file(&self, unit_path: &str) -> Option<FileState> {
         let p = self.path(unit_path);
         let meta = fs::symlink_metadata(&p).ok()?;
-        Some(FileState { content: fs::read(&p).unwrap_or_default(), mode: meta.mode() & 0o7777, uid: meta.uid(), gid: meta.gid() })
+        Some(FileState {
+            content: fs::read(&p).unwrap_or_default(),
+            mode: meta.mode() & 0o7777,
+            uid: meta.uid(),
+            gid: meta.gid(),
+        })
     }
 
     pub fn text(&self, unit_path: &str) -> String {
-        self.file(unit_path).unwrap_or_else(|| panic!("{unit_path} does not exist")).text()
+        self.file(unit_path)
+            .unwrap_or_else(|| panic!("{unit_path} does not exist"))
+            .text()
     }
 
     /// Every file and directory under the root with its state, but the
     /// charm's own memory (/var/lib/magnum-capi): to assert that a run
     /// changed nothing on the unit.
     pub fn snapshot(&self) -> Vec<(String, FileState)> {
-        self.snapshot_all().into_iter().filter(|(p, _)| !p.starts_with("/var/lib/magnum-capi/")).collect()
+        self.snapshot_all()
+            .into_iter()
+            .filter(|(p, _)| !p.starts_with("/var/lib/magnum-capi/"))
+            .collect()
     }
 
     /// Every file and directory under the root, the charm's state included.
@@ -405,7 +469,15 @@ impl Unit {
                 let meta = fs::symlink_metadata(&p).unwrap();
                 let rel = format!("/{}", p.strip_prefix(self.root()).unwrap().display());
                 if meta.is_dir() {
-                    out.push((rel.clone() + "/", FileState { content: vec![], mode: meta.mode() & 0o7777, uid: meta.uid(), gid: meta.gid() }));
+                    out.push((
+                        rel.clone() + "/",
+                        FileState {
+                            content: vec![],
+                            mode: meta.mode() & 0o7777,
+                            uid: meta.uid(),
+                            gid: meta.gid(),
+                        },
+                    ));
                     stack.push(p);
                 } else {
                     out.push((rel.clone(), self.file(&rel).unwrap()));
@@ -421,7 +493,11 @@ impl Unit {
     }
 
     fn write_world(&self, w: &Value) {
-        fs::write(self.fake_dir().join("world.json"), serde_json::to_vec_pretty(w).unwrap()).unwrap();
+        fs::write(
+            self.fake_dir().join("world.json"),
+            serde_json::to_vec_pretty(w).unwrap(),
+        )
+        .unwrap();
     }
 
     pub fn all_calls(&self) -> Vec<Call> {
@@ -432,7 +508,12 @@ impl Unit {
                 let v: Value = serde_json::from_str(l).unwrap();
                 Call {
                     tool: v["tool"].as_str().unwrap().to_string(),
-                    args: v["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_string()).collect(),
+                    args: v["args"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|a| a.as_str().unwrap().to_string())
+                        .collect(),
                 }
             })
             .collect()
@@ -444,7 +525,10 @@ impl Unit {
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or(json!({"kind": "unknown", "message": ""}));
-        (s["kind"].as_str().unwrap().to_string(), s["message"].as_str().unwrap().to_string())
+        (
+            s["kind"].as_str().unwrap().to_string(),
+            s["message"].as_str().unwrap().to_string(),
+        )
     }
 
     pub fn app_version(&self) -> Option<String> {
@@ -452,7 +536,10 @@ impl Unit {
     }
 
     pub fn action_results(&self) -> Value {
-        fs::read(self.fake_dir().join("action-results.json")).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or(json!({}))
+        fs::read(self.fake_dir().join("action-results.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or(json!({}))
     }
 
     pub fn action_failed(&self) -> Option<String> {
@@ -460,7 +547,11 @@ impl Unit {
     }
 
     pub fn action_log(&self) -> Vec<String> {
-        fs::read_to_string(self.fake_dir().join("action-log.txt")).unwrap_or_default().lines().map(str::to_string).collect()
+        fs::read_to_string(self.fake_dir().join("action-log.txt"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
     }
 
     /// The fake systemd's view of a service.
@@ -470,6 +561,10 @@ impl Unit {
 
     /// Temp files the charm left behind anywhere under the root.
     pub fn temp_files(&self) -> Vec<String> {
-        self.snapshot_all().into_iter().map(|(p, _)| p).filter(|p| p.contains("magnum-capi-tmp")).collect()
+        self.snapshot_all()
+            .into_iter()
+            .map(|(p, _)| p)
+            .filter(|p| p.contains("magnum-capi-tmp"))
+            .collect()
     }
 }

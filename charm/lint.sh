@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Lint the packed charm with both linters from PyPI, offline:
+#   charm/lint.sh VENV CHARM_FILE STAGED_DIR
+# Fails on any warning or error. "language unknown" and "not based on any
+# known Framework" are information for a non-Python charm (FACTS.md), and
+# charm-proof's I: lines are notes.
+set -euo pipefail
+venv=$1 charm=$2 staged=$3
+export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-$(mktemp -d)}
+
+echo "== charmcraft analyse $charm"
+out=$("$venv/bin/charmcraft" analyse "$charm" 2>&1) || { echo "$out"; echo "charmcraft analyse failed" >&2; exit 1; }
+echo "$out"
+if grep -E '\[(WARNINGS?|ERRORS?|FATAL)\]' <<<"$out"; then
+    echo "charmcraft analyse reported warnings or errors" >&2
+    exit 1
+fi
+
+echo "== charm-proof $staged"
+rc=0
+out=$("$venv/bin/charm-proof" "$staged" 2>&1) || rc=$?
+echo "$out"
+if grep -E '^(W|E):' <<<"$out" || [ "$rc" -ge 100 ]; then
+    echo "charm-proof reported warnings or errors (exit $rc)" >&2
+    exit 1
+fi
+echo "lint: both linters clean"
