@@ -180,7 +180,16 @@ fn apply(
         }
         let check = pip::import_check()?;
         if let Some(problem) = check.problem() {
-            return Ok(Status::blocked(problem));
+            // Do not go on to restart magnum onto a driver that cannot load,
+            // on this hook or the next: wait for a different desired state.
+            let status = Status::blocked(format!(
+                "{problem}; fix: juju config magnum-capi driver-version=<a working version>"
+            ));
+            state.rejected = Some(Rejected {
+                fingerprint: d.fingerprint(),
+                status: status.clone(),
+            });
+            return Ok(status);
         }
         tracing::info!("driver loads: {}", check.entry_point.unwrap_or_default());
     }

@@ -430,6 +430,13 @@ fn failing_tools_leave_a_clear_status() {
     assert_eq!(kind, "blocked");
     assert!(message.contains("oslo_utils"), "{message}");
 
+    // ... and later hooks do not restart magnum onto that driver.
+    let again = unit.hook("config-changed");
+    again.assert_ok();
+    assert!(!again.called("systemctl restart"), "{:?}", again.spawned());
+    assert!(unit.file(CAPI_CONF).is_none());
+    assert_eq!(unit.status().0, "blocked");
+
     // systemctl failing: blocked with its words.
     let unit = Unit::new().kubeconfig(KUBECONFIG).fail(
         "systemctl restart",
@@ -452,4 +459,25 @@ fn a_unit_blocked_on_grant_goes_active_by_itself() {
     unit.set_secret(SECRET_URI, json!({"kubeconfig": KUBECONFIG}));
     unit.hook("update-status").assert_ok();
     assert_eq!(unit.status().0, "active");
+}
+
+/// Not a test: `MAGNUM_CAPI_KEEP=1 cargo test --test converge -- --ignored
+/// keep_a_converged_unit --nocapture` leaves a converged fake unit behind
+/// and prints how to run a hook on it by hand (for measuring).
+#[test]
+#[ignore]
+fn keep_a_converged_unit() {
+    let unit = converged();
+    let fake = unit.fake_dir();
+    let root = unit.root();
+    let bin = unit.bin();
+    let dir = unit.keep();
+    println!("kept {}", dir.display());
+    println!(
+        "run: env -i PATH={} MAGNUM_CAPI_ROOT={} FAKE_UNIT={} JUJU_DISPATCH_PATH=hooks/config-changed {}",
+        bin.display(),
+        root.display(),
+        fake.display(),
+        support::CHARM
+    );
 }

@@ -531,6 +531,12 @@ impl Unit {
         )
     }
 
+    /// Keep the unit's directory after the test (for measuring or
+    /// debugging by hand) and return its path.
+    pub fn keep(self) -> PathBuf {
+        self.dir.keep()
+    }
+
     pub fn app_version(&self) -> Option<String> {
         fs::read_to_string(self.fake_dir().join("app-version")).ok()
     }
