@@ -367,8 +367,13 @@ impl Unit {
     }
 
     /// Run the charm binary as Juju's dispatch would, plus extra env.
+    /// The charm under test is the freshly built binary, or the packed
+    /// `dispatch` named by `MAGNUM_CAPI_CHARM_BIN` (CI runs the routing
+    /// tests against the packed charm too).
     pub fn dispatch(&self, path: &str, extra: &[(&str, &str)]) -> Run {
-        self.run_program(Path::new(CHARM), path, extra)
+        let charm = std::env::var_os("MAGNUM_CAPI_CHARM_BIN")
+            .map_or_else(|| PathBuf::from(CHARM), PathBuf::from);
+        self.run_program(&charm, path, extra)
     }
 
     pub fn run_program(&self, program: &Path, dispatch_path: &str, extra: &[(&str, &str)]) -> Run {
