@@ -130,7 +130,7 @@ fn services_up(root: &Root, desired: &Desired, state: &mut State) -> Result<Stat
     let _ = root;
     let _ = state;
     let since = epoch_now();
-    systemd::reset_failed(&down)?;
+    systemd::reset_failed(&down);
     systemd::restart(&down)?;
     Ok(
         match health::watch(&down, Duration::from_secs(desired.settle_seconds), since)? {
@@ -269,7 +269,7 @@ fn rollback(
         }
     }
     systemd::daemon_reload()?;
-    systemd::reset_failed(&SERVICES)?;
+    systemd::reset_failed(&SERVICES);
     systemd::restart(&SERVICES)?;
     let _ = o;
     let status = Status::blocked(format!(

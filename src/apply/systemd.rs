@@ -91,8 +91,12 @@ pub fn restart(services: &[&str]) -> Result<()> {
 }
 
 /// Clear a start-limit `failed` state so a restart is accepted (FACTS.md).
-pub fn reset_failed(services: &[&str]) -> Result<()> {
-    each("reset-failed", services)
+/// Best effort: systemd refuses it for a unit it has unloaded (an inactive
+/// service nobody references), which has nothing to clear anyway.
+pub fn reset_failed(services: &[&str]) {
+    if let Err(e) = each("reset-failed", services) {
+        tracing::debug!("{e:#}");
+    }
 }
 
 /// The services' journal since a wall-clock time (seconds since the epoch).

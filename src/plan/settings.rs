@@ -168,6 +168,14 @@ pub fn check_ini_value(option: &str, value: &str) -> Result<(), String> {
             "config {option} contains {what}: only printable ASCII is allowed (INI injection guard); fix: juju config magnum-capi {option}=<plain value>"
         ));
     }
+    // oslo.config strips a pair of outer quotes (and reads a lone quote as
+    // empty): a value that starts or ends with one would not read back.
+    let t = value.trim();
+    if t.starts_with(['"', '\'']) || t.ends_with(['"', '\'']) {
+        return Err(format!(
+            "config {option} starts or ends with a quote, which oslo.config strips; fix: juju config magnum-capi {option}=<value without quotes>"
+        ));
+    }
     if value.contains('[') || value.contains(']') {
         return Err(format!(
             "config {option} contains '[' or ']', which are not allowed in a magnum option value; fix: juju config magnum-capi {option}=<plain value>"

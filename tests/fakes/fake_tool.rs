@@ -288,6 +288,15 @@ fn systemctl(fake: &mut Fake, args: &[String]) -> ExitCode {
         }
         "daemon-reload" => ExitCode::SUCCESS,
         "reset-failed" => {
+            // Like systemd: a stopped unit nobody references is unloaded,
+            // and reset-failed on it fails.
+            if let Some(u) = units.iter().find(|u| {
+                fake.world["services"]
+                    .get(u.as_str())
+                    .is_none_or(|s| s["active_state"] == "inactive")
+            }) {
+                return err(1, &format!("Failed to reset failed state of unit {u}.service: Unit {u}.service not loaded."));
+            }
             for u in &units {
                 if let Some(s) = fake.world["services"].get_mut(u) {
                     if s["active_state"] == "failed" {

@@ -1,0 +1,497 @@
+//! The charm's 99-capi.conf read by the REAL oslo.config, with magnum's
+//! options and the magnum-capi-helm driver's `[capi_helm]` options
+//! registered as the services do (tests/oslo/read_conf.py, run in the venv
+//! that `bash tests/venvs/oslo.sh` builds: magnum 18.0.1, the driver 1.1.0,
+//! oslo.config 9.4.0). What the services would see is asserted, not the
+//! text the charm wrote.
+//!
+//! Without the venv each test says so loudly and passes, unless
+//! MAGNUM_CAPI_REQUIRE_REAL is set (CI), where a missing venv is a failure.
+
+mod support;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use serde_json::{json, Value};
+use support::{Unit, KUBECONFIG};
+
+const CAPI_CONF: &str = "/etc/magnum/magnum.conf.d/99-capi.conf";
+const MAGNUM_CONF: &str = "/etc/magnum/magnum.conf";
+const CONF_D: &str = "/etc/magnum/magnum.conf.d";
+
+/// The real parser: the venv's python and the reader script.
+struct Oslo {
+    python: PathBuf,
+    script: PathBuf,
+}
+
+impl Oslo {
+    /// The venv, or None (after saying why) when the test should skip.
+    fn find() -> Option<Oslo> {
+        let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let venv = std::env::var_os("OSLO_VENV")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| manifest.join("target/venv-oslo"));
+        let python = venv.join("bin/python");
+        let script = manifest.join("tests/oslo/read_conf.py");
+        if python.exists() {
+            return Some(Oslo { python, script });
+        }
+        let how = format!(
+            "the real oslo.config venv is missing at {}: create it with `bash tests/venvs/oslo.sh`",
+            venv.display()
+        );
+        if std::env::var_os("MAGNUM_CAPI_REQUIRE_REAL").is_some() {
+            panic!("MAGNUM_CAPI_REQUIRE_REAL is set and {how}");
+        }
+        let test = std::thread::current().name().unwrap_or("?").to_string();
+        eprintln!("SKIPPED {test}: {how}");
+        // eprintln! is captured for a passing test: say it once on the real
+        // stderr too, so a skipped real-parser run cannot pass unseen.
+        static LOUD: std::sync::Once = std::sync::Once::new();
+        LOUD.call_once(|| {
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "\n**************** SKIPPED: tests/oslo_config.rs ****************\n{how}\n(set MAGNUM_CAPI_REQUIRE_REAL=1 to make this a failure)\n***************************************************************\n"
+            );
+        });
+        None
+    }
+
+    /// What magnum would read, given the service's own arguments.
+    fn read(&self, args: &[String]) -> Value {
+        let out = Command::new(&self.python)
+            .arg(&self.script)
+            .args(args)
+            .env_remove("PYTHONPATH")
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .output()
+            .expect("run the venv's python");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let v: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+            panic!(
+                "read_conf.py printed no JSON ({e}), exit {:?}\nstdout:\n{stdout}\nstderr:\n{}",
+                out.status.code(),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        assert_eq!(
+            out.status.success(),
+            v.get("error").is_none(),
+            "exit {:?} with {v}",
+            out.status.code()
+        );
+        v
+    }
+
+    /// The runbook's drop-in: `--config-file magnum.conf --config-dir conf.d`.
+    fn read_runbook(&self, unit: &Unit) -> Value {
+        let v = self.read(&[
+            "--config-file".into(),
+            unit.path(MAGNUM_CONF).display().to_string(),
+            "--config-dir".into(),
+            unit.path(CONF_D).display().to_string(),
+        ]);
+        assert!(
+            v.get("error").is_none(),
+            "the real parser refused the unit's config: {v}\n99-capi.conf:\n{}",
+            unit.text(CAPI_CONF)
+        );
+        v
+    }
+
+    /// service-override=none: the packaged command line has only
+    /// `--config-file`, and oslo.config reads conf.d as its default dir.
+    fn read_packaged(&self, unit: &Unit) -> Value {
+        let v = self.read(&[
+            "--config-file".into(),
+            unit.path(MAGNUM_CONF).display().to_string(),
+            "--default-config-dir".into(),
+            unit.path(CONF_D).display().to_string(),
+        ]);
+        assert!(
+            v.get("error").is_none(),
+            "the real parser refused the unit's config: {v}"
+        );
+        v
+    }
+}
+
+/// The skip-or-fail preamble of every test.
+macro_rules! oslo {
+    () => {
+        match Oslo::find() {
+            Some(o) => o,
+            None => return,
+        }
+    };
+}
+
+/// The driver 1.1.0's `[capi_helm]` defaults (FACTS.md), as oslo.config
+/// returns them.
+fn driver_defaults() -> Value {
+    json!({
+        "kubeconfig_file": "",
+        "namespace_prefix": "magnum",
+        "helm_chart_repo": "https://stackhpc.github.io/capi-helm-charts",
+        "helm_chart_name": "openstack-cluster",
+        "default_helm_chart_version": "0.4.0",
+        "minimum_flavor_ram": 2048,
+        "minimum_flavor_vcpus": 2,
+        "csi_cinder_default_volume_type": null,
+        "csi_cinder_reclaim_policy": "Retain",
+        "csi_cinder_allow_volume_expansion": true,
+        "csi_cinder_allowed_topologies": [],
+        "csi_cinder_fstype": "ext4",
+        "csi_cinder_volume_binding_mode": "Immediate",
+        "csi_cinder_availability_zone": "nova",
+        "app_cred_interface_type": "public",
+    })
+}
+
+fn with(mut base: Value, changes: Value) -> Value {
+    for (k, v) in changes.as_object().unwrap() {
+        assert!(
+            base.get(k).is_some(),
+            "{k} is not a [capi_helm] option of the driver"
+        );
+        base[k] = v.clone();
+    }
+    base
+}
+
+fn installed(unit: Unit) -> Unit {
+    unit.hook("install").assert_ok();
+    assert_eq!(unit.status().0, "active", "{:?}", unit.status());
+    unit
+}
+
+fn config_changed(unit: &Unit) {
+    unit.hook("config-changed").assert_ok();
+    assert_eq!(unit.status().0, "active", "{:?}", unit.status());
+}
+
+#[test]
+fn defaults_read_back_as_the_kubeconfig_and_the_other_drivers_disabled() {
+    let oslo = oslo!();
+    let unit = installed(Unit::new().kubeconfig(KUBECONFIG));
+    let v = oslo.read_runbook(&unit);
+
+    assert_eq!(
+        v["capi_helm"],
+        with(
+            driver_defaults(),
+            json!({"kubeconfig_file": "/etc/magnum/kubeconfig"})
+        )
+    );
+    // The fake unit's magnum egg-info lists these two drivers.
+    assert_eq!(
+        v["drivers"]["disabled_drivers"],
+        json!(["k8s_fedora_atomic_v1", "k8s_fedora_coreos_v1"])
+    );
+    assert_eq!(v["drivers"]["enabled_beta_drivers"], json!([]));
+    // magnum.conf's own [drivers] key is still read: the charm adds, it
+    // does not replace.
+    assert_eq!(
+        v["drivers"]["openstack_ca_file"],
+        "/etc/ssl/certs/ca-certificates.crt"
+    );
+    assert_eq!(
+        v["config_dir_files"],
+        json!([unit.path(CAPI_CONF).display().to_string()])
+    );
+    assert_eq!(
+        v["ignored"],
+        json!([]),
+        "every key the charm writes is one magnum reads"
+    );
+}
+
+#[test]
+fn every_option_reads_back_typed_and_dollars_literal() {
+    let oslo = oslo!();
+    let unit = installed(
+        Unit::new()
+            .kubeconfig(KUBECONFIG)
+            .config("namespace-prefix", "a$b")
+            .config(
+                "helm-chart-repo",
+                "https://charts.example.com/capi?x=1&y=$HOME",
+            )
+            // The injection FACTS.md warns of: unescaped it crashes magnum.
+            .config("helm-chart-name", "$capi_helm.namespace_prefix")
+            .config("default-helm-chart-version", "0.16.0")
+            .config("minimum-flavor-ram", 4096)
+            .config("minimum-flavor-vcpus", 4)
+            .config("csi-cinder-default-volume-type", "${fast}")
+            .config("csi-cinder-reclaim-policy", "Delete")
+            // A string option in config.yaml: true, false or empty.
+            .config("csi-cinder-allow-volume-expansion", "true")
+            .config("csi-cinder-allowed-topologies", "zone-a, zone-b")
+            .config("csi-cinder-fstype", "xfs")
+            .config("csi-cinder-volume-binding-mode", "WaitForFirstConsumer")
+            .config("csi-cinder-availability-zone", "az$$1$")
+            .config("app-cred-interface-type", "internal"),
+    );
+    let text = unit.text(CAPI_CONF);
+    assert!(text.contains("namespace_prefix = a$$b\n"), "{text}");
+
+    let v = oslo.read_runbook(&unit);
+    assert_eq!(
+        v["capi_helm"],
+        json!({
+            "kubeconfig_file": "/etc/magnum/kubeconfig",
+            "namespace_prefix": "a$b",
+            "helm_chart_repo": "https://charts.example.com/capi?x=1&y=$HOME",
+            "helm_chart_name": "$capi_helm.namespace_prefix",
+            "default_helm_chart_version": "0.16.0",
+            "minimum_flavor_ram": 4096,
+            "minimum_flavor_vcpus": 4,
+            "csi_cinder_default_volume_type": "${fast}",
+            "csi_cinder_reclaim_policy": "Delete",
+            "csi_cinder_allow_volume_expansion": true,
+            "csi_cinder_allowed_topologies": ["zone-a", "zone-b"],
+            "csi_cinder_fstype": "xfs",
+            "csi_cinder_volume_binding_mode": "WaitForFirstConsumer",
+            "csi_cinder_availability_zone": "az$$1$",
+            "app_cred_interface_type": "internal",
+        }),
+        "99-capi.conf:\n{text}"
+    );
+    assert_eq!(v["ignored"], json!([]));
+
+    // false reads back too (true is also the driver's default), and an
+    // int option at 0 (config.yaml's "driver default") is the driver's.
+    unit.set_config("csi-cinder-allow-volume-expansion", "False");
+    unit.set_config("minimum-flavor-ram", 0);
+    config_changed(&unit);
+    let v = oslo.read_runbook(&unit);
+    assert_eq!(v["capi_helm"]["csi_cinder_allow_volume_expansion"], false);
+    assert_eq!(v["capi_helm"]["minimum_flavor_ram"], 2048);
+    assert_eq!(v["capi_helm"]["minimum_flavor_vcpus"], 4);
+
+    // Unset again: the option leaves the file and the driver's default is back.
+    for option in [
+        "namespace-prefix",
+        "helm-chart-repo",
+        "helm-chart-name",
+        "default-helm-chart-version",
+        "minimum-flavor-ram",
+        "minimum-flavor-vcpus",
+        "csi-cinder-default-volume-type",
+        "csi-cinder-reclaim-policy",
+        "csi-cinder-allow-volume-expansion",
+        "csi-cinder-allowed-topologies",
+        "csi-cinder-fstype",
+        "csi-cinder-volume-binding-mode",
+        "csi-cinder-availability-zone",
+        "app-cred-interface-type",
+    ] {
+        unit.unset_config(option);
+    }
+    config_changed(&unit);
+    let v = oslo.read_runbook(&unit);
+    assert_eq!(
+        v["capi_helm"],
+        with(
+            driver_defaults(),
+            json!({"kubeconfig_file": "/etc/magnum/kubeconfig"})
+        )
+    );
+}
+
+#[test]
+fn disabled_drivers_empty_writes_no_drivers_key_and_reads_as_none() {
+    let oslo = oslo!();
+    let unit = installed(
+        Unit::new()
+            .kubeconfig(KUBECONFIG)
+            .config("disabled-drivers", ""),
+    );
+    let text = unit.text(CAPI_CONF);
+    assert!(
+        !text.contains("[drivers]") && !text.contains("disabled_drivers"),
+        "{text}"
+    );
+    let v = oslo.read_runbook(&unit);
+    assert_eq!(v["drivers"]["disabled_drivers"], json!([]));
+    assert_eq!(v["capi_helm"]["kubeconfig_file"], "/etc/magnum/kubeconfig");
+}
+
+#[test]
+fn disabled_drivers_explicit_list_reads_as_that_list() {
+    let oslo = oslo!();
+    let unit = installed(
+        Unit::new()
+            .kubeconfig(KUBECONFIG)
+            .config("disabled-drivers", "a,b"),
+    );
+    assert_eq!(
+        oslo.read_runbook(&unit)["drivers"]["disabled_drivers"],
+        json!(["a", "b"])
+    );
+
+    unit.set_config(
+        "disabled-drivers",
+        " k8s_fedora_coreos_v1 , magnum_cluster_api.driver ",
+    );
+    config_changed(&unit);
+    assert_eq!(
+        oslo.read_runbook(&unit)["drivers"]["disabled_drivers"],
+        json!(["k8s_fedora_coreos_v1", "magnum_cluster_api.driver"])
+    );
+
+    unit.set_config("disabled-drivers", "auto");
+    config_changed(&unit);
+    assert_eq!(
+        oslo.read_runbook(&unit)["drivers"]["disabled_drivers"],
+        json!(["k8s_fedora_atomic_v1", "k8s_fedora_coreos_v1"])
+    );
+}
+
+/// The fact the charm's runbook mode relies on (FACTS.md): with
+/// `--config-file magnum.conf --config-dir conf.d`, conf.d wins over a
+/// duplicate key in magnum.conf; with the packaged command line (conf.d
+/// read as oslo.config's default dir) magnum.conf wins, which is why
+/// service-override=none must refuse such a magnum.conf.
+#[test]
+fn conf_d_wins_over_magnum_conf_only_in_the_runbook_argument_order() {
+    let oslo = oslo!();
+    let unit = installed(
+        Unit::new()
+            .kubeconfig(KUBECONFIG)
+            .config("namespace-prefix", "tenant"),
+    );
+    // As the principal charm would re-render it, after our install.
+    let magnum_conf = unit.text(MAGNUM_CONF) + "\n[capi_helm]\nkubeconfig_file = /other\nnamespace_prefix = theirs\nminimum_flavor_vcpus = 8\n";
+    unit.put(MAGNUM_CONF, &magnum_conf, 0o640);
+
+    let runbook = oslo.read_runbook(&unit);
+    assert_eq!(
+        runbook["capi_helm"]["kubeconfig_file"],
+        "/etc/magnum/kubeconfig"
+    );
+    assert_eq!(runbook["capi_helm"]["namespace_prefix"], "tenant");
+    // A key only magnum.conf sets still comes through.
+    assert_eq!(runbook["capi_helm"]["minimum_flavor_vcpus"], 8);
+
+    let packaged = oslo.read_packaged(&unit);
+    assert_eq!(
+        packaged["config_dir_files"],
+        json!([unit.path(CAPI_CONF).display().to_string()]),
+        "conf.d is read by default"
+    );
+    assert_eq!(packaged["capi_helm"]["kubeconfig_file"], "/other");
+    assert_eq!(packaged["capi_helm"]["namespace_prefix"], "theirs");
+    assert_eq!(
+        packaged["drivers"]["disabled_drivers"],
+        json!(["k8s_fedora_atomic_v1", "k8s_fedora_coreos_v1"])
+    );
+}
+
+/// The parser itself, so a broken venv or reader cannot pass the tests
+/// above by reading nothing.
+#[test]
+fn the_reader_reports_what_the_services_would_crash_on() {
+    let oslo = oslo!();
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("magnum.conf");
+    let args = |extra: &str| {
+        std::fs::write(&conf, format!("[DEFAULT]\ntransport_url = fake:/\n{extra}")).unwrap();
+        vec!["--config-file".to_string(), conf.display().to_string()]
+    };
+    let err = |v: Value| {
+        v["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no error in {v}"))
+            .to_string()
+    };
+
+    assert!(
+        err(oslo.read(&args("[capi_helm]\nminimum_flavor_ram = lots\n")))
+            .contains("minimum_flavor_ram")
+    );
+    assert!(err(oslo.read(&args("[drivers]\ngarbage\n"))).contains("ConfigFileParseError"));
+    // FACTS.md: an unescaped `$group.opt` for a group not yet registered
+    // crashes the services' log_opt_values at start.
+    assert!(
+        err(oslo.read(&args("debug = $capi_helm.namespace_prefix\n"))).contains("NoSuchGroupError")
+    );
+    // And an unknown [capi_helm] key is dropped without a word.
+    let v = oslo.read(&args("[capi_helm]\nkubeconfig = /typo\n"));
+    assert_eq!(v["ignored"], json!(["magnum.conf: [capi_helm] kubeconfig"]));
+    assert_eq!(v["capi_helm"]["kubeconfig_file"], "");
+}
+
+/// config.yaml says api-resources and k8s-control-plane-resource-conditions
+/// are for driver >= 1.2 and ignored by older ones: on 1.1.0 the real parser
+/// indeed drops them without a word, and nothing else changes.
+#[test]
+fn newer_driver_options_are_inert_on_1_1_0() {
+    let oslo = oslo!();
+    let unit = installed(
+        Unit::new()
+            .kubeconfig(KUBECONFIG)
+            .config(
+                "api-resources",
+                r#"{"K8sControlPlane": {"api_version": "controlplane.cluster.x-k8s.io/v1beta1"}}"#,
+            )
+            .config(
+                "k8s-control-plane-resource-conditions",
+                "Ready,MachinesReady",
+            ),
+    );
+    let v = oslo.read_runbook(&unit);
+    assert_eq!(
+        v["ignored"],
+        json!([
+            "99-capi.conf: [capi_helm] api_resources",
+            "99-capi.conf: [capi_helm] k8s_control_plane_resource_conditions"
+        ])
+    );
+    assert_eq!(
+        v["capi_helm"],
+        with(
+            driver_defaults(),
+            json!({"kubeconfig_file": "/etc/magnum/kubeconfig"})
+        )
+    );
+}
+
+/// oslo.config's INI parser strips one pair of matching outer quotes from a
+/// value (`"tenant"` and `'tenant'` read as `tenant`; a lone `"` or `'` reads
+/// as the empty string). A value must either read back exactly or be refused
+/// (blocked, 99-capi.conf left as it was). The charm refuses a value that
+/// starts or ends with a quote.
+#[test]
+fn values_in_quotes_read_back_exactly_or_are_refused() {
+    let oslo = oslo!();
+    for value in ["\"tenant\"", "'tenant'", "\"", "'", "\"a'b\""] {
+        let unit = installed(Unit::new().kubeconfig(KUBECONFIG));
+        let before = unit.file(CAPI_CONF);
+        unit.set_config("namespace-prefix", value);
+        unit.hook("config-changed");
+        match unit.status() {
+            (kind, _) if kind == "active" => {
+                let got = oslo.read_runbook(&unit)["capi_helm"]["namespace_prefix"].clone();
+                assert_eq!(
+                    got,
+                    json!(value),
+                    "namespace-prefix={value} is active but magnum reads {got}\n{}",
+                    unit.text(CAPI_CONF)
+                );
+            }
+            (kind, message) => {
+                assert_eq!(kind, "blocked", "{message}");
+                assert!(message.contains("namespace-prefix"), "{message}");
+                assert_eq!(
+                    unit.file(CAPI_CONF),
+                    before,
+                    "a refused value leaves 99-capi.conf as it was"
+                );
+            }
+        }
+    }
+}
