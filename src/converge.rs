@@ -12,8 +12,8 @@ use crate::event::Event;
 use crate::juju::{HookTools, Status, StatusKind};
 use crate::plan::paths::{CONF_D, SERVICES};
 use crate::plan::settings::Settings;
-use crate::plan::{self, Changes, Desired, FileFacts, Observed, SecretInput};
-use crate::state::{Rejected, State};
+use crate::plan::{self, Changes, Desired, DirFacts, FileFacts, Observed, SecretInput};
+use crate::state::{Applied, Meta, Rejected, State};
 use crate::unit::observe::{observe, pip_version, site_dirs};
 use crate::unit::Root;
 
@@ -23,6 +23,11 @@ pub fn run(event: &Event, root: &Root, tools: &HookTools) -> Result<()> {
     let before = state.clone();
     let observed = observe(root)?;
     let ids = (observed.root_uid, observed.root_gid);
+    // A healthy, converged unit: update-status looks without spawning.
+    if *event == Event::UpdateStatus && still_converged(root, &observed, &state)? {
+        tracing::debug!("{event}: unit as applied, services up");
+        return Ok(());
+    }
     let status = match converge(event, root, tools, &observed, &mut state) {
         Ok(status) => status,
         Err(e) => {
@@ -44,18 +49,10 @@ pub fn run(event: &Event, root: &Root, tools: &HookTools) -> Result<()> {
 }
 
 fn epoch_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
-fn converge(
-    event: &Event,
-    root: &Root,
-    tools: &HookTools,
-    o: &Observed,
-    state: &mut State,
-) -> Result<Status> {
+fn converge(event: &Event, root: &Root, tools: &HookTools, o: &Observed, state: &mut State) -> Result<Status> {
     if let Some(waiting) = plan::principal_missing(o) {
         return Ok(waiting);
     }
@@ -73,10 +70,7 @@ fn converge(
             })
         }
     };
-    let kubeconfig = match plan::kubeconfig_from_secret(
-        settings.kubeconfig_secret.as_deref(),
-        secret.as_ref(),
-    ) {
+    let kubeconfig = match plan::kubeconfig_from_secret(settings.kubeconfig_secret.as_deref(), secret.as_ref()) {
         Ok(k) => k,
         Err(status) => return Ok(status),
     };
@@ -92,6 +86,11 @@ fn converge(
     let changes = plan::diff(&desired, o);
     if changes.is_empty() {
         state.rejected = None;
+        if state.applied.as_ref().map(|a| &a.fingerprint) != Some(&desired.fingerprint()) {
+            // The unit already is as desired (adopted, or an older state
+            // file): remember it as applied and as the last good.
+            record_applied(root, o, &desired, state)?;
+        }
         if *event == Event::UpdateStatus {
             return services_up(root, &desired, state);
         }
@@ -112,28 +111,23 @@ fn finish(tools: &HookTools, desired: &Desired, state: &mut State) -> Result<Sta
 /// update-status on a converged unit: are both services up? A stopped or
 /// failed one is restarted and watched.
 fn services_up(root: &Root, desired: &Desired, state: &mut State) -> Result<Status> {
-    let states = systemd::show(&SERVICES)?;
+    let states = systemd::show(root, &SERVICES)?;
     let down: Vec<&str> = SERVICES
         .iter()
         .zip(&states)
-        .filter(|(_, s)| {
-            s.active_state != "active"
-                && s.active_state != "activating"
-                && s.active_state != "reloading"
-        })
+        .filter(|(_, s)| s.active_state != "active" && s.active_state != "activating" && s.active_state != "reloading")
         .map(|(name, _)| *name)
         .collect();
     if down.is_empty() {
         return Ok(desired.ready.clone());
     }
     tracing::warn!("{} not running: restarting", down.join(", "));
-    let _ = root;
     let _ = state;
     let since = epoch_now();
     systemd::reset_failed(&down);
     systemd::restart(&down)?;
     Ok(
-        match health::watch(&down, Duration::from_secs(desired.settle_seconds), since)? {
+        match health::watch(root, &down, Duration::from_secs(desired.settle_seconds), since)? {
             None => desired.ready.clone(),
             Some(v) => Status::blocked(format!(
                 "{} not healthy after restart: {}; fix: {}",
@@ -145,14 +139,7 @@ fn services_up(root: &Root, desired: &Desired, state: &mut State) -> Result<Stat
     )
 }
 
-fn apply(
-    root: &Root,
-    tools: &HookTools,
-    o: &Observed,
-    d: &Desired,
-    c: &Changes,
-    state: &mut State,
-) -> Result<Status> {
+fn apply(root: &Root, tools: &HookTools, o: &Observed, d: &Desired, c: &Changes, state: &mut State) -> Result<Status> {
     let ids = (o.root_uid, o.root_gid);
     if state.status.as_ref().map(|s| s.kind) != Some(StatusKind::Maintenance) {
         let working = Status::maintenance("applying magnum-capi-helm configuration");
@@ -194,12 +181,7 @@ fn apply(
         tracing::info!("driver loads: {}", check.entry_point.unwrap_or_default());
     }
     if c.fix_conf_d {
-        files::ensure_dir(
-            &root.path(CONF_D),
-            d.conf_d.mode,
-            d.conf_d.uid,
-            d.conf_d.gid,
-        )?;
+        files::ensure_dir(&root.path(CONF_D), d.conf_d.mode, d.conf_d.uid, d.conf_d.gid)?;
     }
     for f in &c.writes {
         tracing::info!("writing {}", f.path);
@@ -221,13 +203,18 @@ fn apply(
     if c.restart {
         let since = epoch_now();
         systemd::restart(&SERVICES).context("restarting the magnum services")?;
-        if let Some(verdict) =
-            health::watch(&SERVICES, Duration::from_secs(d.settle_seconds), since)?
-        {
+        if let Some(verdict) = health::watch(root, &SERVICES, Duration::from_secs(d.settle_seconds), since)? {
             return rollback(root, o, d, state, verdict);
         }
     }
-    // Healthy: this is the new last good.
+    record_applied(root, o, d, state)?;
+    state.rejected = None;
+    finish(&HookTools, d, state)
+}
+
+/// The desired state is on the unit and healthy: it becomes the last good
+/// (rollback target) and what update-status compares with.
+fn record_applied(root: &Root, o: &Observed, d: &Desired, state: &mut State) -> Result<()> {
     let mut good: BTreeMap<String, Option<FileFacts>> = BTreeMap::new();
     for f in &d.files {
         good.insert(
@@ -243,21 +230,53 @@ fn apply(
     for p in &d.absent {
         good.insert(p.clone(), None);
     }
-    state.save_last_good(root, ids, &good)?;
-    state.applied = Some(d.fingerprint());
-    state.rejected = None;
-    finish(&HookTools, d, state)
+    state.save_last_good(root, (o.root_uid, o.root_gid), &good)?;
+    state.applied = Some(Applied {
+        fingerprint: d.fingerprint(),
+        driver_version: d.driver_version.clone(),
+        conf_d: Meta {
+            mode: d.conf_d.mode,
+            uid: d.conf_d.uid,
+            gid: d.conf_d.gid,
+        },
+    });
+    Ok(())
+}
+
+/// update-status's lean path: the unit is exactly as last applied (stat and
+/// compare, no spawn) and both services are up (D-Bus, no spawn). Anything
+/// else (drift, a service down, a blocked or waiting unit) takes the full
+/// path, secret-get included, so a unit waiting for a grant retries.
+fn still_converged(root: &Root, o: &Observed, state: &State) -> Result<bool> {
+    let Some(applied) = &state.applied else {
+        return Ok(false);
+    };
+    let active = state.status.as_ref().is_some_and(|s| s.kind == StatusKind::Active);
+    if !active || state.rejected.is_some() || o.driver_version.as_deref() != Some(&applied.driver_version) {
+        return Ok(false);
+    }
+    let m = applied.conf_d;
+    if o.conf_d
+        != Some(DirFacts {
+            mode: m.mode,
+            uid: m.uid,
+            gid: m.gid,
+        })
+    {
+        return Ok(false);
+    }
+    let good = state.last_good_files(root)?;
+    if good.iter().any(|(path, facts)| o.files.get(path) != Some(facts)) {
+        tracing::info!("managed files drifted from what was applied: repairing");
+        return Ok(false);
+    }
+    let states = systemd::show(root, &SERVICES)?;
+    Ok(states.iter().all(|s| s.active_state == "active"))
 }
 
 /// Put back the last good files, restart on them, and remember the change
 /// that failed so the next hook does not try it again.
-fn rollback(
-    root: &Root,
-    o: &Observed,
-    d: &Desired,
-    state: &mut State,
-    verdict: health::Verdict,
-) -> Result<Status> {
+fn rollback(root: &Root, o: &Observed, d: &Desired, state: &mut State, verdict: health::Verdict) -> Result<Status> {
     tracing::error!("restart unhealthy: {}; rolling back", verdict.problem);
     for (path, facts) in state.last_good_files(root)? {
         let target = root.path(&path);

@@ -57,10 +57,7 @@ pub const HOOKS: [(&str, Event); 11] = [
     ("remove", Event::Remove),
     ("juju-info-relation-joined", Event::JujuInfoRelationJoined),
     ("juju-info-relation-changed", Event::JujuInfoRelationChanged),
-    (
-        "juju-info-relation-departed",
-        Event::JujuInfoRelationDeparted,
-    ),
+    ("juju-info-relation-departed", Event::JujuInfoRelationDeparted),
 ];
 
 impl Event {

@@ -25,17 +25,12 @@ pub fn init(root: &Root) {
         .with_filter(level);
     // tracing-journald always talks to the host socket; only use it when the
     // unit we manage is the host (a test root has no socket).
-    let journald = if root.path(JOURNAL_SOCKET).exists() && root.dir() == std::path::Path::new("/")
-    {
-        tracing_journald::layer().ok().map(|l| {
-            l.with_syslog_identifier("magnum-capi".into())
-                .with_filter(level)
-        })
+    let journald = if root.path(JOURNAL_SOCKET).exists() && root.dir() == std::path::Path::new("/") {
+        tracing_journald::layer()
+            .ok()
+            .map(|l| l.with_syslog_identifier("magnum-capi".into()).with_filter(level))
     } else {
         None
     };
-    let _ = tracing_subscriber::registry()
-        .with(stderr)
-        .with(journald)
-        .try_init();
+    let _ = tracing_subscriber::registry().with(stderr).with(journald).try_init();
 }

@@ -24,14 +24,22 @@ pub struct State {
     /// unchanged status is not set again.
     pub status: Option<Status>,
     pub app_version: Option<String>,
-    /// Fingerprint of the desired state last applied and found healthy.
-    pub applied: Option<String>,
+    /// The desired state last applied and found healthy: what a lean
+    /// update-status compares the unit with.
+    pub applied: Option<Applied>,
     /// A desired state that was applied, found unhealthy and rolled back:
     /// not tried again until the config changes (or upgrade-charm).
     pub rejected: Option<Rejected>,
     /// Managed files as they were at the last healthy point: owner and mode
     /// here, content in LAST_GOOD_DIR. `None` = the file did not exist.
     pub last_good: Option<BTreeMap<String, Option<Meta>>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Applied {
+    pub fingerprint: String,
+    pub driver_version: String,
+    pub conf_d: Meta,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -124,9 +132,8 @@ impl State {
                 None => None,
                 Some(m) => {
                     let stored = root.path(LAST_GOOD_DIR).join(stored_name(path));
-                    let content = read_optional(&stored)?.with_context(|| {
-                        format!("last good copy {} is missing", stored.display())
-                    })?;
+                    let content = read_optional(&stored)?
+                        .with_context(|| format!("last good copy {} is missing", stored.display()))?;
                     Some(FileFacts {
                         content,
                         mode: m.mode,

@@ -33,7 +33,6 @@ fn first_install_does_the_runbook_correctly() {
             "python3",
             "systemctl daemon-reload",
             "systemctl restart",
-            "systemctl show",
             "journalctl",
             "application-version-set",
             "status-set",
@@ -49,25 +48,16 @@ fn first_install_does_the_runbook_correctly() {
             "magnum-capi-helm==1.1.0"
         ]
     );
-    assert_eq!(
-        unit.status(),
-        ("active".into(), "magnum-capi-helm 1.1.0 ready".into())
-    );
+    assert_eq!(unit.status(), ("active".into(), "magnum-capi-helm 1.1.0 ready".into()));
     assert_eq!(unit.app_version().as_deref(), Some("1.1.0"));
 
     let ids = unit.ids;
     let kube = unit.file("/etc/magnum/kubeconfig").unwrap();
-    assert_eq!(
-        (kube.mode, kube.uid, kube.gid),
-        (0o640, ids.root_uid, ids.magnum_gid)
-    );
+    assert_eq!((kube.mode, kube.uid, kube.gid), (0o640, ids.root_uid, ids.magnum_gid));
     assert_eq!(kube.text(), KUBECONFIG);
 
     let conf = unit.file(CAPI_CONF).unwrap();
-    assert_eq!(
-        (conf.mode, conf.uid, conf.gid),
-        (0o640, ids.root_uid, ids.magnum_gid)
-    );
+    assert_eq!((conf.mode, conf.uid, conf.gid), (0o640, ids.root_uid, ids.magnum_gid));
     let text = conf.text();
     assert!(text.is_ascii());
     assert!(
@@ -94,9 +84,25 @@ fn first_install_does_the_runbook_correctly() {
             .filter(|l| l.starts_with("ExecStart="))
             .map(str::to_string)
             .collect();
-        assert_eq!(exec, ["ExecStart=".to_string(), format!("ExecStart={bin} --config-file=/etc/magnum/magnum.conf --config-dir=/etc/magnum/magnum.conf.d")]);
+        assert_eq!(
+            exec,
+            [
+                "ExecStart=".to_string(),
+                format!("ExecStart={bin} --config-file=/etc/magnum/magnum.conf --config-dir=/etc/magnum/magnum.conf.d")
+            ]
+        );
     }
     assert!(unit.temp_files().is_empty());
+    // Health after the restart was read from systemd over D-Bus.
+    assert!(
+        run.bus_calls().contains(&vec![
+            "Get".to_string(),
+            "NRestarts".to_string(),
+            "magnum-conductor".to_string()
+        ]),
+        "{:?}",
+        run.bus_calls()
+    );
     // The secret is in the kubeconfig and nowhere in what Juju records.
     assert!(!run.stderr.contains("canary-token"));
 }
@@ -113,16 +119,73 @@ fn a_second_config_changed_does_nothing() {
 }
 
 #[test]
-fn update_status_on_a_healthy_unit_only_looks() {
+fn update_status_on_a_healthy_unit_spawns_nothing() {
     let unit = converged();
-    let before = unit.snapshot();
+    let before = unit.snapshot_all();
     let run = unit.hook("update-status");
     run.assert_ok();
+    assert!(run.spawned().is_empty(), "{:?}", run.spawned());
+    // It looked: both services' state came over D-Bus.
+    let loaded: Vec<String> = run
+        .bus_calls()
+        .into_iter()
+        .filter(|c| c[0] == "LoadUnit")
+        .map(|c| c[1].clone())
+        .collect();
+    assert_eq!(loaded, ["magnum-api.service", "magnum-conductor.service"]);
     assert_eq!(
-        run.spawned(),
-        ["config-get", "secret-get", "systemctl show"]
+        unit.snapshot_all(),
+        before,
+        "nothing written, the charm's state included"
     );
-    assert_eq!(unit.snapshot(), before);
+}
+
+#[test]
+fn without_d_bus_update_status_falls_back_to_one_systemctl_show() {
+    let unit = Unit::new().without_bus().kubeconfig(KUBECONFIG);
+    unit.hook("install").assert_ok();
+    assert_eq!(unit.status().0, "active");
+    let run = unit.hook("update-status");
+    run.assert_ok();
+    assert_eq!(run.spawned(), ["systemctl show"]);
+    let lines: Vec<&str> = run.stderr.lines().filter(|l| l.contains("D-Bus")).collect();
+    assert_eq!(lines.len(), 1, "{}", run.stderr);
+}
+
+#[test]
+fn status_set_runs_only_when_the_status_changes() {
+    let unit = converged();
+    assert!(!unit.hook("config-changed").called("status-set"));
+    unit.set_config("driver-version", "bad version");
+    assert!(unit.hook("config-changed").called("status-set"));
+    assert_eq!(unit.status().0, "blocked");
+    assert!(!unit.hook("config-changed").called("status-set"), "same blocked status");
+    unit.set_config("driver-version", "1.1.0");
+    assert!(unit.hook("config-changed").called("status-set"));
+    assert_eq!(unit.status().0, "active");
+}
+
+#[test]
+fn update_status_repairs_a_deleted_kubeconfig() {
+    let unit = converged();
+    std::fs::remove_file(unit.path("/etc/magnum/kubeconfig")).unwrap();
+    let run = unit.hook("update-status");
+    run.assert_ok();
+    assert_eq!(unit.text("/etc/magnum/kubeconfig"), KUBECONFIG);
+    assert!(run.called("systemctl restart"));
+    assert!(run.stderr.contains("drifted"), "{}", run.stderr);
+    // And the next one is lean again.
+    assert!(unit.hook("update-status").spawned().is_empty());
+}
+
+#[test]
+fn update_status_repairs_an_edited_conf() {
+    let unit = converged();
+    let good = unit.text(CAPI_CONF);
+    unit.put(CAPI_CONF, "[DEFAULT]\nenabled_drivers = k8s_capi_helm_v1\n", 0o644);
+    unit.hook("update-status").assert_ok();
+    assert_eq!(unit.text(CAPI_CONF), good);
+    assert_eq!(unit.file(CAPI_CONF).unwrap().mode, 0o640);
 }
 
 #[test]
@@ -187,10 +250,7 @@ fn a_new_driver_version_reinstalls_and_restarts() {
             "magnum-capi-helm==1.4.0"
         ]
     );
-    assert_eq!(
-        unit.status(),
-        ("active".into(), "magnum-capi-helm 1.4.0 ready".into())
-    );
+    assert_eq!(unit.status(), ("active".into(), "magnum-capi-helm 1.4.0 ready".into()));
     assert_eq!(unit.app_version().as_deref(), Some("1.4.0"));
 }
 
@@ -207,10 +267,7 @@ fn the_principal_missing_then_arriving() {
     assert_eq!(unit.hook("update-status").spawned(), ["status-set"]);
     unit.add_magnum();
     unit.hook("juju-info-relation-changed").assert_ok();
-    assert_eq!(
-        unit.status(),
-        ("active".into(), "magnum-capi-helm 1.1.0 ready".into())
-    );
+    assert_eq!(unit.status(), ("active".into(), "magnum-capi-helm 1.1.0 ready".into()));
 }
 
 #[test]
@@ -247,7 +304,7 @@ fn an_unhealthy_restart_is_rolled_back() {
 }
 
 #[test]
-fn a_stopped_service_is_restarted_on_update_status() {
+fn a_stopped_service_is_noticed_without_a_spawn_and_restarted() {
     let unit = converged();
     unit.set("services", json!({
         "magnum-api": {"active_state": "active", "sub_state": "running", "result": "success", "n_restarts": 0, "start": 2000},
@@ -255,6 +312,8 @@ fn a_stopped_service_is_restarted_on_update_status() {
     }));
     let run = unit.hook("update-status");
     run.assert_ok();
+    // Noticed over D-Bus before anything was spawned.
+    assert_eq!(run.calls[0].tool, "dbus", "{:?}", run.calls);
     let restart = run
         .calls
         .iter()
@@ -305,11 +364,7 @@ fn refuses(setup: impl FnOnce(&Unit), hook: &str, want: &str) {
     assert_eq!(kind, "blocked", "{want}: {message}");
     assert!(message.contains(want), "{message:?} does not say {want:?}");
     assert_eq!(unit.snapshot(), before, "{want}: the unit changed");
-    assert_eq!(
-        unit.world()["services"],
-        services,
-        "{want}: services touched"
-    );
+    assert_eq!(unit.world()["services"], services, "{want}: services touched");
     assert!(
         !run.called("systemctl restart") && !run.called("pip3 install"),
         "{want}: {:?}",
@@ -351,10 +406,7 @@ fn bad_secrets_change_nothing() {
 fn bad_kubeconfigs_change_nothing() {
     let cases: Vec<(String, &str)> = vec![
         ("{{ not yaml".into(), "not valid YAML"),
-        (
-            KUBECONFIG.replace("kind: Config", "kind: Secret"),
-            "kind: Config",
-        ),
+        (KUBECONFIG.replace("kind: Config", "kind: Secret"), "kind: Config"),
         (
             KUBECONFIG.replace("current-context: magnum@capi-mgmt", "current-context: \"\""),
             "no current-context",
@@ -379,25 +431,13 @@ fn bad_config_values_change_nothing() {
         ("driver-version", "../x", "driver-version"),
         ("driver-version", "", "driver-version"),
         ("pip-index-url", "ftp://mirror/simple", "pip-index-url"),
-        (
-            "namespace-prefix",
-            "x\n[DEFAULT]\ndebug = true",
-            "line break",
-        ),
-        (
-            "namespace-prefix",
-            "x\r[DEFAULT]\rdebug = true",
-            "line break",
-        ),
+        ("namespace-prefix", "x\n[DEFAULT]\ndebug = true", "line break"),
+        ("namespace-prefix", "x\r[DEFAULT]\rdebug = true", "line break"),
         ("helm-chart-repo", "https://charts.example/[x]", "'['"),
         ("namespace-prefix", "magnum\u{2014}capi", "non-ASCII"),
         ("service-override", "sometimes", "service-override"),
         ("disabled-drivers", "k8s_capi_helm_v1", "disabled-drivers"),
-        (
-            "csi-cinder-reclaim-policy",
-            "Keep",
-            "csi-cinder-reclaim-policy",
-        ),
+        ("csi-cinder-reclaim-policy", "Keep", "csi-cinder-reclaim-policy"),
     ] {
         refuses(move |u| u.set_config(key, value), "config-changed", want);
     }
@@ -450,9 +490,7 @@ fn failing_tools_leave_a_clear_status() {
 
 #[test]
 fn a_unit_blocked_on_grant_goes_active_by_itself() {
-    let unit = Unit::new()
-        .kubeconfig(KUBECONFIG)
-        .secret_error(SECRET_URI, "denied");
+    let unit = Unit::new().kubeconfig(KUBECONFIG).secret_error(SECRET_URI, "denied");
     unit.hook("config-changed").assert_ok();
     assert!(unit.status().1.contains("not granted"));
     // juju grant-secret fires no hook; update-status picks it up.

@@ -33,11 +33,7 @@ fn every_converging_hook_waits_for_magnum_on_an_empty_unit() {
             "{hook}: {message}"
         );
         // And nothing is written to the unit.
-        assert!(
-            unit.snapshot().is_empty(),
-            "{hook} wrote {:?}",
-            unit.snapshot()
-        );
+        assert!(unit.snapshot().is_empty(), "{hook} wrote {:?}", unit.snapshot());
     }
 }
 
@@ -50,11 +46,7 @@ fn stop_remove_and_departed_run_without_touching_the_unit() {
         run.assert_ok();
         assert!(run.calls.is_empty(), "{hook} spawned {:?}", run.spawned());
         assert_eq!(unit.snapshot(), before, "{hook}");
-        assert!(
-            run.stderr.contains(hook),
-            "{hook} logs a line: {}",
-            run.stderr
-        );
+        assert!(run.stderr.contains(hook), "{hook} logs a line: {}", run.stderr);
     }
 }
 
@@ -89,15 +81,8 @@ fn known_actions_reach_their_handler() {
         assert!(!run.calls.is_empty(), "{action} ran nothing");
         assert!(
             run.calls.iter().all(|c| c.tool.starts_with("action-")
-                || [
-                    "config-get",
-                    "secret-get",
-                    "systemctl",
-                    "journalctl",
-                    "python3",
-                    "helm"
-                ]
-                .contains(&c.tool.as_str())),
+                || ["config-get", "secret-get", "systemctl", "journalctl", "python3", "helm"]
+                    .contains(&c.tool.as_str())),
             "{action}: {:?}",
             run.spawned()
         );

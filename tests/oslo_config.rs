@@ -153,10 +153,7 @@ fn driver_defaults() -> Value {
 
 fn with(mut base: Value, changes: Value) -> Value {
     for (k, v) in changes.as_object().unwrap() {
-        assert!(
-            base.get(k).is_some(),
-            "{k} is not a [capi_helm] option of the driver"
-        );
+        assert!(base.get(k).is_some(), "{k} is not a [capi_helm] option of the driver");
         base[k] = v.clone();
     }
     base
@@ -181,10 +178,7 @@ fn defaults_read_back_as_the_kubeconfig_and_the_other_drivers_disabled() {
 
     assert_eq!(
         v["capi_helm"],
-        with(
-            driver_defaults(),
-            json!({"kubeconfig_file": "/etc/magnum/kubeconfig"})
-        )
+        with(driver_defaults(), json!({"kubeconfig_file": "/etc/magnum/kubeconfig"}))
     );
     // The fake unit's magnum egg-info lists these two drivers.
     assert_eq!(
@@ -194,10 +188,7 @@ fn defaults_read_back_as_the_kubeconfig_and_the_other_drivers_disabled() {
     assert_eq!(v["drivers"]["enabled_beta_drivers"], json!([]));
     // magnum.conf's own [drivers] key is still read: the charm adds, it
     // does not replace.
-    assert_eq!(
-        v["drivers"]["openstack_ca_file"],
-        "/etc/ssl/certs/ca-certificates.crt"
-    );
+    assert_eq!(v["drivers"]["openstack_ca_file"], "/etc/ssl/certs/ca-certificates.crt");
     assert_eq!(
         v["config_dir_files"],
         json!([unit.path(CAPI_CONF).display().to_string()])
@@ -216,10 +207,7 @@ fn every_option_reads_back_typed_and_dollars_literal() {
         Unit::new()
             .kubeconfig(KUBECONFIG)
             .config("namespace-prefix", "a$b")
-            .config(
-                "helm-chart-repo",
-                "https://charts.example.com/capi?x=1&y=$HOME",
-            )
+            .config("helm-chart-repo", "https://charts.example.com/capi?x=1&y=$HOME")
             // The injection FACTS.md warns of: unescaped it crashes magnum.
             .config("helm-chart-name", "$capi_helm.namespace_prefix")
             .config("default-helm-chart-version", "0.16.0")
@@ -295,21 +283,14 @@ fn every_option_reads_back_typed_and_dollars_literal() {
     let v = oslo.read_runbook(&unit);
     assert_eq!(
         v["capi_helm"],
-        with(
-            driver_defaults(),
-            json!({"kubeconfig_file": "/etc/magnum/kubeconfig"})
-        )
+        with(driver_defaults(), json!({"kubeconfig_file": "/etc/magnum/kubeconfig"}))
     );
 }
 
 #[test]
 fn disabled_drivers_empty_writes_no_drivers_key_and_reads_as_none() {
     let oslo = oslo!();
-    let unit = installed(
-        Unit::new()
-            .kubeconfig(KUBECONFIG)
-            .config("disabled-drivers", ""),
-    );
+    let unit = installed(Unit::new().kubeconfig(KUBECONFIG).config("disabled-drivers", ""));
     let text = unit.text(CAPI_CONF);
     assert!(
         !text.contains("[drivers]") && !text.contains("disabled_drivers"),
@@ -323,20 +304,13 @@ fn disabled_drivers_empty_writes_no_drivers_key_and_reads_as_none() {
 #[test]
 fn disabled_drivers_explicit_list_reads_as_that_list() {
     let oslo = oslo!();
-    let unit = installed(
-        Unit::new()
-            .kubeconfig(KUBECONFIG)
-            .config("disabled-drivers", "a,b"),
-    );
+    let unit = installed(Unit::new().kubeconfig(KUBECONFIG).config("disabled-drivers", "a,b"));
     assert_eq!(
         oslo.read_runbook(&unit)["drivers"]["disabled_drivers"],
         json!(["a", "b"])
     );
 
-    unit.set_config(
-        "disabled-drivers",
-        " k8s_fedora_coreos_v1 , magnum_cluster_api.driver ",
-    );
+    unit.set_config("disabled-drivers", " k8s_fedora_coreos_v1 , magnum_cluster_api.driver ");
     config_changed(&unit);
     assert_eq!(
         oslo.read_runbook(&unit)["drivers"]["disabled_drivers"],
@@ -359,20 +333,14 @@ fn disabled_drivers_explicit_list_reads_as_that_list() {
 #[test]
 fn conf_d_wins_over_magnum_conf_only_in_the_runbook_argument_order() {
     let oslo = oslo!();
-    let unit = installed(
-        Unit::new()
-            .kubeconfig(KUBECONFIG)
-            .config("namespace-prefix", "tenant"),
-    );
+    let unit = installed(Unit::new().kubeconfig(KUBECONFIG).config("namespace-prefix", "tenant"));
     // As the principal charm would re-render it, after our install.
-    let magnum_conf = unit.text(MAGNUM_CONF) + "\n[capi_helm]\nkubeconfig_file = /other\nnamespace_prefix = theirs\nminimum_flavor_vcpus = 8\n";
+    let magnum_conf = unit.text(MAGNUM_CONF)
+        + "\n[capi_helm]\nkubeconfig_file = /other\nnamespace_prefix = theirs\nminimum_flavor_vcpus = 8\n";
     unit.put(MAGNUM_CONF, &magnum_conf, 0o640);
 
     let runbook = oslo.read_runbook(&unit);
-    assert_eq!(
-        runbook["capi_helm"]["kubeconfig_file"],
-        "/etc/magnum/kubeconfig"
-    );
+    assert_eq!(runbook["capi_helm"]["kubeconfig_file"], "/etc/magnum/kubeconfig");
     assert_eq!(runbook["capi_helm"]["namespace_prefix"], "tenant");
     // A key only magnum.conf sets still comes through.
     assert_eq!(runbook["capi_helm"]["minimum_flavor_vcpus"], 8);
@@ -409,16 +377,11 @@ fn the_reader_reports_what_the_services_would_crash_on() {
             .to_string()
     };
 
-    assert!(
-        err(oslo.read(&args("[capi_helm]\nminimum_flavor_ram = lots\n")))
-            .contains("minimum_flavor_ram")
-    );
+    assert!(err(oslo.read(&args("[capi_helm]\nminimum_flavor_ram = lots\n"))).contains("minimum_flavor_ram"));
     assert!(err(oslo.read(&args("[drivers]\ngarbage\n"))).contains("ConfigFileParseError"));
     // FACTS.md: an unescaped `$group.opt` for a group not yet registered
     // crashes the services' log_opt_values at start.
-    assert!(
-        err(oslo.read(&args("debug = $capi_helm.namespace_prefix\n"))).contains("NoSuchGroupError")
-    );
+    assert!(err(oslo.read(&args("debug = $capi_helm.namespace_prefix\n"))).contains("NoSuchGroupError"));
     // And an unknown [capi_helm] key is dropped without a word.
     let v = oslo.read(&args("[capi_helm]\nkubeconfig = /typo\n"));
     assert_eq!(v["ignored"], json!(["magnum.conf: [capi_helm] kubeconfig"]));
@@ -438,10 +401,7 @@ fn newer_driver_options_are_inert_on_1_1_0() {
                 "api-resources",
                 r#"{"K8sControlPlane": {"api_version": "controlplane.cluster.x-k8s.io/v1beta1"}}"#,
             )
-            .config(
-                "k8s-control-plane-resource-conditions",
-                "Ready,MachinesReady",
-            ),
+            .config("k8s-control-plane-resource-conditions", "Ready,MachinesReady"),
     );
     let v = oslo.read_runbook(&unit);
     assert_eq!(
@@ -453,10 +413,7 @@ fn newer_driver_options_are_inert_on_1_1_0() {
     );
     assert_eq!(
         v["capi_helm"],
-        with(
-            driver_defaults(),
-            json!({"kubeconfig_file": "/etc/magnum/kubeconfig"})
-        )
+        with(driver_defaults(), json!({"kubeconfig_file": "/etc/magnum/kubeconfig"}))
     );
 }
 

@@ -10,8 +10,7 @@ use support::Unit;
 
 fn yaml(file: &str) -> serde_yaml::Value {
     let path = format!("{}/{file}", env!("CARGO_MANIFEST_DIR"));
-    serde_yaml::from_str(&std::fs::read_to_string(&path).unwrap())
-        .unwrap_or_else(|e| panic!("{file}: {e}"))
+    serde_yaml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap_or_else(|e| panic!("{file}: {e}"))
 }
 
 fn makefile_list(name: &str) -> Vec<String> {
@@ -35,14 +34,7 @@ fn metadata_makes_a_juju_info_subordinate() {
     assert_eq!(m["subordinate"], true);
     assert_eq!(m["requires"]["juju-info"]["interface"], "juju-info");
     assert_eq!(m["requires"]["juju-info"]["scope"], "container");
-    for key in [
-        "summary",
-        "description",
-        "maintainers",
-        "tags",
-        "docs",
-        "issues",
-    ] {
+    for key in ["summary", "description", "maintainers", "tags", "docs", "issues"] {
         assert!(!m[key].is_null(), "metadata.yaml has no {key}");
     }
 }
@@ -58,10 +50,7 @@ fn every_config_option_is_typed_defaulted_and_hyphenated() {
             ["string", "int", "boolean", "float"].contains(&opt["type"].as_str().unwrap_or("")),
             "{name}: type"
         );
-        assert!(
-            !opt["default"].is_null(),
-            "{name}: charm-proof wants a default"
-        );
+        assert!(!opt["default"].is_null(), "{name}: charm-proof wants a default");
         assert!(
             opt["description"].as_str().is_some_and(|d| d.len() > 10),
             "{name}: description"
@@ -77,11 +66,7 @@ fn every_packaged_hook_is_handled() {
         let unit = Unit::empty();
         let run = unit.hook(&hook);
         run.assert_ok();
-        assert!(
-            !run.stderr.contains("has no handler"),
-            "{hook}: {}",
-            run.stderr
-        );
+        assert!(!run.stderr.contains("has no handler"), "{hook}: {}", run.stderr);
     }
 }
 

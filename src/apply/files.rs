@@ -24,9 +24,7 @@ fn fsync_dir(dir: &Path) -> Result<()> {
 
 /// Write `content` to `path` atomically as `uid:gid` with `mode`.
 pub fn write_atomic(path: &Path, content: &[u8], mode: u32, uid: u32, gid: u32) -> Result<()> {
-    let dir = path
-        .parent()
-        .context("a file to write has a parent directory")?;
+    let dir = path.parent().context("a file to write has a parent directory")?;
     let tmp = temp_path(path);
     // A temp file left by a killed hook is ours: start over.
     match fs::remove_file(&tmp) {
@@ -42,20 +40,15 @@ pub fn write_atomic(path: &Path, content: &[u8], mode: u32, uid: u32, gid: u32) 
             .mode(0o600)
             .open(&tmp)
             .with_context(|| format!("cannot create {}", tmp.display()))?;
-        fchown(
-            f.as_raw_fd(),
-            Some(Uid::from_raw(uid)),
-            Some(Gid::from_raw(gid)),
-        )
-        .with_context(|| format!("cannot chown {} to {uid}:{gid}", tmp.display()))?;
+        fchown(f.as_raw_fd(), Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)))
+            .with_context(|| format!("cannot chown {} to {uid}:{gid}", tmp.display()))?;
         f.set_permissions(fs::Permissions::from_mode(mode))
             .with_context(|| format!("cannot chmod {} to {mode:o}", tmp.display()))?;
         f.write_all(content)
             .with_context(|| format!("cannot write {}", tmp.display()))?;
         f.sync_all()
             .with_context(|| format!("cannot fsync {}", tmp.display()))?;
-        fs::rename(&tmp, path)
-            .with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))?;
+        fs::rename(&tmp, path).with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))?;
         fsync_dir(dir)
     };
     let result = write();
@@ -84,16 +77,12 @@ pub fn remove(path: &Path) -> Result<bool> {
 pub fn ensure_dir(path: &Path, mode: u32, uid: u32, gid: u32) -> Result<()> {
     if let Some(parent) = path.parent() {
         if !parent.exists() {
-            fs::create_dir_all(parent)
-                .with_context(|| format!("cannot create {}", parent.display()))?;
+            fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
         }
     }
     match fs::symlink_metadata(path) {
         Ok(m) if m.is_dir() => {}
-        Ok(_) => anyhow::bail!(
-            "{} exists and is not a directory: move it away",
-            path.display()
-        ),
+        Ok(_) => anyhow::bail!("{} exists and is not a directory: move it away", path.display()),
         Err(_) => {
             use std::os::unix::fs::DirBuilderExt;
             fs::DirBuilder::new()
@@ -117,10 +106,7 @@ mod tests {
     fn writes_replace_atomically_with_mode_and_leave_no_temp() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("f.conf");
-        let (uid, gid) = (
-            nix::unistd::geteuid().as_raw(),
-            nix::unistd::getegid().as_raw(),
-        );
+        let (uid, gid) = (nix::unistd::geteuid().as_raw(), nix::unistd::getegid().as_raw());
         write_atomic(&p, b"one", 0o640, uid, gid).unwrap();
         fs::write(temp_path(&p), b"stale").unwrap();
         write_atomic(&p, b"two", 0o600, uid, gid).unwrap();

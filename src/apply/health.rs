@@ -9,6 +9,7 @@ use anyhow::Result;
 
 use super::systemd::{self, ServiceState};
 use crate::plan::red_flags::first_red_flag;
+use crate::unit::Root;
 
 /// Why a service is unhealthy, from one `systemctl show` sample.
 pub fn assess(states: &[ServiceState]) -> Option<String> {
@@ -18,15 +19,9 @@ pub fn assess(states: &[ServiceState]) -> Option<String> {
             return Some(format!("{name} failed (Result={})", s.result));
         }
         if s.n_restarts > 0 {
-            return Some(format!(
-                "{name} is in a restart loop (NRestarts={})",
-                s.n_restarts
-            ));
+            return Some(format!("{name} is in a restart loop (NRestarts={})", s.n_restarts));
         }
-        if s.active_state != "active"
-            && s.active_state != "activating"
-            && s.active_state != "reloading"
-        {
+        if s.active_state != "active" && s.active_state != "activating" && s.active_state != "reloading" {
             return Some(format!("{name} is {}", s.active_state));
         }
     }
@@ -40,29 +35,24 @@ pub struct Verdict {
     pub fix: String,
 }
 
-pub fn watch(services: &[&str], settle: Duration, since_epoch: u64) -> Result<Option<Verdict>> {
+pub fn watch(root: &Root, services: &[&str], settle: Duration, since_epoch: u64) -> Result<Option<Verdict>> {
     let deadline = Instant::now() + settle;
     let mut problem;
     loop {
-        let states = systemd::show(services)?;
+        let states = systemd::show(root, services)?;
         problem = assess(&states);
         let settled = Instant::now() >= deadline;
         if problem.is_some() || settled {
             if problem.is_none() {
                 // At the end of the window the service must be up, not starting.
-                problem = states.iter().find(|s| s.active_state != "active").map(|s| {
-                    format!(
-                        "{} is still {}",
-                        s.id.trim_end_matches(".service"),
-                        s.active_state
-                    )
-                });
+                problem = states
+                    .iter()
+                    .find(|s| s.active_state != "active")
+                    .map(|s| format!("{} is still {}", s.id.trim_end_matches(".service"), s.active_state));
             }
             break;
         }
-        std::thread::sleep(
-            Duration::from_millis(500).min(deadline.saturating_duration_since(Instant::now())),
-        );
+        std::thread::sleep(Duration::from_millis(500).min(deadline.saturating_duration_since(Instant::now())));
     }
     let journal = systemd::journal_since(services, since_epoch).unwrap_or_default();
     let flag = first_red_flag(&journal);
@@ -101,14 +91,10 @@ mod tests {
     #[test]
     fn restart_loops_read_active_but_are_unhealthy() {
         assert_eq!(assess(&[st("active", "success", 0)]), None);
-        assert!(assess(&[st("active", "success", 2)])
-            .unwrap()
-            .contains("restart loop"));
+        assert!(assess(&[st("active", "success", 2)]).unwrap().contains("restart loop"));
         assert!(assess(&[st("failed", "start-limit-hit", 5)])
             .unwrap()
             .contains("failed"));
-        assert!(assess(&[st("inactive", "success", 0)])
-            .unwrap()
-            .contains("inactive"));
+        assert!(assess(&[st("inactive", "success", 0)]).unwrap().contains("inactive"));
     }
 }

@@ -9,11 +9,7 @@ use serde::Deserialize;
 /// `pip3 install` arguments: `--no-deps` so pip never pulls a newer magnum
 /// over the distro's (FACTS.md); `--break-system-packages` where pip knows
 /// it (>= 23.0.1; older pips predate PEP 668 and refuse the flag).
-pub fn install_args(
-    version: &str,
-    index_url: Option<&str>,
-    pip_version: Option<&str>,
-) -> Vec<String> {
+pub fn install_args(version: &str, index_url: Option<&str>, pip_version: Option<&str>) -> Vec<String> {
     let mut args = vec!["install".to_string()];
     if pip_version.is_none_or(knows_break_system_packages) {
         args.push("--break-system-packages".into());
@@ -102,9 +98,7 @@ impl ImportCheck {
                 self.missing.join(", ")
             ));
         }
-        self.error
-            .as_ref()
-            .map(|e| format!("driver does not load: {e}"))
+        self.error.as_ref().map(|e| format!("driver does not load: {e}"))
     }
 }
 
@@ -115,19 +109,12 @@ pub fn import_check() -> Result<ImportCheck> {
         .output()
         .context("cannot run python3")?;
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout
-        .lines()
-        .rev()
-        .find(|l| l.starts_with('{'))
-        .unwrap_or("");
+    let line = stdout.lines().rev().find(|l| l.starts_with('{')).unwrap_or("");
     serde_json::from_str(line).with_context(|| {
         format!(
             "python3 import check printed no result ({}): {}",
             out.status,
-            String::from_utf8_lossy(&out.stderr)
-                .lines()
-                .last()
-                .unwrap_or("")
+            String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("")
         )
     })
 }

@@ -39,7 +39,9 @@ fn spawn(tool: &str, args: &[&str]) -> Result<Output> {
         .args(args)
         .stdin(Stdio::null())
         .output()
-        .with_context(|| format!("cannot run hook tool `{tool}`: is this running inside a Juju hook (PATH has the hook tools)?"))?;
+        .with_context(|| {
+            format!("cannot run hook tool `{tool}`: is this running inside a Juju hook (PATH has the hook tools)?")
+        })?;
     Ok(Output {
         ok: out.status.success(),
         code: out.status.code(),
@@ -69,8 +71,7 @@ impl HookTools {
     /// default in config.yaml).
     pub fn config_get(&self) -> Result<BTreeMap<String, Value>> {
         let out = run("config-get", &["--format=json"])?;
-        serde_json::from_slice(&out)
-            .context("config-get printed something that is not a JSON object")
+        serde_json::from_slice(&out).context("config-get printed something that is not a JSON object")
     }
 
     /// `secret-get --format=json [--refresh] <uri>`: the secret's content.
@@ -91,9 +92,9 @@ impl HookTools {
             return Ok(Err(classify_secret_error(&out.stderr)));
         }
         // Never put the content in an error message.
-        serde_json::from_slice(&out.stdout).map(Ok).map_err(|_| {
-            anyhow!("secret-get {uri} printed something that is not a JSON object of strings")
-        })
+        serde_json::from_slice(&out.stdout)
+            .map(Ok)
+            .map_err(|_| anyhow!("secret-get {uri} printed something that is not a JSON object of strings"))
     }
 
     /// `status-set <status> <message>` for this unit.
@@ -110,8 +111,7 @@ impl HookTools {
     #[allow(dead_code)] // for the actions and later issues
     pub fn action_get(&self) -> Result<BTreeMap<String, Value>> {
         let out = run("action-get", &["--format=json"])?;
-        serde_json::from_slice(&out)
-            .context("action-get printed something that is not a JSON object")
+        serde_json::from_slice(&out).context("action-get printed something that is not a JSON object")
     }
 
     /// `action-set k=v ...`, every key checked against Juju's rule first.
@@ -126,9 +126,7 @@ impl HookTools {
                 if valid_key(k) {
                     Ok(format!("{k}={v}"))
                 } else {
-                    Err(anyhow!(
-                        "action result key {k:?} is not valid for action-set"
-                    ))
+                    Err(anyhow!("action result key {k:?} is not valid for action-set"))
                 }
             })
             .collect::<Result<_>>()?;
@@ -154,9 +152,7 @@ impl HookTools {
             return Ok(None);
         }
         let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-        let empty = std::fs::metadata(&path)
-            .map(|m| m.len() == 0)
-            .unwrap_or(true);
+        let empty = std::fs::metadata(&path).map(|m| m.len() == 0).unwrap_or(true);
         Ok(if empty { None } else { Some(path) })
     }
 
@@ -171,8 +167,7 @@ impl HookTools {
     #[allow(dead_code)] // for the actions and later issues
     pub fn is_leader(&self) -> Result<bool> {
         let out = run("is-leader", &["--format=json"])?;
-        serde_json::from_slice(&out)
-            .context("is-leader printed something that is not true or false")
+        serde_json::from_slice(&out).context("is-leader printed something that is not true or false")
     }
 }
 
@@ -181,9 +176,7 @@ fn classify_secret_error(stderr: &str) -> SecretError {
     let lower = stderr.to_ascii_lowercase();
     if lower.contains("not found") {
         SecretError::NotFound
-    } else if lower.contains("permission denied")
-        || lower.contains("unauthorized")
-        || lower.contains("not authorized")
+    } else if lower.contains("permission denied") || lower.contains("unauthorized") || lower.contains("not authorized")
     {
         SecretError::NotGranted
     } else {

@@ -34,7 +34,9 @@ mod tests {
 
     #[test]
     fn sections_and_keys() {
-        let k = keys("[DEFAULT]\ndebug = true\n# c\n[capi_helm]\nkubeconfig_file=/x\n\n[drivers]\nopenstack_ca_file: /ca\n");
+        let k = keys(
+            "[DEFAULT]\ndebug = true\n# c\n[capi_helm]\nkubeconfig_file=/x\n\n[drivers]\nopenstack_ca_file: /ca\n",
+        );
         assert_eq!(
             k,
             vec![

@@ -43,16 +43,12 @@ fn data_field(section: &Value, field: &str, what: &str) -> Result<Option<()>, St
 /// the fix (the caller knows where the bytes came from).
 pub fn validate(bytes: &[u8]) -> Result<KubeconfigInfo, String> {
     if bytes.len() > MAX_BYTES {
-        return Err(format!(
-            "kubeconfig is {} bytes, over the 1 MiB limit",
-            bytes.len()
-        ));
+        return Err(format!("kubeconfig is {} bytes, over the 1 MiB limit", bytes.len()));
     }
     if bytes.contains(&0) {
         return Err("kubeconfig contains a NUL byte".into());
     }
-    let text =
-        std::str::from_utf8(bytes).map_err(|_| "kubeconfig is not UTF-8 text".to_string())?;
+    let text = std::str::from_utf8(bytes).map_err(|_| "kubeconfig is not UTF-8 text".to_string())?;
     let doc: Value = serde_yaml::from_str(text).map_err(|e| {
         // serde_yaml's message names a position, never the content.
         format!(
@@ -86,10 +82,7 @@ pub fn validate(bytes: &[u8]) -> Result<KubeconfigInfo, String> {
         .and_then(Value::as_str)
         .ok_or("kubeconfig cluster has no server")?;
     if !server.starts_with("https://") || server.len() <= "https://".len() {
-        return Err(
-            "kubeconfig server is not an https:// URL (the management cluster API must use TLS)"
-                .into(),
-        );
+        return Err("kubeconfig server is not an https:// URL (the management cluster API must use TLS)".into());
     }
     if server.bytes().any(|b| !(0x21..0x7f).contains(&b)) {
         return Err("kubeconfig server URL has spaces or non-ASCII characters".into());
@@ -103,10 +96,7 @@ pub fn validate(bytes: &[u8]) -> Result<KubeconfigInfo, String> {
     if user.get("exec").is_some() || user.get("auth-provider").is_some() {
         return Err("kubeconfig user uses an exec or auth-provider plugin, which the driver cannot run; use a service-account token kubeconfig".into());
     }
-    if user.get("client-certificate").is_some()
-        || user.get("client-key").is_some()
-        || user.get("tokenFile").is_some()
-    {
+    if user.get("client-certificate").is_some() || user.get("client-key").is_some() || user.get("tokenFile").is_some() {
         return Err("kubeconfig user refers to files on another machine; embed client-certificate-data/client-key-data or a token".into());
     }
     let cert = data_field(user, "client-certificate-data", "user")?;
@@ -119,14 +109,9 @@ pub fn validate(bytes: &[u8]) -> Result<KubeconfigInfo, String> {
         (Some(()), Some(()), _) => Auth::ClientCertificate,
         (None, None, Some(_)) => Auth::Token,
         (Some(()), None, _) | (None, Some(()), _) => {
-            return Err(
-                "kubeconfig user has only one of client-certificate-data and client-key-data"
-                    .into(),
-            )
+            return Err("kubeconfig user has only one of client-certificate-data and client-key-data".into())
         }
-        (None, None, None) => {
-            return Err("kubeconfig user has neither client certificate data nor a token".into())
-        }
+        (None, None, None) => return Err("kubeconfig user has neither client certificate data nor a token".into()),
     };
     Ok(KubeconfigInfo {
         context: context.to_string(),
@@ -172,10 +157,7 @@ users:
             "    token: abc.def",
             "    client-certificate-data: Zm9v\n    client-key-data: YmFy",
         );
-        assert_eq!(
-            validate(k.as_bytes()).unwrap().auth,
-            Auth::ClientCertificate
-        );
+        assert_eq!(validate(k.as_bytes()).unwrap().auth, Auth::ClientCertificate);
     }
 
     #[test]
@@ -183,10 +165,7 @@ users:
         let cases: Vec<(String, &str)> = vec![
             ("{{{ not yaml".into(), "not valid YAML"),
             ("- a\n- b\n".into(), "kind: Config"),
-            (
-                TOKEN_KUBECONFIG.replace("kind: Config", "kind: Pod"),
-                "kind: Config",
-            ),
+            (TOKEN_KUBECONFIG.replace("kind: Config", "kind: Pod"), "kind: Config"),
             (
                 TOKEN_KUBECONFIG.replace("current-context: capi", "current-context: \"\""),
                 "no current-context",
@@ -212,10 +191,7 @@ users:
                 TOKEN_KUBECONFIG.replace("token: abc.def", "client-certificate-data: Zm9v"),
                 "only one",
             ),
-            (
-                TOKEN_KUBECONFIG.replace("token: abc.def", "username: x"),
-                "neither",
-            ),
+            (TOKEN_KUBECONFIG.replace("token: abc.def", "username: x"), "neither"),
             (
                 TOKEN_KUBECONFIG.replace("    user: magnum\ncurrent", "    user: nobody\ncurrent"),
                 "not in users",

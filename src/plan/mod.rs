@@ -166,10 +166,7 @@ pub fn principal_missing(o: &Observed) -> Option<Status> {
 
 /// Turn the kubeconfig secret into the bytes to write, or a blocked status
 /// that says what to run.
-pub fn kubeconfig_from_secret(
-    uri: Option<&str>,
-    secret: Option<&SecretInput>,
-) -> Result<Vec<u8>, Status> {
+pub fn kubeconfig_from_secret(uri: Option<&str>, secret: Option<&SecretInput>) -> Result<Vec<u8>, Status> {
     let Some(uri) = uri else {
         return Err(Status::blocked(
             "kubeconfig-secret unset: juju add-secret capi-kubeconfig kubeconfig#file=mgmt.kubeconfig && juju grant-secret capi-kubeconfig magnum-capi && juju config magnum-capi kubeconfig-secret=<secret uri>",
@@ -178,12 +175,14 @@ pub fn kubeconfig_from_secret(
     let content = match secret {
         Some(SecretInput::Content(c)) => c,
         Some(SecretInput::Error(SecretError::NotGranted)) => {
-            return Err(Status::blocked(format!("secret {uri} not granted: juju grant-secret <secret name> magnum-capi")))
+            return Err(Status::blocked(format!(
+                "secret {uri} not granted: juju grant-secret <secret name> magnum-capi"
+            )))
         }
         Some(SecretInput::Error(SecretError::NotFound)) => {
             return Err(Status::blocked(format!(
-                "secret {uri} not found: check juju secrets, then juju config magnum-capi kubeconfig-secret=<secret uri>"
-            )))
+            "secret {uri} not found: check juju secrets, then juju config magnum-capi kubeconfig-secret=<secret uri>"
+        )))
         }
         Some(SecretInput::Error(SecretError::Other(e))) => {
             return Err(Status::blocked(format!("cannot read secret {uri}: {e}")))
@@ -286,10 +285,7 @@ pub fn desired(settings: &Settings, kubeconfig: Vec<u8>, o: &Observed) -> Result
         files,
         absent,
         settle_seconds: settings.restart_settle_seconds,
-        ready: Status::active(format!(
-            "magnum-capi-helm {} ready",
-            settings.driver_version
-        )),
+        ready: Status::active(format!("magnum-capi-helm {} ready", settings.driver_version)),
     })
 }
 
@@ -322,8 +318,7 @@ pub fn diff(d: &Desired, o: &Observed) -> Changes {
         }
     }
     let is_dropin = |p: &str| p.starts_with("/etc/systemd/");
-    c.daemon_reload =
-        c.writes.iter().any(|f| is_dropin(&f.path)) || c.removes.iter().any(|p| is_dropin(p));
+    c.daemon_reload = c.writes.iter().any(|f| is_dropin(&f.path)) || c.removes.iter().any(|p| is_dropin(p));
     c.restart = c.install_driver || !c.writes.is_empty() || !c.removes.is_empty() || c.fix_conf_d;
     c
 }

@@ -20,11 +20,7 @@ pub fn dropin(service: &str) -> String {
 }
 
 /// Where systemd unit files of packages live, in systemd's order.
-pub const UNIT_DIRS: [&str; 3] = [
-    "/etc/systemd/system",
-    "/usr/lib/systemd/system",
-    "/lib/systemd/system",
-];
+pub const UNIT_DIRS: [&str; 3] = ["/etc/systemd/system", "/usr/lib/systemd/system", "/lib/systemd/system"];
 
 /// Where the system Python finds packages: pip's root installs land in the
 /// first (FACTS.md), the distro's magnum in the last.

@@ -16,10 +16,7 @@ pub fn capi_conf(capi_helm: &[(&str, String)], disabled_drivers: &[String]) -> S
     }
     if !disabled_drivers.is_empty() {
         out.push_str("\n[drivers]\n");
-        out.push_str(&format!(
-            "disabled_drivers = {}\n",
-            disabled_drivers.join(",")
-        ));
+        out.push_str(&format!("disabled_drivers = {}\n", disabled_drivers.join(",")));
     }
     out
 }
@@ -34,8 +31,7 @@ pub fn runbook_dropin(binary: &str) -> String {
 
 /// Printable ASCII plus newline: what may go into an INI or unit file.
 pub fn is_clean_ascii(text: &str) -> bool {
-    text.bytes()
-        .all(|b| b == b'\n' || (0x20..0x7f).contains(&b))
+    text.bytes().all(|b| b == b'\n' || (0x20..0x7f).contains(&b))
 }
 
 #[cfg(test)]
@@ -44,14 +40,9 @@ mod tests {
 
     #[test]
     fn capi_conf_has_the_kubeconfig_and_only_set_options() {
-        let c = capi_conf(
-            &[("namespace_prefix", "capi".into())],
-            &["k8s_fedora_coreos_v1".into()],
-        );
+        let c = capi_conf(&[("namespace_prefix", "capi".into())], &["k8s_fedora_coreos_v1".into()]);
         assert!(c.starts_with("# Managed by the magnum-capi charm"));
-        assert!(c.contains(
-            "[capi_helm]\nkubeconfig_file = /etc/magnum/kubeconfig\nnamespace_prefix = capi\n"
-        ));
+        assert!(c.contains("[capi_helm]\nkubeconfig_file = /etc/magnum/kubeconfig\nnamespace_prefix = capi\n"));
         assert!(c.contains("[drivers]\ndisabled_drivers = k8s_fedora_coreos_v1\n"));
         assert!(!c.contains("enabled_drivers"));
         assert!(is_clean_ascii(&c));

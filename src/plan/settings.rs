@@ -305,7 +305,13 @@ impl Settings {
                 (Some(Value::String(s)), Kind::Choice(_)) if s.trim().is_empty() => continue,
                 (Some(Value::String(s)), Kind::Choice(choices)) => {
                     if !choices.contains(&s.trim()) {
-                        return Err(format!("config {} must be one of {}; fix: juju config magnum-capi {}={}", opt.option, choices.join(", "), opt.option, choices[0]));
+                        return Err(format!(
+                            "config {} must be one of {}; fix: juju config magnum-capi {}={}",
+                            opt.option,
+                            choices.join(", "),
+                            opt.option,
+                            choices[0]
+                        ));
                     }
                     s.trim().to_string()
                 }
@@ -316,10 +322,18 @@ impl Settings {
                 (Some(Value::String(s)), Kind::Bool) => match s.trim().to_ascii_lowercase().as_str() {
                     "" => continue,
                     b @ ("true" | "false") => b.to_string(),
-                    _ => return Err(format!("config {} must be true, false or empty; fix: juju config magnum-capi {}=true", opt.option, opt.option)),
+                    _ => {
+                        return Err(format!(
+                            "config {} must be true, false or empty; fix: juju config magnum-capi {}=true",
+                            opt.option, opt.option
+                        ))
+                    }
                 },
                 (Some(other), _) => {
-                    return Err(format!("config {}={other} has the wrong type; fix: juju config magnum-capi --reset {}", opt.option, opt.option))
+                    return Err(format!(
+                        "config {}={other} has the wrong type; fix: juju config magnum-capi --reset {}",
+                        opt.option, opt.option
+                    ))
                 }
             };
             capi_helm.push((opt.key, value));
@@ -403,27 +417,19 @@ mod tests {
     #[test]
     fn dollars_are_escaped_for_oslo_config() {
         let s = Settings::parse(&raw(json!({"namespace-prefix": "$capi_helm.x"}))).unwrap();
-        assert_eq!(
-            s.capi_helm,
-            vec![("namespace_prefix", "$$capi_helm.x".to_string())]
-        );
+        assert_eq!(s.capi_helm, vec![("namespace_prefix", "$$capi_helm.x".to_string())]);
     }
 
     #[test]
     fn typed_options_are_checked() {
         assert!(Settings::parse(&raw(json!({"minimum-flavor-ram": "lots"}))).is_err());
         assert!(Settings::parse(&raw(json!({"csi-cinder-reclaim-policy": "Keep"}))).is_err());
-        assert!(
-            Settings::parse(&raw(json!({"csi-cinder-allow-volume-expansion": "yes"}))).is_err()
-        );
+        assert!(Settings::parse(&raw(json!({"csi-cinder-allow-volume-expansion": "yes"}))).is_err());
         let s = Settings::parse(&raw(
             json!({"minimum-flavor-ram": 0, "csi-cinder-allow-volume-expansion": ""}),
         ))
         .unwrap();
-        assert!(
-            s.capi_helm.is_empty(),
-            "0 and empty mean the driver default"
-        );
+        assert!(s.capi_helm.is_empty(), "0 and empty mean the driver default");
         let s = Settings::parse(&raw(
             json!({"minimum-flavor-ram": 4096, "csi-cinder-allow-volume-expansion": "true"}),
         ))
@@ -458,10 +464,7 @@ mod tests {
     #[test]
     fn disabled_drivers_list() {
         let s = Settings::parse(&raw(json!({"disabled-drivers": "a, b"}))).unwrap();
-        assert_eq!(
-            s.disabled_drivers,
-            DisabledDrivers::List(vec!["a".into(), "b".into()])
-        );
+        assert_eq!(s.disabled_drivers, DisabledDrivers::List(vec!["a".into(), "b".into()]));
         let s = Settings::parse(&raw(json!({"disabled-drivers": ""}))).unwrap();
         assert_eq!(s.disabled_drivers, DisabledDrivers::List(vec![]));
         assert!(Settings::parse(&raw(json!({"disabled-drivers": "k8s_capi_helm_v1"}))).is_err());

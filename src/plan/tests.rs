@@ -58,10 +58,7 @@ fn a_fresh_unit_needs_everything() {
     assert!(c.install_driver && c.fix_conf_d && c.daemon_reload && c.restart);
     assert_eq!(c.writes.len(), 4);
     let conf = String::from_utf8(d.files[1].content.clone()).unwrap();
-    assert!(
-        conf.contains("disabled_drivers = k8s_fedora_coreos_v1\n"),
-        "{conf}"
-    );
+    assert!(conf.contains("disabled_drivers = k8s_fedora_coreos_v1\n"), "{conf}");
     assert_eq!(d.files[0].mode, 0o640);
     assert_eq!(d.files[0].gid, 64060);
     assert_eq!(d.ready, Status::active("magnum-capi-helm 1.1.0 ready"));
@@ -79,12 +76,7 @@ fn a_config_change_touches_only_the_conf() {
     let o = healthy_unit();
     let d1 = desired(&settings(json!({})), KUBE.into(), &o).unwrap();
     let o = applied(&o, &d1);
-    let d2 = desired(
-        &settings(json!({"namespace-prefix": "capi"})),
-        KUBE.into(),
-        &o,
-    )
-    .unwrap();
+    let d2 = desired(&settings(json!({"namespace-prefix": "capi"})), KUBE.into(), &o).unwrap();
     let c = diff(&d2, &o);
     assert_eq!(
         c.writes.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(),
@@ -110,29 +102,15 @@ fn none_mode_removes_our_dropins_and_refuses_a_shadowing_magnum_conf() {
     let o = healthy_unit();
     let d1 = desired(&settings(json!({})), KUBE.into(), &o).unwrap();
     let o = applied(&o, &d1);
-    let d2 = desired(
-        &settings(json!({"service-override": "none"})),
-        KUBE.into(),
-        &o,
-    )
-    .unwrap();
+    let d2 = desired(&settings(json!({"service-override": "none"})), KUBE.into(), &o).unwrap();
     let c = diff(&d2, &o);
     assert_eq!(c.removes.len(), 2);
     assert!(c.daemon_reload);
 
     let mut shadowed = o.clone();
     shadowed.magnum_conf = Some("[capi_helm]\nkubeconfig_file = /root/.kube/config\n".into());
-    let e = desired(
-        &settings(json!({"service-override": "none"})),
-        KUBE.into(),
-        &shadowed,
-    )
-    .unwrap_err();
-    assert!(
-        e.message.contains("[capi_helm] kubeconfig_file"),
-        "{}",
-        e.message
-    );
+    let e = desired(&settings(json!({"service-override": "none"})), KUBE.into(), &shadowed).unwrap_err();
+    assert!(e.message.contains("[capi_helm] kubeconfig_file"), "{}", e.message);
 }
 
 #[test]
@@ -140,11 +118,7 @@ fn the_principal_is_awaited() {
     assert!(principal_missing(&healthy_unit()).is_none());
     let s = principal_missing(&Observed::default()).unwrap();
     assert_eq!(s.kind, crate::juju::StatusKind::Waiting);
-    assert!(
-        s.message.contains("/etc/magnum/magnum.conf"),
-        "{}",
-        s.message
-    );
+    assert!(s.message.contains("/etc/magnum/magnum.conf"), "{}", s.message);
 }
 
 #[test]
@@ -152,17 +126,11 @@ fn secret_problems_say_what_to_run() {
     let uri = "secret:cs2ltv7mp25c77s6iqgg";
     let unset = kubeconfig_from_secret(None, None).unwrap_err();
     assert!(unset.message.contains("juju add-secret"));
-    let ng = kubeconfig_from_secret(
-        Some(uri),
-        Some(&SecretInput::Error(SecretError::NotGranted)),
-    )
-    .unwrap_err();
+    let ng = kubeconfig_from_secret(Some(uri), Some(&SecretInput::Error(SecretError::NotGranted))).unwrap_err();
     assert!(ng.message.contains("juju grant-secret"), "{}", ng.message);
-    let nf = kubeconfig_from_secret(Some(uri), Some(&SecretInput::Error(SecretError::NotFound)))
-        .unwrap_err();
+    let nf = kubeconfig_from_secret(Some(uri), Some(&SecretInput::Error(SecretError::NotFound))).unwrap_err();
     assert!(nf.message.contains("not found"));
-    let nokey = kubeconfig_from_secret(Some(uri), Some(&SecretInput::Content(BTreeMap::new())))
-        .unwrap_err();
+    let nokey = kubeconfig_from_secret(Some(uri), Some(&SecretInput::Content(BTreeMap::new()))).unwrap_err();
     assert!(nokey.message.contains("no key kubeconfig"));
     let bad = BTreeMap::from([("kubeconfig".to_string(), "kind: Pod\n".to_string())]);
     let e = kubeconfig_from_secret(Some(uri), Some(&SecretInput::Content(bad))).unwrap_err();

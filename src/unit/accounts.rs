@@ -66,19 +66,14 @@ impl Accounts {
 mod tests {
     use super::*;
 
-    const PASSWD: &str = "root:x:0:0:root:/root:/bin/bash\nmagnum:x:64060:64060::/var/lib/magnum:/usr/sbin/nologin\nbroken line\n";
+    const PASSWD: &str =
+        "root:x:0:0:root:/root:/bin/bash\nmagnum:x:64060:64060::/var/lib/magnum:/usr/sbin/nologin\nbroken line\n";
     const GROUP: &str = "root:x:0:\nmagnum:x:64060:\n";
 
     #[test]
     fn users_and_groups_are_read_by_name() {
         let a = Accounts::parse(PASSWD, GROUP);
-        assert_eq!(
-            a.user("magnum"),
-            Some(Account {
-                uid: 64060,
-                gid: 64060
-            })
-        );
+        assert_eq!(a.user("magnum"), Some(Account { uid: 64060, gid: 64060 }));
         assert_eq!(a.group("magnum"), Some(64060));
         assert_eq!(a.user("nobody"), None);
         assert_eq!(a.group("root"), Some(0));

@@ -18,9 +18,7 @@ use crate::plan::{managed_paths, DirFacts, FileFacts, Observed};
 pub fn read_optional(path: &Path) -> Result<Option<Vec<u8>>> {
     match fs::read(path) {
         Ok(b) => Ok(Some(b)),
-        Err(e) if e.kind() == ErrorKind::NotFound || e.kind() == ErrorKind::NotADirectory => {
-            Ok(None)
-        }
+        Err(e) if e.kind() == ErrorKind::NotFound || e.kind() == ErrorKind::NotADirectory => Ok(None),
         Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
     }
 }
@@ -29,9 +27,7 @@ pub fn read_optional(path: &Path) -> Result<Option<Vec<u8>>> {
 pub fn file_facts(path: &Path) -> Result<Option<FileFacts>> {
     let meta = match fs::symlink_metadata(path) {
         Ok(m) => m,
-        Err(e) if e.kind() == ErrorKind::NotFound || e.kind() == ErrorKind::NotADirectory => {
-            return Ok(None)
-        }
+        Err(e) if e.kind() == ErrorKind::NotFound || e.kind() == ErrorKind::NotADirectory => return Ok(None),
         Err(e) => return Err(e).with_context(|| format!("cannot stat {}", path.display())),
     };
     // A directory or symlink where a file belongs reads as "wrong content":
@@ -65,9 +61,7 @@ pub fn dir_facts(path: &Path) -> Result<Option<DirFacts>> {
             uid: m.uid(),
             gid: m.gid(),
         })),
-        Err(e) if e.kind() == ErrorKind::NotFound || e.kind() == ErrorKind::NotADirectory => {
-            Ok(None)
-        }
+        Err(e) if e.kind() == ErrorKind::NotFound || e.kind() == ErrorKind::NotADirectory => Ok(None),
         Err(e) => Err(e).with_context(|| format!("cannot stat {}", path.display())),
     }
 }
@@ -77,27 +71,18 @@ pub fn dir_facts(path: &Path) -> Result<Option<DirFacts>> {
 pub fn site_dirs(root: &Root) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for pattern in paths::SITE_DIRS_GLOB {
-        let (before, after) = pattern
-            .split_once('*')
-            .map_or((pattern, None), |(b, a)| (b, Some(a)));
+        let (before, after) = pattern.split_once('*').map_or((pattern, None), |(b, a)| (b, Some(a)));
         match after {
             None => out.push(root.path(before)),
             Some(after) => {
                 // "/usr/local/lib/python3*" + "/dist-packages"
                 let parent = Path::new(before).parent().unwrap_or(Path::new("/"));
-                let prefix = Path::new(before)
-                    .file_name()
-                    .and_then(|s| s.to_str())
-                    .unwrap_or("");
+                let prefix = Path::new(before).file_name().and_then(|s| s.to_str()).unwrap_or("");
                 let mut found: Vec<PathBuf> = fs::read_dir(root.path(parent))
                     .into_iter()
                     .flatten()
                     .flatten()
-                    .filter(|e| {
-                        e.file_name()
-                            .to_str()
-                            .is_some_and(|n| n.starts_with(prefix))
-                    })
+                    .filter(|e| e.file_name().to_str().is_some_and(|n| n.starts_with(prefix)))
                     .map(|e| e.path().join(after.trim_start_matches('/')))
                     .collect();
                 found.sort();
@@ -132,10 +117,7 @@ fn dist_dirs(site: &Path, wanted: impl Fn(&str) -> bool) -> Vec<PathBuf> {
             let stem = file
                 .strip_suffix(".dist-info")
                 .or_else(|| file.strip_suffix(".egg-info"))?;
-            let name = stem
-                .split_once('-')
-                .map_or(stem, |(n, _)| n)
-                .replace(['-', '.'], "_");
+            let name = stem.split_once('-').map_or(stem, |(n, _)| n).replace(['-', '.'], "_");
             wanted(&name).then(|| e.path())
         })
         .collect();
@@ -200,8 +182,7 @@ pub fn observe(root: &Root) -> Result<Observed> {
         root_gid: accounts.group("root").unwrap_or(0),
         magnum_user: accounts.user("magnum").is_some(),
         magnum_gid: accounts.group("magnum"),
-        magnum_conf: read_optional(&root.path(MAGNUM_CONF))?
-            .map(|b| String::from_utf8_lossy(&b).into_owned()),
+        magnum_conf: read_optional(&root.path(MAGNUM_CONF))?.map(|b| String::from_utf8_lossy(&b).into_owned()),
         driver_version: driver_version(&sites),
         other_drivers: magnum_drivers(&sites),
         conf_d: dir_facts(&root.path(CONF_D))?,
@@ -235,9 +216,6 @@ mod tests {
     #[test]
     fn entry_points_of_the_magnum_drivers_group() {
         let t = "[console_scripts]\nmagnum-api = magnum.cmd.api:main\n\n[magnum.drivers]\nk8s_fedora_coreos_v1 = magnum.drivers.k8s_fedora_coreos_v1.driver:Driver\nk8s_capi_helm_v1 = magnum_capi_helm.driver:Driver\n\n[oslo.config.opts]\nx = y\n";
-        assert_eq!(
-            magnum_driver_names(t),
-            ["k8s_fedora_coreos_v1", "k8s_capi_helm_v1"]
-        );
+        assert_eq!(magnum_driver_names(t), ["k8s_fedora_coreos_v1", "k8s_capi_helm_v1"]);
     }
 }

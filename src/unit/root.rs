@@ -29,8 +29,7 @@ impl Root {
         let p = unit_path.as_ref();
         debug_assert!(p.is_absolute(), "unit paths are absolute: {p:?}");
         debug_assert!(
-            !p.components()
-                .any(|c| matches!(c, std::path::Component::ParentDir)),
+            !p.components().any(|c| matches!(c, std::path::Component::ParentDir)),
             "unit paths do not contain ..: {p:?}"
         );
         self.0.join(p.strip_prefix("/").unwrap_or(p))
@@ -48,9 +47,6 @@ mod tests {
             r.path("/etc/magnum/kubeconfig"),
             PathBuf::from("/tmp/unit/etc/magnum/kubeconfig")
         );
-        assert_eq!(
-            Root::new("/").path("/etc/passwd"),
-            PathBuf::from("/etc/passwd")
-        );
+        assert_eq!(Root::new("/").path("/etc/passwd"), PathBuf::from("/etc/passwd"));
     }
 }

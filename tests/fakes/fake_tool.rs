@@ -26,6 +26,8 @@ use std::process::ExitCode;
 
 use serde_json::{json, Map, Value};
 
+mod systemd_bus;
+
 struct Fake {
     dir: PathBuf,
     world: Value,
@@ -34,15 +36,12 @@ struct Fake {
 
 impl Fake {
     fn load() -> Fake {
-        let dir = PathBuf::from(
-            std::env::var_os("FAKE_UNIT").expect("FAKE_UNIT is set by the test fixture"),
-        );
+        let dir = PathBuf::from(std::env::var_os("FAKE_UNIT").expect("FAKE_UNIT is set by the test fixture"));
         let world = fs::read(dir.join("world.json"))
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_else(|| json!({}));
-        let root =
-            PathBuf::from(std::env::var_os("MAGNUM_CAPI_ROOT").unwrap_or_else(|| "/".into()));
+        let root = PathBuf::from(std::env::var_os("MAGNUM_CAPI_ROOT").unwrap_or_else(|| "/".into()));
         Fake { dir, world, root }
     }
 
@@ -82,23 +81,14 @@ fn err(code: u8, text: &str) -> ExitCode {
 
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().collect();
-    let tool = Path::new(&argv[0])
-        .file_name()
-        .unwrap()
-        .to_string_lossy()
-        .to_string();
+    let tool = Path::new(&argv[0]).file_name().unwrap().to_string_lossy().to_string();
     let args: Vec<String> = argv[1..].to_vec();
     let mut fake = Fake::load();
-    fake.append(
-        "calls.jsonl",
-        &json!({"tool": tool, "args": args}).to_string(),
-    );
+    if tool != "fake-systemd-bus" {
+        fake.append("calls.jsonl", &json!({"tool": tool, "args": args}).to_string());
+    }
 
-    let verb = args
-        .iter()
-        .find(|a| !a.starts_with('-'))
-        .cloned()
-        .unwrap_or_default();
+    let verb = args.iter().find(|a| !a.starts_with('-')).cloned().unwrap_or_default();
     for key in [format!("{tool} {verb}"), tool.clone()] {
         if let Some(f) = fake.get("fail").get(&key) {
             let code = f.get("code").and_then(Value::as_u64).unwrap_or(1) as u8;
@@ -115,29 +105,19 @@ fn main() -> ExitCode {
         "config-get" => out(&fake.get("config").to_string()),
         "secret-get" => secret_get(&fake, &args),
         "status-set" => {
-            if args.is_empty()
-                || !["maintenance", "blocked", "waiting", "active"].contains(&args[0].as_str())
-            {
+            if args.is_empty() || !["maintenance", "blocked", "waiting", "active"].contains(&args[0].as_str()) {
                 return err(2, &format!("ERROR invalid status {:?}", args.first()));
             }
-            let status =
-                json!({"kind": args[0], "message": args.get(1).cloned().unwrap_or_default()});
+            let status = json!({"kind": args[0], "message": args.get(1).cloned().unwrap_or_default()});
             fs::write(fake.dir.join("status.json"), status.to_string()).unwrap();
             fake.append("status-history.jsonl", &status.to_string());
             ExitCode::SUCCESS
         }
         "application-version-set" => {
-            fs::write(
-                fake.dir.join("app-version"),
-                args.first().cloned().unwrap_or_default(),
-            )
-            .unwrap();
+            fs::write(fake.dir.join("app-version"), args.first().cloned().unwrap_or_default()).unwrap();
             ExitCode::SUCCESS
         }
-        "is-leader" => out(&format!(
-            "{}\n",
-            fake.get("leader").as_bool().unwrap_or(true)
-        )),
+        "is-leader" => out(&format!("{}\n", fake.get("leader").as_bool().unwrap_or(true))),
         "action-get" => out(&fake
             .world
             .get("action_params")
@@ -184,11 +164,10 @@ fn main() -> ExitCode {
         }
         "pip3" | "pip" => pip(&fake, &args),
         "python3" | "python" => python(&fake),
+        "fake-systemd-bus" => systemd_bus::serve(PathBuf::from(args.first().expect("socket path"))),
         "helm" => out(&format!(
             "{}\n",
-            fake.get("helm_version")
-                .as_str()
-                .unwrap_or("v3.17.2+gcc0c9f4")
+            fake.get("helm_version").as_str().unwrap_or("v3.17.2+gcc0c9f4")
         )),
         other => err(127, &format!("fake-tool: no fake for {other}")),
     }
@@ -204,10 +183,7 @@ fn secret_get(fake: &Fake, args: &[String]) -> ExitCode {
             Some("not-found") => err(1, &format!("ERROR secret {uri:?} not found")),
             Some("denied") => err(1, "ERROR permission denied"),
             Some(other) => err(1, &format!("ERROR {other}")),
-            None => out(&format!(
-                "{}\n",
-                s.get("content").cloned().unwrap_or(json!({}))
-            )),
+            None => out(&format!("{}\n", s.get("content").cloned().unwrap_or(json!({})))),
         },
     }
 }
@@ -221,10 +197,7 @@ fn action_set(fake: &Fake, args: &[String]) -> ExitCode {
         .unwrap_or(json!({}));
     for arg in args {
         let Some((key, value)) = arg.split_once('=') else {
-            return err(
-                2,
-                &format!("ERROR argument {arg:?} must be of the form key...=value"),
-            );
+            return err(2, &format!("ERROR argument {arg:?} must be of the form key...=value"));
         };
         if ["stdout", "stdout-encoding", "stderr", "stderr-encoding"].contains(&key) {
             return err(2, &format!("ERROR cannot set reserved action key {key:?}"));
@@ -233,10 +206,7 @@ fn action_set(fake: &Fake, args: &[String]) -> ExitCode {
         let valid = |s: &&str| {
             let b = s.as_bytes();
             let ok = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit();
-            !b.is_empty()
-                && ok(&b[0])
-                && ok(&b[b.len() - 1])
-                && b.iter().all(|c| ok(c) || *c == b'-')
+            !b.is_empty() && ok(&b[0]) && ok(&b[b.len() - 1]) && b.iter().all(|c| ok(c) || *c == b'-')
         };
         if !segments.iter().all(valid) {
             return err(2, &format!("ERROR key {key:?} must start and end with lowercase alphanumeric, and contain only lowercase alphanumeric, hyphens and periods"));
@@ -266,7 +236,8 @@ fn systemctl(fake: &mut Fake, args: &[String]) -> ExitCode {
         .filter(|a| !a.starts_with('-') && a.ends_with(".service"))
         .map(|u| u.trim_end_matches(".service").to_string())
         .collect();
-    let default_state = json!({"active_state": "active", "sub_state": "running", "result": "success", "n_restarts": 0, "start": 1000});
+    let default_state =
+        json!({"active_state": "active", "sub_state": "running", "result": "success", "n_restarts": 0, "start": 1000});
     if fake.world.get("services").is_none() {
         fake.world["services"] = json!({});
     }
@@ -295,7 +266,10 @@ fn systemctl(fake: &mut Fake, args: &[String]) -> ExitCode {
                     .get(u.as_str())
                     .is_none_or(|s| s["active_state"] == "inactive")
             }) {
-                return err(1, &format!("Failed to reset failed state of unit {u}.service: Unit {u}.service not loaded."));
+                return err(
+                    1,
+                    &format!("Failed to reset failed state of unit {u}.service: Unit {u}.service not loaded."),
+                );
             }
             for u in &units {
                 if let Some(s) = fake.world["services"].get_mut(u) {
@@ -310,19 +284,12 @@ fn systemctl(fake: &mut Fake, args: &[String]) -> ExitCode {
         }
         "restart" | "start" | "stop" => {
             let unhealthy = fake.get("unhealthy_if").clone();
-            let broken = unhealthy
-                .get("path")
-                .and_then(Value::as_str)
-                .is_some_and(|p| {
-                    fs::read_to_string(fake.unit_path(p)).is_ok_and(|t| {
-                        t.contains(unhealthy["contains"].as_str().unwrap_or("\u{0}"))
-                    })
-                });
+            let broken = unhealthy.get("path").and_then(Value::as_str).is_some_and(|p| {
+                fs::read_to_string(fake.unit_path(p))
+                    .is_ok_and(|t| t.contains(unhealthy["contains"].as_str().unwrap_or("\u{0}")))
+            });
             for u in &units {
-                let s = fake.world["services"]
-                    .get(u)
-                    .cloned()
-                    .unwrap_or(default_state.clone());
+                let s = fake.world["services"].get(u).cloned().unwrap_or(default_state.clone());
                 let start = s["start"].as_u64().unwrap_or(0) + 1000;
                 let new = if verb == "stop" {
                     json!({"active_state": "inactive", "sub_state": "dead", "result": "success", "n_restarts": 0, "start": s["start"]})
@@ -355,20 +322,14 @@ fn pip(fake: &Fake, args: &[String]) -> ExitCode {
         return err(1, stderr);
     }
     let Some(spec) = args.iter().find(|a| a.starts_with("magnum-capi-helm==")) else {
-        return err(
-            1,
-            "ERROR: You must give at least one requirement to install",
-        );
+        return err(1, "ERROR: You must give at least one requirement to install");
     };
     let version = spec.trim_start_matches("magnum-capi-helm==");
     let python = pip.get("python").and_then(Value::as_str).unwrap_or("3.11");
     let site = fake.unit_path(&format!("/usr/local/lib/python{python}/dist-packages"));
     // pip replaces an older version in the same site.
     for e in fs::read_dir(&site).into_iter().flatten().flatten() {
-        if e.file_name()
-            .to_string_lossy()
-            .starts_with("magnum_capi_helm-")
-        {
+        if e.file_name().to_string_lossy().starts_with("magnum_capi_helm-") {
             fs::remove_dir_all(e.path()).unwrap();
         }
     }
@@ -379,20 +340,14 @@ fn pip(fake: &Fake, args: &[String]) -> ExitCode {
         format!("Metadata-Version: 2.1\nName: magnum-capi-helm\nVersion: {version}\n"),
     )
     .unwrap();
-    if !pip
-        .get("no_entry_point")
-        .and_then(Value::as_bool)
-        .unwrap_or(false)
-    {
+    if !pip.get("no_entry_point").and_then(Value::as_bool).unwrap_or(false) {
         fs::write(
             dist.join("entry_points.txt"),
             "[magnum.drivers]\nk8s_capi_helm_v1 = magnum_capi_helm.driver:Driver\n",
         )
         .unwrap();
     }
-    out(&format!(
-        "Successfully installed magnum-capi-helm-{version}\n"
-    ))
+    out(&format!("Successfully installed magnum-capi-helm-{version}\n"))
 }
 
 /// The import check: answers as the charm's script would on this world.
@@ -410,9 +365,7 @@ fn python(fake: &Fake) -> ExitCode {
                     .flatten()
                     .flatten()
                     .any(|d| {
-                        d.file_name()
-                            .to_string_lossy()
-                            .starts_with("magnum_capi_helm-")
+                        d.file_name().to_string_lossy().starts_with("magnum_capi_helm-")
                             && d.path().join("entry_points.txt").exists()
                     })
             })

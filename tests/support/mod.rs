@@ -115,14 +115,7 @@ pub struct FileState {
 
 impl std::fmt::Debug for FileState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{:o} {}:{} {:?}",
-            self.mode,
-            self.uid,
-            self.gid,
-            self.text()
-        )
+        write!(f, "{:o} {}:{} {:?}", self.mode, self.uid, self.gid, self.text())
     }
 }
 
@@ -143,11 +136,7 @@ impl Call {
     /// `tool verb` for systemctl-like tools, else the tool.
     pub fn label(&self) -> String {
         match self.tool.as_str() {
-            "systemctl" | "pip3" => format!(
-                "{} {}",
-                self.tool,
-                self.args.first().cloned().unwrap_or_default()
-            ),
+            "systemctl" | "pip3" => format!("{} {}", self.tool, self.args.first().cloned().unwrap_or_default()),
             _ => self.tool.clone(),
         }
     }
@@ -156,6 +145,14 @@ impl Call {
 pub struct Unit {
     dir: tempfile::TempDir,
     pub ids: Ids,
+    /// The fake systemd on D-Bus, when it runs.
+    bus: Option<std::process::Child>,
+}
+
+impl Drop for Unit {
+    fn drop(&mut self) {
+        self.stop_bus();
+    }
 }
 
 /// What one run of the charm did.
@@ -169,17 +166,27 @@ pub struct Run {
 
 impl Run {
     pub fn assert_ok(&self) -> &Run {
-        assert_eq!(
-            self.code, 0,
-            "charm exited {}\nstderr:\n{}",
-            self.code, self.stderr
-        );
+        assert_eq!(self.code, 0, "charm exited {}\nstderr:\n{}", self.code, self.stderr);
         self
     }
 
     /// The programs run, labelled (`systemctl restart`, `config-get`, ...).
+    /// D-Bus calls are not spawns: see `bus_calls`.
     pub fn spawned(&self) -> Vec<String> {
-        self.calls.iter().map(Call::label).collect()
+        self.calls
+            .iter()
+            .filter(|c| c.tool != "dbus")
+            .map(Call::label)
+            .collect()
+    }
+
+    /// Calls the fake systemd received over D-Bus (`LoadUnit`, `Get`).
+    pub fn bus_calls(&self) -> Vec<Vec<String>> {
+        self.calls
+            .iter()
+            .filter(|c| c.tool == "dbus")
+            .map(|c| c.args.clone())
+            .collect()
     }
 
     pub fn called(&self, label: &str) -> bool {
@@ -201,9 +208,10 @@ impl Unit {
     /// An empty unit: a root with nothing in it, before magnum arrives.
     pub fn empty() -> Unit {
         let dir = tempfile::tempdir().expect("temp dir");
-        let unit = Unit {
+        let mut unit = Unit {
             dir,
             ids: Ids::here(),
+            bus: None,
         };
         fs::create_dir_all(unit.root()).unwrap();
         fs::create_dir_all(unit.bin()).unwrap();
@@ -212,7 +220,47 @@ impl Unit {
             std::os::unix::fs::symlink(FAKE_TOOL, unit.bin().join(tool)).unwrap();
         }
         unit.write_world(&json!({"config": {"driver-version": "1.1.0", "disabled-drivers": "auto", "service-override": "runbook", "restart-settle-seconds": 0}}));
+        unit.start_bus();
         unit
+    }
+
+    fn bus_socket(&self) -> PathBuf {
+        self.dir.path().join("system_bus_socket")
+    }
+
+    /// Serve the fake systemd on a private bus (DBUS_SYSTEM_BUS_ADDRESS
+    /// for the charm); returns once it accepts connections.
+    fn start_bus(&mut self) {
+        use std::io::BufRead;
+        let link = self.dir.path().join("fake-systemd-bus");
+        std::os::unix::fs::symlink(FAKE_TOOL, &link).unwrap();
+        let mut child = Command::new(&link)
+            .arg(self.bus_socket())
+            .env("FAKE_UNIT", self.fake_dir())
+            .env("MAGNUM_CAPI_ROOT", self.root())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("start the fake systemd bus");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "ready", "fake systemd bus did not start");
+        self.bus = Some(child);
+    }
+
+    fn stop_bus(&mut self) {
+        if let Some(mut child) = self.bus.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// No D-Bus: the charm must fall back to `systemctl show`.
+    pub fn without_bus(mut self) -> Unit {
+        self.stop_bus();
+        let _ = fs::remove_file(self.bus_socket());
+        self
     }
 
     /// A healthy magnum unit as Debian packages it (FACTS.md): accounts,
@@ -226,7 +274,14 @@ impl Unit {
 
     pub fn add_magnum(&self) {
         let ids = self.ids;
-        self.put("/etc/passwd", &format!("root:x:{}:{}:root:/root:/bin/bash\nmagnum:x:{}:{}::/var/lib/magnum:/usr/sbin/nologin\n", ids.root_uid, ids.root_gid, ids.magnum_uid, ids.magnum_gid), 0o644);
+        self.put(
+            "/etc/passwd",
+            &format!(
+                "root:x:{}:{}:root:/root:/bin/bash\nmagnum:x:{}:{}::/var/lib/magnum:/usr/sbin/nologin\n",
+                ids.root_uid, ids.root_gid, ids.magnum_uid, ids.magnum_gid
+            ),
+            0o644,
+        );
         self.put(
             "/etc/group",
             &format!("root:x:{}:\nmagnum:x:{}:\n", ids.root_gid, ids.magnum_gid),
@@ -237,21 +292,14 @@ impl Unit {
         self.put("/etc/magnum/magnum.conf", "[DEFAULT]\ntransport_url = fake:/\n\n[database]\nconnection = sqlite:////var/lib/magnum/magnum.sqlite\n\n[drivers]\nopenstack_ca_file = /etc/ssl/certs/ca-certificates.crt\n", 0o640);
         for (service, exec) in [
             ("magnum-api", "/etc/init.d/magnum-api systemd-start"),
-            (
-                "magnum-conductor",
-                "/etc/init.d/magnum-conductor systemd-start",
-            ),
+            ("magnum-conductor", "/etc/init.d/magnum-conductor systemd-start"),
         ] {
             self.put(
                 &format!("/lib/systemd/system/{service}.service"),
                 &format!("[Unit]\nDescription=OpenStack Magnum ({service})\nAfter=network-online.target\n\n[Service]\nUser=magnum\nGroup=magnum\nType=simple\nWorkingDirectory=/var/lib/magnum\nExecStart={exec}\nRestart=on-failure\nLimitNOFILE=65535\nTimeoutStopSec=15\n\n[Install]\nWantedBy=multi-user.target\n"),
                 0o644,
             );
-            self.put(
-                &format!("/usr/bin/{service}"),
-                "#!/usr/bin/python3\n# magnum\n",
-                0o755,
-            );
+            self.put(&format!("/usr/bin/{service}"), "#!/usr/bin/python3\n# magnum\n", 0o755);
         }
         self.put(
             "/usr/lib/python3/dist-packages/magnum-15.0.1.egg-info/PKG-INFO",
@@ -371,8 +419,7 @@ impl Unit {
     /// `dispatch` named by `MAGNUM_CAPI_CHARM_BIN` (CI runs the routing
     /// tests against the packed charm too).
     pub fn dispatch(&self, path: &str, extra: &[(&str, &str)]) -> Run {
-        let charm = std::env::var_os("MAGNUM_CAPI_CHARM_BIN")
-            .map_or_else(|| PathBuf::from(CHARM), PathBuf::from);
+        let charm = std::env::var_os("MAGNUM_CAPI_CHARM_BIN").map_or_else(|| PathBuf::from(CHARM), PathBuf::from);
         self.run_program(&charm, path, extra)
     }
 
@@ -391,6 +438,12 @@ impl Unit {
             .env("JUJU_UNIT_NAME", "magnum-capi/0")
             .env("JUJU_MODEL_NAME", "openstack")
             .env("JUJU_VERSION", "3.6.4");
+        if self.bus.is_some() {
+            cmd.env(
+                "DBUS_SYSTEM_BUS_ADDRESS",
+                format!("unix:path={}", self.bus_socket().display()),
+            );
+        }
         if let Some(hook) = dispatch_path.strip_prefix("hooks/") {
             cmd.env("JUJU_HOOK_NAME", hook);
         }
@@ -538,8 +591,9 @@ impl Unit {
 
     /// Keep the unit's directory after the test (for measuring or
     /// debugging by hand) and return its path.
-    pub fn keep(self) -> PathBuf {
-        self.dir.keep()
+    pub fn keep(mut self) -> PathBuf {
+        self.stop_bus();
+        std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap()).keep()
     }
 
     pub fn app_version(&self) -> Option<String> {

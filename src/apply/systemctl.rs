@@ -1,0 +1,125 @@
+//! systemd through `systemctl` and `journalctl` found on PATH (the verbs,
+//! and the fallback for unit state when D-Bus is unreachable).
+
+use std::process::{Command, Stdio};
+
+use anyhow::{bail, Context, Result};
+
+/// What `systemctl show` says of one service.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServiceState {
+    pub id: String,
+    pub active_state: String,
+    pub sub_state: String,
+    pub result: String,
+    pub n_restarts: u32,
+    pub exec_main_start_monotonic: u64,
+}
+
+pub const SHOW_PROPERTIES: &str = "Id,ActiveState,SubState,Result,NRestarts,ExecMainStartTimestampMonotonic";
+
+fn run(program: &str, args: &[&str]) -> Result<String> {
+    let out = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("cannot run `{program}`: is it installed and on PATH?"))?;
+    if !out.status.success() {
+        bail!(
+            "`{program} {}` failed ({}): {}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Parse `systemctl show` output for several units (blank-line separated).
+pub fn parse_show(text: &str) -> Vec<ServiceState> {
+    let mut out = Vec::new();
+    for block in text.split("\n\n").filter(|b| !b.trim().is_empty()) {
+        let mut s = ServiceState::default();
+        for line in block.lines() {
+            let Some((k, v)) = line.split_once('=') else {
+                continue;
+            };
+            match k {
+                "Id" => s.id = v.to_string(),
+                "ActiveState" => s.active_state = v.to_string(),
+                "SubState" => s.sub_state = v.to_string(),
+                "Result" => s.result = v.to_string(),
+                "NRestarts" => s.n_restarts = v.parse().unwrap_or(0),
+                "ExecMainStartTimestampMonotonic" => s.exec_main_start_monotonic = v.parse().unwrap_or(0),
+                _ => {}
+            }
+        }
+        out.push(s);
+    }
+    out
+}
+
+fn units(services: &[&str]) -> Vec<String> {
+    services.iter().map(|s| format!("{s}.service")).collect()
+}
+
+pub fn show(services: &[&str]) -> Result<Vec<ServiceState>> {
+    let units = units(services);
+    let mut args = vec!["show", "-p", SHOW_PROPERTIES];
+    args.extend(units.iter().map(String::as_str));
+    Ok(parse_show(&run("systemctl", &args)?))
+}
+
+pub fn daemon_reload() -> Result<()> {
+    run("systemctl", &["daemon-reload"]).map(drop)
+}
+
+fn each(verb: &str, services: &[&str]) -> Result<()> {
+    if services.is_empty() {
+        return Ok(());
+    }
+    let units = units(services);
+    let mut args = vec![verb];
+    args.extend(units.iter().map(String::as_str));
+    run("systemctl", &args).map(drop)
+}
+
+pub fn restart(services: &[&str]) -> Result<()> {
+    each("restart", services)
+}
+
+/// Clear a start-limit `failed` state so a restart is accepted (FACTS.md).
+/// Best effort: systemd refuses it for a unit it has unloaded (an inactive
+/// service nobody references), which has nothing to clear anyway.
+pub fn reset_failed(services: &[&str]) {
+    if let Err(e) = each("reset-failed", services) {
+        tracing::debug!("{e:#}");
+    }
+}
+
+/// The services' journal since a wall-clock time (seconds since the epoch).
+pub fn journal_since(services: &[&str], since_epoch: u64) -> Result<String> {
+    let since = format!("@{since_epoch}");
+    let mut args = vec!["--no-pager", "-o", "cat", "--since", since.as_str()];
+    let units = units(services);
+    for u in &units {
+        args.push("-u");
+        args.push(u);
+    }
+    run("journalctl", &args)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn show_output_for_two_units() {
+        let t = "Id=magnum-api.service\nActiveState=active\nSubState=running\nResult=success\nNRestarts=0\nExecMainStartTimestampMonotonic=123\n\nId=magnum-conductor.service\nActiveState=activating\nSubState=auto-restart\nResult=exit-code\nNRestarts=3\nExecMainStartTimestampMonotonic=456\n";
+        let s = parse_show(t);
+        assert_eq!(s.len(), 2);
+        assert_eq!(s[0].active_state, "active");
+        assert_eq!(s[1].n_restarts, 3);
+        assert_eq!(s[1].sub_state, "auto-restart");
+    }
+}
