@@ -1,7 +1,9 @@
 //! systemd's unit state over D-Bus, so a healthy `update-status` spawns no
 //! process. The bus is `DBUS_SYSTEM_BUS_ADDRESS` when set (a test serves a
-//! fake systemd there), else systemd's private socket under the unit root
-//! (`/run/systemd/private`, root only, peer to peer with PID 1).
+//! fake systemd there), else the system bus socket under the unit root.
+//! Not systemd's private socket (`/run/systemd/private`): zbus refuses the
+//! sender field systemd puts in its peer-to-peer messages (seen on a real
+//! unit: a panic in zbus's executor).
 
 use anyhow::{Context, Result};
 use zbus::blocking::connection::Builder;
@@ -12,7 +14,7 @@ use super::systemctl::ServiceState;
 use crate::unit::Root;
 
 const SYSTEMD: &str = "org.freedesktop.systemd1";
-const PRIVATE_SOCKET: &str = "/run/systemd/private";
+const SYSTEM_BUS_SOCKET: &str = "/run/dbus/system_bus_socket";
 
 fn connect(root: &Root) -> Result<Connection> {
     if let Some(addr) = std::env::var("DBUS_SYSTEM_BUS_ADDRESS").ok().filter(|a| !a.is_empty()) {
@@ -20,14 +22,14 @@ fn connect(root: &Root) -> Result<Connection> {
             .and_then(|b| b.build())
             .with_context(|| format!("cannot connect to the system bus at {addr}"));
     }
-    let socket = root.path(PRIVATE_SOCKET);
+    let socket = root.path(SYSTEM_BUS_SOCKET);
     if !socket.exists() {
         anyhow::bail!("no {}", socket.display());
     }
     let addr = format!("unix:path={}", socket.display());
     Builder::address(addr.as_str())
-        .and_then(|b| b.p2p().build())
-        .with_context(|| format!("cannot talk D-Bus to systemd at {}", socket.display()))
+        .and_then(|b| b.build())
+        .with_context(|| format!("cannot connect to the system bus at {}", socket.display()))
 }
 
 fn get(conn: &Connection, path: &OwnedObjectPath, interface: &str, property: &str) -> Result<OwnedValue> {
