@@ -52,13 +52,21 @@ fn epoch_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
-fn converge(event: &Event, root: &Root, tools: &HookTools, o: &Observed, state: &mut State) -> Result<Status> {
+/// The desired state from Juju's config and secret and the observed unit,
+/// or the status that says why there is none (waiting, blocked). Spawns
+/// config-get and secret-get (with `--refresh` on secret-changed) only once
+/// magnum is on the machine.
+pub fn desired_state(
+    event: &Event,
+    tools: &HookTools,
+    o: &Observed,
+) -> Result<std::result::Result<(Settings, Desired), Status>> {
     if let Some(waiting) = plan::principal_missing(o) {
-        return Ok(waiting);
+        return Ok(Err(waiting));
     }
     let settings = match Settings::parse(&tools.config_get()?) {
         Ok(s) => s,
-        Err(message) => return Ok(Status::blocked(message)),
+        Err(message) => return Ok(Err(Status::blocked(message))),
     };
     let secret = match &settings.kubeconfig_secret {
         None => None,
@@ -72,10 +80,14 @@ fn converge(event: &Event, root: &Root, tools: &HookTools, o: &Observed, state: 
     };
     let kubeconfig = match plan::kubeconfig_from_secret(settings.kubeconfig_secret.as_deref(), secret.as_ref()) {
         Ok(k) => k,
-        Err(status) => return Ok(status),
+        Err(status) => return Ok(Err(status)),
     };
-    let desired = match plan::desired(&settings, kubeconfig, o) {
-        Ok(d) => d,
+    Ok(plan::desired(&settings, kubeconfig, o).map(|d| (settings, d)))
+}
+
+fn converge(event: &Event, root: &Root, tools: &HookTools, o: &Observed, state: &mut State) -> Result<Status> {
+    let desired = match desired_state(event, tools, o)? {
+        Ok((_, d)) => d,
         Err(status) => return Ok(status),
     };
     if let Some(rejected) = &state.rejected {

@@ -4,6 +4,7 @@
 
 mod actions;
 mod apply;
+mod clients;
 mod converge;
 mod event;
 mod juju;

@@ -81,8 +81,16 @@ fn known_actions_reach_their_handler() {
         assert!(!run.calls.is_empty(), "{action} ran nothing");
         assert!(
             run.calls.iter().all(|c| c.tool.starts_with("action-")
-                || ["config-get", "secret-get", "systemctl", "journalctl", "python3", "helm"]
-                    .contains(&c.tool.as_str())),
+                || [
+                    "config-get",
+                    "secret-get",
+                    "systemctl",
+                    "journalctl",
+                    "python3",
+                    "helm",
+                    "dbus"
+                ]
+                .contains(&c.tool.as_str())),
             "{action}: {:?}",
             run.spawned()
         );

@@ -1,17 +1,22 @@
 //! Actions: `verify` and `smoketest`. Each reports through action-set,
 //! action-log and action-fail.
 
+mod check;
+mod verify;
+
 use anyhow::Result;
 
 use crate::event::Action;
 use crate::juju::HookTools;
 use crate::unit::Root;
 
-pub fn run(action: Action, _root: &Root, tools: &HookTools) -> Result<()> {
-    tools.action_fail(&format!(
-        "action {} is not available in this revision of magnum-capi yet",
-        action.name()
-    ))
+pub fn run(action: Action, root: &Root, tools: &HookTools) -> Result<()> {
+    match action {
+        Action::Verify => verify::run(root, tools),
+        Action::Smoketest => {
+            tools.action_fail("the smoketest action is not available in this revision of magnum-capi yet")
+        }
+    }
 }
 
 /// An action Juju ran that actions.yaml does not declare.

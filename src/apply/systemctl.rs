@@ -70,6 +70,25 @@ pub fn show(services: &[&str]) -> Result<Vec<ServiceState>> {
     Ok(parse_show(&run("systemctl", &args)?))
 }
 
+/// Any properties, as `name=value` maps per unit (blank-line separated).
+pub fn show_properties(services: &[&str], properties: &str) -> Result<Vec<std::collections::BTreeMap<String, String>>> {
+    let units = units(services);
+    let mut args = vec!["show", "-p", properties];
+    args.extend(units.iter().map(String::as_str));
+    let text = run("systemctl", &args)?;
+    Ok(text
+        .split("\n\n")
+        .filter(|b| !b.trim().is_empty())
+        .map(|block| {
+            block
+                .lines()
+                .filter_map(|l| l.split_once('='))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        })
+        .collect())
+}
+
 pub fn daemon_reload() -> Result<()> {
     run("systemctl", &["daemon-reload"]).map(drop)
 }

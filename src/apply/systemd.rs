@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Result;
 
-pub use super::systemctl::{daemon_reload, journal_since, reset_failed, restart, ServiceState};
+pub use super::systemctl::{daemon_reload, journal_since, reset_failed, restart, show_properties, ServiceState};
 use super::{dbus, systemctl};
 use crate::unit::Root;
 

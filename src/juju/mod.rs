@@ -6,9 +6,7 @@ mod action;
 mod status;
 mod tools;
 
-// The action half of the layer is used as the actions land (verify,
-// smoketest); keep it whole and tested meanwhile.
-#[allow(unused_imports)]
+#[allow(unused_imports)] // flatten_results: for smoketest's nested results
 pub use action::{flatten_results, valid_key, ActionResults};
 pub use status::{Status, StatusKind};
 pub use tools::{HookTools, SecretError};

@@ -120,6 +120,68 @@ pub fn validate(bytes: &[u8]) -> Result<KubeconfigInfo, String> {
     })
 }
 
+/// Where and how to reach the management cluster, from a kubeconfig
+/// (for verify; the key material stays in memory and is never printed).
+#[derive(Clone, PartialEq, Eq)]
+pub struct KubeTarget {
+    pub server: String,
+    pub ca_pem: Option<Vec<u8>>,
+    pub client_cert_pem: Option<Vec<u8>>,
+    pub client_key_pem: Option<Vec<u8>>,
+    pub token: Option<String>,
+    pub insecure_skip_tls_verify: bool,
+    /// The user authenticates with an exec or auth-provider plugin.
+    pub plugin: bool,
+}
+
+impl std::fmt::Debug for KubeTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KubeTarget")
+            .field("server", &self.server)
+            .finish_non_exhaustive()
+    }
+}
+
+fn decoded(section: &Value, field: &str) -> Result<Option<Vec<u8>>, String> {
+    match section.get(field).and_then(Value::as_str) {
+        None => Ok(None),
+        Some(s) => base64::decode(s)
+            .map(Some)
+            .ok_or_else(|| format!("kubeconfig {field} is not valid base64")),
+    }
+}
+
+/// The current context's server and credentials.
+pub fn target(bytes: &[u8]) -> Result<KubeTarget, String> {
+    let text = std::str::from_utf8(bytes).map_err(|_| "kubeconfig is not UTF-8 text".to_string())?;
+    let doc: Value = serde_yaml::from_str(text).map_err(|_| "kubeconfig is not valid YAML".to_string())?;
+    let context = doc
+        .get("current-context")
+        .and_then(Value::as_str)
+        .ok_or("kubeconfig has no current-context")?;
+    let ctx = named(&doc, "contexts", context, "context").ok_or("kubeconfig current-context is not in contexts")?;
+    let cluster_name = ctx.get("cluster").and_then(Value::as_str).unwrap_or("");
+    let user_name = ctx.get("user").and_then(Value::as_str).unwrap_or("");
+    let cluster = named(&doc, "clusters", cluster_name, "cluster").ok_or("kubeconfig cluster is not in clusters")?;
+    let user = named(&doc, "users", user_name, "user").cloned().unwrap_or(Value::Null);
+    Ok(KubeTarget {
+        server: cluster
+            .get("server")
+            .and_then(Value::as_str)
+            .ok_or("kubeconfig cluster has no server")?
+            .to_string(),
+        ca_pem: decoded(cluster, "certificate-authority-data")?,
+        client_cert_pem: decoded(&user, "client-certificate-data")?,
+        client_key_pem: decoded(&user, "client-key-data")?,
+        token: user.get("token").and_then(Value::as_str).map(str::to_string),
+        insecure_skip_tls_verify: cluster
+            .get("insecure-skip-tls-verify")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        plugin: user.get("exec").is_some() || user.get("auth-provider").is_some(),
+    })
+}
+
 #[cfg(test)]
 pub mod tests {
     use super::*;

@@ -9,6 +9,7 @@ pub mod paths;
 pub mod red_flags;
 pub mod render;
 pub mod settings;
+pub mod x509;
 
 use std::collections::BTreeMap;
 

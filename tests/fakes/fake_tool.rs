@@ -163,6 +163,9 @@ fn main() -> ExitCode {
             out(&lines.iter().map(|l| format!("{l}\n")).collect::<String>())
         }
         "pip3" | "pip" => pip(&fake, &args),
+        "python3" | "python" if args.get(1).is_some_and(|s| s.starts_with("# magnum-capi verify")) => {
+            python_verify(&fake, args.get(2).map(String::as_str).unwrap_or("[]"))
+        }
         "python3" | "python" => python(&fake),
         "fake-systemd-bus" => systemd_bus::serve(PathBuf::from(args.first().expect("socket path"))),
         "helm" => out(&format!(
@@ -243,21 +246,53 @@ fn systemctl(fake: &mut Fake, args: &[String]) -> ExitCode {
     }
     match verb {
         "show" => {
+            let props: Vec<&str> = args
+                .iter()
+                .position(|a| a == "-p")
+                .and_then(|i| args.get(i + 1))
+                .map_or(vec![], |p| p.split(',').collect());
             let mut blocks = Vec::new();
             for u in &units {
                 let s = fake.world["services"].get(u).cloned().unwrap_or(json!({"active_state": "inactive", "sub_state": "dead", "result": "success", "n_restarts": 0, "start": 0}));
-                blocks.push(format!(
-                    "Id={u}.service\nActiveState={}\nSubState={}\nResult={}\nNRestarts={}\nExecMainStartTimestampMonotonic={}\n",
-                    s["active_state"].as_str().unwrap_or("inactive"),
-                    s["sub_state"].as_str().unwrap_or("dead"),
-                    s["result"].as_str().unwrap_or("success"),
-                    s["n_restarts"].as_u64().unwrap_or(0),
-                    s["start"].as_u64().unwrap_or(0),
-                ));
+                let loaded = fake
+                    .world
+                    .get("loaded")
+                    .and_then(|l| l.get(u))
+                    .cloned()
+                    .unwrap_or_else(|| unit_definition(fake, u));
+                let mut block = String::new();
+                for p in &props {
+                    let v = match *p {
+                        "Id" => format!("{u}.service"),
+                        "ActiveState" => s["active_state"].as_str().unwrap_or("inactive").to_string(),
+                        "SubState" => s["sub_state"].as_str().unwrap_or("dead").to_string(),
+                        "Result" => s["result"].as_str().unwrap_or("success").to_string(),
+                        "NRestarts" => s["n_restarts"].as_u64().unwrap_or(0).to_string(),
+                        "ExecMainStartTimestampMonotonic" => s["start"].as_u64().unwrap_or(0).to_string(),
+                        "ExecStart" => {
+                            let argv = loaded["exec_start"].as_str().unwrap_or("").to_string();
+                            let path = argv.split_whitespace().next().unwrap_or("").to_string();
+                            format!("{{ path={path} ; argv[]={argv} ; ignore_errors=no ; start_time=[n/a] ; stop_time=[n/a] ; pid=0 ; code=(null) ; status=0/0 }}")
+                        }
+                        "DropInPaths" => loaded["dropins"].as_str().unwrap_or("").to_string(),
+                        other => return err(1, &format!("fake systemctl: property {other} is not faked")),
+                    };
+                    block.push_str(&format!("{p}={v}\n"));
+                }
+                blocks.push(block);
             }
             out(&blocks.join("\n"))
         }
-        "daemon-reload" => ExitCode::SUCCESS,
+        "daemon-reload" => {
+            // What systemd has loaded changes only here (and at boot).
+            let mut loaded = json!({});
+            for u in ["magnum-api", "magnum-conductor"] {
+                loaded[u] = unit_definition(fake, u);
+            }
+            fake.world["loaded"] = loaded;
+            fake.save();
+            ExitCode::SUCCESS
+        }
         "reset-failed" => {
             // Like systemd: a stopped unit nobody references is unloaded,
             // and reset-failed on it fails.
@@ -290,7 +325,7 @@ fn systemctl(fake: &mut Fake, args: &[String]) -> ExitCode {
             });
             for u in &units {
                 let s = fake.world["services"].get(u).cloned().unwrap_or(default_state.clone());
-                let start = s["start"].as_u64().unwrap_or(0) + 1000;
+                let start = monotonic_us().max(s["start"].as_u64().unwrap_or(0) + 1);
                 let new = if verb == "stop" {
                     json!({"active_state": "inactive", "sub_state": "dead", "result": "success", "n_restarts": 0, "start": s["start"]})
                 } else if broken {
@@ -311,6 +346,50 @@ fn systemctl(fake: &mut Fake, args: &[String]) -> ExitCode {
         }
         other => err(1, &format!("fake systemctl: unsupported verb {other:?}")),
     }
+}
+
+/// A unit's effective ExecStart and drop-ins from its files, as systemd
+/// computes them: the packaged unit, then drop-ins in name order; an empty
+/// `ExecStart=` clears the list.
+fn unit_definition(fake: &Fake, unit: &str) -> Value {
+    let mut texts = Vec::new();
+    for dir in ["/lib/systemd/system", "/usr/lib/systemd/system", "/etc/systemd/system"] {
+        if let Ok(t) = fs::read_to_string(fake.unit_path(&format!("{dir}/{unit}.service"))) {
+            texts.push(t);
+            break;
+        }
+    }
+    let dropin_dir = format!("/etc/systemd/system/{unit}.service.d");
+    let mut dropins: Vec<String> = fs::read_dir(fake.unit_path(&dropin_dir))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().map(str::to_string))
+        .filter(|n| n.ends_with(".conf"))
+        .collect();
+    dropins.sort();
+    for d in &dropins {
+        texts.push(fs::read_to_string(fake.unit_path(&format!("{dropin_dir}/{d}"))).unwrap_or_default());
+    }
+    let mut exec: Vec<String> = Vec::new();
+    for t in texts {
+        for line in t.lines() {
+            if let Some(v) = line.strip_prefix("ExecStart=") {
+                if v.trim().is_empty() {
+                    exec.clear()
+                } else {
+                    exec.push(v.trim().to_string())
+                }
+            }
+        }
+    }
+    json!({"exec_start": exec.join(" ; "), "dropins": dropins.iter().map(|d| format!("{dropin_dir}/{d}")).collect::<Vec<_>>().join(" ")})
+}
+
+/// Now on CLOCK_MONOTONIC in microseconds, as systemd's *Monotonic stamps.
+fn monotonic_us() -> u64 {
+    let t = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).unwrap();
+    t.tv_sec() as u64 * 1_000_000 + t.tv_nsec() as u64 / 1000
 }
 
 fn pip(fake: &Fake, args: &[String]) -> ExitCode {
@@ -348,6 +427,106 @@ fn pip(fake: &Fake, args: &[String]) -> ExitCode {
         .unwrap();
     }
     out(&format!("Successfully installed magnum-capi-helm-{version}\n"))
+}
+
+/// The verify script: the driver's entry point, magnum's driver lookup and
+/// config loader, answered from the unit's files as magnum would read them
+/// (the config args' files, then conf.d in name order; later wins), or
+/// from world.verify_python when a test sets it.
+fn python_verify(fake: &Fake, args: &str) -> ExitCode {
+    if let Some(v) = fake.world.get("verify_python") {
+        return out(&format!("{v}\n"));
+    }
+    let installed = driver_installed(fake);
+    let args: Vec<String> = serde_json::from_str(args).unwrap_or_default();
+    let mut files: Vec<PathBuf> = args
+        .iter()
+        .filter_map(|a| a.strip_prefix("--config-file="))
+        .map(|p| fake.unit_path(p))
+        .collect();
+    let dirs: Vec<String> = args
+        .iter()
+        .filter_map(|a| a.strip_prefix("--config-dir="))
+        .map(str::to_string)
+        .collect();
+    if args.is_empty() {
+        files.push(fake.unit_path("/etc/magnum/magnum.conf"));
+    }
+    let mut conf_d: Vec<PathBuf> = Vec::new();
+    for d in if dirs.is_empty() {
+        vec!["/etc/magnum/magnum.conf.d".to_string()]
+    } else {
+        dirs
+    } {
+        let mut v: Vec<PathBuf> = fs::read_dir(fake.unit_path(&d))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "conf"))
+            .collect();
+        v.sort();
+        conf_d.extend(v);
+    }
+    // oslo.config: default config dir files are read before the
+    // --config-file ones when no --config-dir is given (FACTS.md).
+    let order: Vec<PathBuf> = if args.iter().any(|a| a.starts_with("--config-dir=")) {
+        files.into_iter().chain(conf_d).collect()
+    } else {
+        conf_d.into_iter().chain(files).collect()
+    };
+    let (mut kubeconfig_file, mut disabled) = (String::new(), Vec::<String>::new());
+    for f in order {
+        let mut section = String::new();
+        for line in fs::read_to_string(f).unwrap_or_default().lines() {
+            let line = line.trim();
+            if let Some(s) = line.strip_prefix('[').and_then(|s| s.strip_suffix(']')) {
+                section = s.to_string();
+            } else if let Some((k, v)) = line.split_once('=') {
+                match (section.as_str(), k.trim()) {
+                    ("capi_helm", "kubeconfig_file") => kubeconfig_file = v.trim().to_string(),
+                    ("drivers", "disabled_drivers") => {
+                        disabled = v
+                            .trim()
+                            .split(',')
+                            .filter(|s| !s.is_empty())
+                            .map(str::to_string)
+                            .collect()
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    let driver = installed.then_some("magnum_capi_helm.driver:Driver");
+    let error = if installed {
+        Value::Null
+    } else {
+        json!("ClusterTypeNotSupported: Cluster type (vm, ubuntu, kubernetes) not supported")
+    };
+    out(&format!(
+        "{}\n",
+        json!({"driver": driver, "get_driver": driver, "claimants": if installed { json!(["k8s_capi_helm_v1"]) } else { json!([]) }, "conf": if installed { json!({"kubeconfig_file": kubeconfig_file, "disabled_drivers": disabled}) } else { Value::Null }, "error": error})
+    ))
+}
+
+fn driver_installed(fake: &Fake) -> bool {
+    ["usr/local/lib", "usr/lib"].iter().any(|base| {
+        fs::read_dir(fake.root.join(base))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|p| {
+                fs::read_dir(p.path().join("dist-packages"))
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .any(|d| {
+                        d.file_name().to_string_lossy().starts_with("magnum_capi_helm-")
+                            && d.path().join("entry_points.txt").exists()
+                    })
+            })
+    })
 }
 
 /// The import check: answers as the charm's script would on this world.

@@ -11,6 +11,8 @@
 //! ```
 #![allow(dead_code)]
 
+pub mod kube_server;
+
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -94,6 +96,12 @@ impl Ids {
             }
         }
     }
+}
+
+/// CLOCK_MONOTONIC in microseconds, as systemd stamps a service's start.
+pub fn monotonic_us() -> u64 {
+    let t = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).unwrap();
+    t.tv_sec() as u64 * 1_000_000 + t.tv_nsec() as u64 / 1000
 }
 
 fn nix_uid() -> u32 {
@@ -288,6 +296,7 @@ impl Unit {
             0o644,
         );
         fs::create_dir_all(self.path("/etc/magnum")).unwrap();
+        std::os::unix::fs::chown(self.path("/etc/magnum"), Some(ids.magnum_uid), Some(ids.magnum_gid)).unwrap();
         self.chmod("/etc/magnum", 0o750);
         self.put("/etc/magnum/magnum.conf", "[DEFAULT]\ntransport_url = fake:/\n\n[database]\nconnection = sqlite:////var/lib/magnum/magnum.sqlite\n\n[drivers]\nopenstack_ca_file = /etc/ssl/certs/ca-certificates.crt\n", 0o640);
         for (service, exec) in [
@@ -322,9 +331,10 @@ impl Unit {
             0o644,
         );
         let mut w = self.world();
+        let started = monotonic_us();
         w["services"] = json!({
-            "magnum-api": {"active_state": "active", "sub_state": "running", "result": "success", "n_restarts": 0, "start": 1000},
-            "magnum-conductor": {"active_state": "active", "sub_state": "running", "result": "success", "n_restarts": 0, "start": 1000},
+            "magnum-api": {"active_state": "active", "sub_state": "running", "result": "success", "n_restarts": 0, "start": started},
+            "magnum-conductor": {"active_state": "active", "sub_state": "running", "result": "success", "n_restarts": 0, "start": started},
         });
         self.write_world(&w);
     }
@@ -594,6 +604,12 @@ impl Unit {
     pub fn keep(mut self) -> PathBuf {
         self.stop_bus();
         std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap()).keep()
+    }
+
+    /// A static helm v3 on the services' PATH (the fake answers `helm version`).
+    pub fn with_helm(self) -> Unit {
+        self.put("/usr/local/bin/helm", "#!/bin/sh\n# stands for helm v3\n", 0o755);
+        self
     }
 
     pub fn app_version(&self) -> Option<String> {

@@ -1,0 +1,755 @@
+//! `juju run magnum-capi/0 verify`: is the CAPI driver really working on
+//! this unit, and if not, what to do. The runbook's sections 5, 9 and 10 and
+//! its done-when list as checks, each pass, fail or skip with a detail and,
+//! on fail, the fix. Reads only; changes nothing.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt;
+use std::process::{Command, Stdio};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+
+use super::check::{self, Check};
+use crate::apply::systemd::{self, ServiceState};
+use crate::clients::kube::Kube;
+use crate::converge::desired_state;
+use crate::event::Event;
+use crate::juju::HookTools;
+use crate::plan::paths::{CAPI_CONF, CONF_D, KUBECONFIG, SERVICES};
+use crate::plan::red_flags::first_red_flag;
+use crate::plan::settings::{ServiceOverride, Settings, DRIVER_ENTRY_POINT};
+use crate::plan::{ini, kubeconfig, render, x509, Desired, Observed};
+use crate::unit::observe::observe;
+use crate::unit::{Accounts, Root};
+
+/// The management cluster gets this long, once: a dead server costs it
+/// once, not per check.
+const KUBE_TIMEOUT: Duration = Duration::from_secs(10);
+/// PATH of a systemd service (systemd's default).
+const SERVICE_PATH: [&str; 6] = [
+    "/usr/local/sbin",
+    "/usr/local/bin",
+    "/usr/sbin",
+    "/usr/bin",
+    "/sbin",
+    "/bin",
+];
+
+/// Checks 2-4 in one python3 run: the driver's entry point, magnum's own
+/// driver lookup and config loader, as the service runs them.
+const PYTHON_CHECK: &str = r#"# magnum-capi verify
+import json, sys, warnings
+warnings.simplefilter("ignore")
+r = {"driver": None, "get_driver": None, "claimants": [], "conf": None, "error": None}
+try:
+    import importlib.metadata as md
+    eps = md.entry_points()
+    eps = list(eps.select(group="magnum.drivers") if hasattr(eps, "select") else eps.get("magnum.drivers", []))
+    ours = [e for e in eps if e.name == "k8s_capi_helm_v1"]
+    if ours:
+        cls = ours[0].load()
+        r["driver"] = cls.__module__ + ":" + cls.__name__
+    import magnum.conf
+    CONF = magnum.conf.CONF
+    CONF(json.loads(sys.argv[1]), project="magnum")
+    for e in eps:
+        if e.name in CONF.drivers.disabled_drivers:
+            continue
+        try:
+            provides = e.load()().provides
+        except Exception:
+            continue
+        if any((p["server_type"], p["os"], p["coe"]) == ("vm", "ubuntu", "kubernetes") for p in provides):
+            r["claimants"].append(e.name)
+    from magnum.drivers.common import driver as common
+    found = common.Driver.get_driver("vm", "ubuntu", "kubernetes")
+    r["get_driver"] = type(found).__module__ + ":" + type(found).__name__
+    import magnum_capi_helm.conf
+    r["conf"] = {"kubeconfig_file": CONF.capi_helm.kubeconfig_file, "disabled_drivers": list(CONF.drivers.disabled_drivers)}
+except BaseException as e:
+    r["error"] = "%s: %s" % (type(e).__name__, e)
+print(json.dumps(r))
+"#;
+
+#[derive(Debug, Default, Deserialize)]
+struct PythonReport {
+    driver: Option<String>,
+    get_driver: Option<String>,
+    #[serde(default)]
+    claimants: Vec<String>,
+    conf: Option<LoadedConf>,
+    error: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct LoadedConf {
+    kubeconfig_file: String,
+    disabled_drivers: Vec<String>,
+}
+
+/// The --config-file/--config-dir arguments of an effective ExecStart
+/// (`{ path=... ; argv[]=... ; ... }`); none means oslo.config's defaults.
+pub fn config_args(exec_start: &str) -> Vec<String> {
+    let argv = exec_start
+        .split("argv[]=")
+        .nth(1)
+        .and_then(|s| s.split(" ;").next())
+        .unwrap_or("");
+    let mut out = Vec::new();
+    let mut words = argv.split_whitespace();
+    while let Some(w) = words.next() {
+        if w.starts_with("--config-file=") || w.starts_with("--config-dir=") {
+            out.push(w.to_string());
+        } else if w == "--config-file" || w == "--config-dir" {
+            if let Some(v) = words.next() {
+                out.push(format!("{w}={v}"));
+            }
+        }
+    }
+    out
+}
+
+fn now_epoch() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// A service's start as wall-clock seconds, from its monotonic timestamp.
+fn started_at(s: &ServiceState) -> Option<f64> {
+    let mono = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).ok()?;
+    let mono_now = mono.tv_sec() as f64 + mono.tv_nsec() as f64 / 1e9;
+    (s.exec_main_start_monotonic > 0).then(|| now_epoch() - (mono_now - s.exec_main_start_monotonic as f64 / 1e6))
+}
+
+struct Verify<'a> {
+    tools: &'a HookTools,
+    checks: Vec<Check>,
+}
+
+impl Verify<'_> {
+    fn record(&mut self, c: Check) -> Result<()> {
+        self.tools.action_log(&c.log_line())?;
+        self.checks.push(c);
+        Ok(())
+    }
+}
+
+pub fn run(root: &Root, tools: &HookTools) -> Result<()> {
+    let mut v = Verify {
+        tools,
+        checks: Vec::new(),
+    };
+    let o = observe(root)?;
+    let services_before = systemd::show(root, &SERVICES).ok();
+    let desired = desired_state(&Event::Action(crate::event::Action::Verify), tools, &o)?;
+    let (settings, desired) = match desired {
+        Ok((s, d)) => (Some(s), Some(d)),
+        Err(status) => {
+            v.record(Check::fail(
+                "configuration",
+                status.message.clone(),
+                "see the message; juju status magnum-capi shows it too",
+            ))?;
+            (None, None)
+        }
+    };
+
+    // 1. The driver at the configured version.
+    let want = settings
+        .as_ref()
+        .map_or(crate::plan::settings::DEFAULT_DRIVER_VERSION.to_string(), |s| {
+            s.driver_version.clone()
+        });
+    v.record(match &o.driver_version {
+        Some(have) if *have == want => Check::pass("driver-installed", format!("magnum-capi-helm {have}")),
+        Some(have) => Check::fail(
+            "driver-installed",
+            format!("magnum-capi-helm {have} installed, {want} configured"),
+            "wait for the next hook, or check juju status magnum-capi for why the install failed",
+        ),
+        None => Check::fail(
+            "driver-installed",
+            "magnum-capi-helm is not installed in the system Python",
+            "check juju status magnum-capi; the charm installs it on every hook",
+        ),
+    })?;
+
+    // The services' effective command lines (check 8, and the config
+    // arguments for check 3).
+    let shown = systemd::show_properties(&SERVICES, "Id,ExecStart,DropInPaths").unwrap_or_default();
+    let exec = |i: usize| {
+        shown
+            .get(i)
+            .and_then(|m| m.get("ExecStart"))
+            .cloned()
+            .unwrap_or_default()
+    };
+    let conductor_args = config_args(&exec(1));
+
+    // 2-4. One python3 run.
+    let py = python_report(&conductor_args);
+    v.record(match (&py.driver, &py.get_driver, &py.error) {
+        (Some(_), Some(found), None) if found.starts_with("magnum_capi_helm") => Check::pass(
+            "driver-loads",
+            format!(
+                "entry point {DRIVER_ENTRY_POINT} loads; magnum's get_driver(vm, ubuntu, kubernetes) returns {found}"
+            ),
+        ),
+        (_, Some(found), None) => Check::fail(
+            "driver-loads",
+            format!("magnum's get_driver(vm, ubuntu, kubernetes) returns {found}, not the CAPI driver"),
+            "juju config magnum-capi disabled-drivers=auto, or set the image property magnum_driver=k8s_capi_helm_v1",
+        ),
+        (None, _, _) => Check::fail(
+            "driver-loads",
+            format!(
+                "entry point {DRIVER_ENTRY_POINT} not found{}",
+                py.error.as_ref().map(|e| format!(": {e}")).unwrap_or_default()
+            ),
+            "juju config magnum-capi driver-version=1.1.0 (a release with the k8s_capi_helm_v1 entry point)",
+        ),
+        (_, _, Some(e)) => Check::fail(
+            "driver-loads",
+            format!("magnum cannot load the driver: {e}"),
+            "read the error; journalctl -u magnum-conductor on the unit",
+        ),
+        _ => Check::fail(
+            "driver-loads",
+            "no answer from the python check",
+            "run python3 -c 'import magnum_capi_helm' on the unit",
+        ),
+    })?;
+    v.record(config_loader_check(&py, desired.as_ref(), &conductor_args))?;
+    v.record(capi_conf_check(root, &o, desired.as_ref(), settings.as_ref(), &py)?)?;
+
+    // 5. The kubeconfig file.
+    v.record(kubeconfig_file_check(root, &o)?)?;
+
+    // 6, 6b. The management cluster.
+    let (reach, creds) = management_cluster_checks(root);
+    v.record(reach)?;
+    v.record(creds)?;
+
+    // 7. helm.
+    v.record(helm_check(root))?;
+
+    // 8. Drop-ins.
+    v.record(dropin_check(&shown, settings.as_ref().map(|s| s.service_override)))?;
+
+    // 9, 10. Services and their journal.
+    let services_after = systemd::show(root, &SERVICES).ok();
+    v.record(services_check(
+        root,
+        &o,
+        services_before.as_deref(),
+        services_after.as_deref(),
+    ))?;
+    v.record(journal_check(services_after.as_deref()))?;
+
+    // 11. The Magnum API check needs OpenStack credentials and a client.
+    v.record(Check::skip(
+        "api-driver-check",
+        "needs openstack-credentials-secret and the smoketest's OpenStack client (not in this revision)",
+    ))?;
+
+    tools.action_set(&check::results(&v.checks))?;
+    if let Some(message) = check::failure(&v.checks) {
+        tools.action_fail(&message)?;
+    }
+    Ok(())
+}
+
+fn python_report(args: &[String]) -> PythonReport {
+    let args_json = serde_json::to_string(args).unwrap_or_else(|_| "[]".into());
+    let out = Command::new("python3")
+        .args(["-c", PYTHON_CHECK, &args_json])
+        .stdin(Stdio::null())
+        .output();
+    match out {
+        Err(e) => PythonReport {
+            error: Some(format!("cannot run python3: {e}")),
+            ..PythonReport::default()
+        },
+        Ok(out) => {
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            let line = stdout.lines().rev().find(|l| l.starts_with('{')).unwrap_or("");
+            serde_json::from_str(line).unwrap_or_else(|_| PythonReport {
+                error: Some(format!(
+                    "python3 printed no result: {}",
+                    String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("")
+                )),
+                ..PythonReport::default()
+            })
+        }
+    }
+}
+
+/// The disabled drivers the charm writes, from its desired 99-capi.conf.
+fn desired_disabled(d: &Desired) -> Vec<String> {
+    let conf = d
+        .files
+        .iter()
+        .find(|f| f.path == CAPI_CONF)
+        .map(|f| String::from_utf8_lossy(&f.content).into_owned());
+    conf.as_deref()
+        .unwrap_or("")
+        .lines()
+        .find_map(|l| l.strip_prefix("disabled_drivers = "))
+        .map(|v| v.split(',').map(str::to_string).collect())
+        .unwrap_or_default()
+}
+
+fn config_loader_check(py: &PythonReport, desired: Option<&Desired>, args: &[String]) -> Check {
+    const NAME: &str = "config-loader";
+    let how = if args.is_empty() {
+        "oslo.config's default files".to_string()
+    } else {
+        args.join(" ")
+    };
+    let Some(conf) = &py.conf else {
+        return Check::fail(
+            NAME,
+            format!(
+                "magnum's config loader failed with {how}: {}",
+                py.error.as_deref().unwrap_or("no result")
+            ),
+            "fix the config file it names; journalctl -u magnum-conductor",
+        );
+    };
+    if conf.kubeconfig_file != KUBECONFIG {
+        return Check::fail(
+            NAME,
+            format!(
+                "magnum reads [capi_helm] kubeconfig_file = {:?} with {how}",
+                conf.kubeconfig_file
+            ),
+            "juju config magnum-capi service-override=runbook (conf.d must win over magnum.conf)",
+        );
+    }
+    if let Some(d) = desired {
+        let want = desired_disabled(d);
+        if conf.disabled_drivers != want {
+            return Check::fail(
+                NAME,
+                format!(
+                    "magnum reads [drivers] disabled_drivers = {:?}, the charm wrote {want:?}",
+                    conf.disabled_drivers
+                ),
+                "another config file overrides it; see the capi-conf check",
+            );
+        }
+    }
+    Check::pass(
+        NAME,
+        format!(
+            "magnum reads kubeconfig_file = {KUBECONFIG} and disabled_drivers = {:?} with {how}",
+            conf.disabled_drivers
+        ),
+    )
+}
+
+fn capi_conf_check(
+    root: &Root,
+    o: &Observed,
+    desired: Option<&Desired>,
+    settings: Option<&Settings>,
+    py: &PythonReport,
+) -> Result<Check> {
+    const NAME: &str = "capi-conf";
+    let Some(actual) = o.files.get(CAPI_CONF).cloned().flatten() else {
+        return Ok(Check::fail(
+            NAME,
+            format!("{CAPI_CONF} is missing"),
+            "check juju status magnum-capi; the next hook writes it",
+        ));
+    };
+    let text = String::from_utf8_lossy(&actual.content).into_owned();
+    if !render::is_clean_ascii(&text) {
+        return Ok(Check::fail(
+            NAME,
+            format!("{CAPI_CONF} has non-ASCII or control bytes"),
+            "juju run the next hook (e.g. juju config magnum-capi restart-settle-seconds=10) to rewrite it",
+        ));
+    }
+    if let Some(d) = desired {
+        let want = d
+            .files
+            .iter()
+            .find(|f| f.path == CAPI_CONF)
+            .map(|f| f.content.clone())
+            .unwrap_or_default();
+        if actual.content != want {
+            return Ok(Check::fail(
+                NAME,
+                format!("{CAPI_CONF} differs from what the charm would write (edited by hand?)"),
+                "the next update-status rewrites it; juju config changes go through juju config magnum-capi",
+            ));
+        }
+    }
+    // Files read after ours win on a duplicate key.
+    let ours = ini::keys(&text);
+    let mut later: Vec<std::path::PathBuf> = std::fs::read_dir(root.path(CONF_D))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.extension().is_some_and(|x| x == "conf")
+                && p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n > "99-capi.conf")
+        })
+        .collect();
+    later.sort();
+    if settings.is_some_and(|s| s.service_override == ServiceOverride::None) {
+        later.push(root.path(crate::plan::paths::MAGNUM_CONF));
+    }
+    for file in later {
+        let theirs = ini::keys(&std::fs::read_to_string(&file).unwrap_or_default());
+        if let Some((s, k)) = ours.iter().find(|p| theirs.contains(p)) {
+            let name = file
+                .strip_prefix(root.dir())
+                .map(|p| format!("/{}", p.display()))
+                .unwrap_or_default();
+            return Ok(Check::fail(
+                NAME,
+                format!("{name} also sets [{s}] {k} and is read after 99-capi.conf, so it wins"),
+                format!("remove [{s}] {k} from {name}"),
+            ));
+        }
+    }
+    if let Some(other) = py.claimants.iter().find(|n| *n != DRIVER_ENTRY_POINT) {
+        return Ok(Check::fail(
+            NAME,
+            format!("driver {other} also provides (vm, ubuntu, kubernetes) and is not disabled: the last loaded wins"),
+            format!("juju config magnum-capi disabled-drivers=auto (or add {other})"),
+        ));
+    }
+    Ok(Check::pass(
+        NAME,
+        format!("{CAPI_CONF} is ASCII, as the charm writes it, and nothing read later overrides it"),
+    ))
+}
+
+/// Can `uid`/`gids` traverse (x) or read (r) a file with this metadata?
+fn may(meta: &std::fs::Metadata, uid: u32, gids: &[u32], bit: u32) -> bool {
+    let mode = meta.mode();
+    if meta.uid() == uid {
+        mode & (bit << 6) != 0
+    } else if gids.contains(&meta.gid()) {
+        mode & (bit << 3) != 0
+    } else {
+        mode & bit != 0
+    }
+}
+
+fn kubeconfig_file_check(root: &Root, o: &Observed) -> Result<Check> {
+    const NAME: &str = "kubeconfig";
+    let Some(f) = o.files.get(KUBECONFIG).cloned().flatten() else {
+        return Ok(Check::fail(
+            NAME,
+            format!("{KUBECONFIG} is missing"),
+            "juju config magnum-capi kubeconfig-secret=<secret uri>, then check juju status",
+        ));
+    };
+    let magnum_gid = o.magnum_gid.unwrap_or(u32::MAX);
+    if (f.mode, f.uid, f.gid) != (0o640, o.root_uid, magnum_gid) {
+        return Ok(Check::fail(
+            NAME,
+            format!("{KUBECONFIG} is {:o} {}:{}, not 0640 root:magnum", f.mode, f.uid, f.gid),
+            "the next hook repairs it (update-status at the latest)",
+        ));
+    }
+    let accounts = Accounts::read(&root.path("/etc/passwd"), &root.path("/etc/group"))?;
+    let Some(magnum) = accounts.user("magnum") else {
+        return Ok(Check::fail(NAME, "no magnum user", "juju integrate magnum-capi magnum"));
+    };
+    let gids = [magnum.gid, magnum_gid];
+    for dir in ["/", "/etc", "/etc/magnum"] {
+        let meta = std::fs::metadata(root.path(dir)).with_context(|| format!("stat {dir}"))?;
+        if !may(&meta, magnum.uid, &gids, 0o1) {
+            return Ok(Check::fail(
+                NAME,
+                format!("the magnum user cannot enter {dir} ({:o})", meta.mode() & 0o7777),
+                format!("chmod o+x or g+x {dir} for the magnum group"),
+            ));
+        }
+    }
+    let meta = std::fs::metadata(root.path(KUBECONFIG))?;
+    if !may(&meta, magnum.uid, &gids, 0o4) {
+        return Ok(Check::fail(
+            NAME,
+            "the magnum user cannot read the kubeconfig",
+            "the next hook repairs the mode",
+        ));
+    }
+    Ok(Check::pass(
+        NAME,
+        format!("{KUBECONFIG} 0640 root:magnum, readable by magnum"),
+    ))
+}
+
+fn management_cluster_checks(root: &Root) -> (Check, Check) {
+    const REACH: &str = "management-cluster";
+    const CREDS: &str = "kubeconfig-credentials";
+    let bytes = match std::fs::read(root.path(KUBECONFIG)) {
+        Ok(b) => b,
+        Err(_) => return (Check::skip(REACH, "no kubeconfig"), Check::skip(CREDS, "no kubeconfig")),
+    };
+    let target = match kubeconfig::target(&bytes) {
+        Ok(t) => t,
+        Err(e) => {
+            return (
+                Check::fail(
+                    REACH,
+                    e,
+                    "juju update-secret <secret> kubeconfig#file=<good kubeconfig>",
+                ),
+                Check::skip(CREDS, "kubeconfig unreadable"),
+            )
+        }
+    };
+    if target.plugin {
+        return (
+            Check::skip(
+                REACH,
+                "the kubeconfig uses an exec/auth-provider plugin: not supported (the driver cannot run it either)",
+            ),
+            Check::fail(
+                CREDS,
+                "exec/auth-provider plugin credentials",
+                "use a service-account token kubeconfig",
+            ),
+        );
+    }
+    let creds = credentials_check(&target);
+    let kube = match Kube::new(target.clone(), KUBE_TIMEOUT) {
+        Ok(k) => k,
+        Err(e) => {
+            return (
+                Check::fail(
+                    REACH,
+                    format!("{e:#}"),
+                    "juju update-secret <secret> kubeconfig#file=<good kubeconfig>",
+                ),
+                creds,
+            )
+        }
+    };
+    let server = &target.server;
+    let reach = match kube.get("/version") {
+        Err(e) => Check::fail(REACH, format!("GET {server}/version: {e:#}"), "check the management cluster is up and reachable from this unit (routes, firewall, CA)"),
+        Ok((status, _)) if status == 401 || status == 403 => Check::fail(REACH, format!("GET {server}/version: HTTP {status}"), "the kubeconfig's credentials are refused: juju update-secret with a fresh service-account token kubeconfig"),
+        Ok((status, body)) if status != 200 => Check::fail(REACH, format!("GET {server}/version: HTTP {status} {}", body.chars().take(80).collect::<String>()), "check the server URL in the kubeconfig"),
+        Ok((_, body)) => {
+            let version = serde_json::from_str::<serde_json::Value>(&body).ok().and_then(|v| v["gitVersion"].as_str().map(str::to_string)).unwrap_or_else(|| "unknown".into());
+            match kube.get("/apis/cluster.x-k8s.io") {
+                Ok((200, body)) => {
+                    let versions: Vec<String> = serde_json::from_str::<serde_json::Value>(&body).ok().and_then(|v| v["versions"].as_array().map(|a| a.iter().filter_map(|x| x["version"].as_str().map(str::to_string)).collect())).unwrap_or_default();
+                    if versions.is_empty() {
+                        Check::fail(REACH, format!("Kubernetes {version} at {server}, but cluster.x-k8s.io lists no version"), "install Cluster API (clusterctl init --infrastructure openstack) on the management cluster")
+                    } else {
+                        Check::pass(REACH, format!("Kubernetes {version} at {server}; Cluster API {}", versions.join(", ")))
+                    }
+                }
+                Ok((status, _)) => Check::fail(REACH, format!("Kubernetes {version} at {server}, but GET /apis/cluster.x-k8s.io: HTTP {status}"), "install Cluster API (clusterctl init --infrastructure openstack) on the management cluster"),
+                Err(e) => Check::fail(REACH, format!("GET {server}/apis/cluster.x-k8s.io: {e:#}"), "check the management cluster"),
+            }
+        }
+    };
+    (reach, creds)
+}
+
+fn credentials_check(target: &kubeconfig::KubeTarget) -> Check {
+    const NAME: &str = "kubeconfig-credentials";
+    let Some(pem) = &target.client_cert_pem else {
+        return match &target.token {
+            Some(_) => Check::pass(NAME, "bearer token (does not expire with a certificate)"),
+            None => Check::fail(
+                NAME,
+                "no client certificate and no token",
+                "use a service-account token kubeconfig",
+            ),
+        };
+    };
+    let der = ureq::tls::parse_pem(pem).find_map(|i| match i {
+        Ok(ureq::tls::PemItem::Certificate(c)) => Some(c.der().to_vec()),
+        _ => None,
+    });
+    let Some(not_after) = der.as_deref().and_then(x509::not_after) else {
+        return Check::fail(
+            NAME,
+            "client-certificate-data is not a readable X.509 certificate",
+            "juju update-secret with a service-account token kubeconfig",
+        );
+    };
+    let days = (not_after as f64 - now_epoch()) / 86400.0;
+    let date = x509::date(not_after);
+    if days < 0.0 {
+        Check::fail(
+            NAME,
+            format!("client certificate expired on {date}"),
+            "juju update-secret with a service-account token kubeconfig (kubeadm client certificates last a year)",
+        )
+    } else if days < 30.0 {
+        Check::fail(
+            NAME,
+            format!("client certificate expires on {date}, in {} days", days as i64),
+            "juju update-secret with a service-account token kubeconfig before then",
+        )
+    } else if days < 90.0 {
+        Check::pass(
+            NAME,
+            format!(
+                "client certificate valid until {date}; warning: {} days left, consider a service-account token",
+                days as i64
+            ),
+        )
+    } else {
+        Check::pass(NAME, format!("client certificate valid until {date}"))
+    }
+}
+
+fn helm_check(root: &Root) -> Check {
+    const NAME: &str = "helm";
+    let Some(dir) = SERVICE_PATH.iter().find(|d| root.path(d).join("helm").is_file()) else {
+        return Check::fail(
+            NAME,
+            "no helm on the services' PATH: the driver runs helm to create clusters",
+            "install a helm v3 binary as /usr/local/bin/helm",
+        );
+    };
+    match Command::new("helm")
+        .args(["version", "--short"])
+        .stdin(Stdio::null())
+        .output()
+    {
+        Ok(out) if out.status.success() => Check::pass(
+            NAME,
+            format!("{dir}/helm {}", String::from_utf8_lossy(&out.stdout).trim()),
+        ),
+        Ok(out) => Check::fail(
+            NAME,
+            format!(
+                "{dir}/helm version failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+            "replace it with a working static helm v3 binary",
+        ),
+        Err(e) => Check::fail(
+            NAME,
+            format!("cannot run helm: {e}"),
+            "install a helm v3 binary as /usr/local/bin/helm",
+        ),
+    }
+}
+
+fn dropin_check(shown: &[BTreeMap<String, String>], mode: Option<ServiceOverride>) -> Check {
+    const NAME: &str = "dropins";
+    if shown.len() != SERVICES.len() {
+        return Check::fail(
+            NAME,
+            "systemctl show gave no answer for the services",
+            "systemctl status magnum-api magnum-conductor on the unit",
+        );
+    }
+    for (service, props) in SERVICES.iter().zip(shown) {
+        let exec = props.get("ExecStart").map(String::as_str).unwrap_or("");
+        let dropins = props.get("DropInPaths").map(String::as_str).unwrap_or("");
+        let ours = dropins.split_whitespace().any(|p| p.ends_with("99-magnum-capi.conf"));
+        let reads_confd = exec.contains("--config-dir=/etc/magnum/magnum.conf.d");
+        match mode {
+            Some(ServiceOverride::Runbook) | None if !(ours && reads_confd) => {
+                return Check::fail(
+                    NAME,
+                    format!("{service}: the drop-in is not in effect (ExecStart has no --config-dir)"),
+                    "systemctl daemon-reload on the unit, or wait for the next hook",
+                )
+            }
+            Some(ServiceOverride::None) if ours => {
+                return Check::fail(
+                    NAME,
+                    format!("{service}: the runbook drop-in is still loaded with service-override=none"),
+                    "systemctl daemon-reload on the unit",
+                )
+            }
+            _ => {}
+        }
+    }
+    Check::pass(
+        NAME,
+        match mode {
+            Some(ServiceOverride::None) => "service-override=none: packaged ExecStart, no charm drop-in".to_string(),
+            _ => "both services run with --config-file=/etc/magnum/magnum.conf --config-dir=/etc/magnum/magnum.conf.d"
+                .to_string(),
+        },
+    )
+}
+
+fn services_check(root: &Root, o: &Observed, before: Option<&[ServiceState]>, after: Option<&[ServiceState]>) -> Check {
+    const NAME: &str = "services";
+    let (Some(before), Some(after)) = (before, after) else {
+        return Check::fail(
+            NAME,
+            "cannot read the services' state from systemd",
+            "systemctl status magnum-api magnum-conductor",
+        );
+    };
+    // The newest change to a file the services read.
+    let newest = o
+        .files
+        .iter()
+        .filter(|(_, f)| f.is_some())
+        .filter_map(|(p, _)| std::fs::metadata(root.path(p)).ok())
+        .map(|m| m.mtime() as f64)
+        .fold(0.0, f64::max);
+    for (b, a) in before.iter().zip(after) {
+        let name = a.id.trim_end_matches(".service");
+        if a.active_state != "active" {
+            return Check::fail(
+                NAME,
+                format!("{name} is {} ({})", a.active_state, a.sub_state),
+                format!("journalctl -u {name} on the unit; juju status magnum-capi"),
+            );
+        }
+        if a.n_restarts != b.n_restarts || a.n_restarts > 0 {
+            return Check::fail(
+                NAME,
+                format!("{name} is restarting (NRestarts {} -> {})", b.n_restarts, a.n_restarts),
+                format!("journalctl -u {name}: see the journal check"),
+            );
+        }
+        if started_at(a).is_some_and(|t| t + 1.0 < newest) {
+            return Check::fail(
+                NAME,
+                format!("{name} started before the last change to its config files: it runs an old config"),
+                "the next hook restarts it; or systemctl restart magnum-api magnum-conductor",
+            );
+        }
+    }
+    Check::pass(NAME, "magnum-api and magnum-conductor active, no restarts")
+}
+
+fn journal_check(states: Option<&[ServiceState]>) -> Check {
+    const NAME: &str = "journal";
+    let since = states
+        .unwrap_or(&[])
+        .iter()
+        .filter_map(started_at)
+        .fold(f64::MAX, f64::min);
+    let since = if since == f64::MAX { now_epoch() - 600.0 } else { since };
+    match systemd::journal_since(&SERVICES, since.max(0.0) as u64) {
+        Err(e) => Check::fail(
+            NAME,
+            format!("cannot read the journal: {e:#}"),
+            "journalctl -u magnum-api -u magnum-conductor on the unit",
+        ),
+        Ok(text) => match first_red_flag(&text) {
+            Some((flag, line)) => Check::fail(NAME, format!("{}: {line}", flag.cause), flag.fix),
+            None => Check::pass(NAME, "no red flags since the services started"),
+        },
+    }
+}
