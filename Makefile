@@ -24,15 +24,25 @@ LINT_VENV := target/venv-lint
 HOOKS := install config-changed upgrade-charm secret-changed start update-status stop remove juju-info-relation-joined juju-info-relation-changed juju-info-relation-departed
 ACTIONS := verify smoketest
 
-# Pure Rust links for arm64 with rust-lld alone (no C cross toolchain).
-export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER ?= rust-lld
+# arm64: ring (under rustls) has C and assembly, so a C cross toolchain is
+# needed; zig from PyPI (with cargo-zigbuild) is one, no apt cross packages.
+ZIG_VENV := target/venv-zig
 
 .PHONY: all charm stage binary test test-fast lint clean venv-oslo
 
 all: charm
 
+ifeq ($(ARCH),arm64)
+binary: $(ZIG_VENV)/bin/cargo-zigbuild
+	PATH="$(CURDIR)/$(ZIG_VENV)/bin:$$PATH" cargo-zigbuild zigbuild --release --locked --target $(TARGET) --bin magnum-capi
+else
 binary:
 	cargo build --release --locked --target $(TARGET) --bin magnum-capi
+endif
+
+$(ZIG_VENV)/bin/cargo-zigbuild:
+	python3 -m venv $(ZIG_VENV)
+	$(ZIG_VENV)/bin/pip install --quiet --disable-pip-version-check ziglang==0.17.1 cargo-zigbuild==0.24.1
 
 # The charm's tree: dispatch IS the static binary (no shell between Juju
 # and the charm); magnum-capi names it for people. hooks/<hook> and

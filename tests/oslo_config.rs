@@ -452,3 +452,48 @@ fn values_in_quotes_read_back_exactly_or_are_refused() {
         }
     }
 }
+
+/// verify's python check (src/actions/verify_check.py) run by the real
+/// magnum and driver: the entry point loads, magnum's own get_driver picks
+/// the CAPI driver for (vm, ubuntu, kubernetes), and the loader reads what
+/// the charm wrote; a later conf.d file that overrides it is seen.
+#[test]
+fn verify_python_check_runs_on_the_real_magnum() {
+    let oslo = oslo!();
+    let unit = installed(Unit::new().kubeconfig(KUBECONFIG));
+    let script =
+        std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src/actions/verify_check.py")).unwrap();
+    let run = |unit: &Unit| -> Value {
+        let args = json!([
+            format!("--config-file={}", unit.path(MAGNUM_CONF).display()),
+            format!("--config-dir={}", unit.path(CONF_D).display()),
+        ]);
+        let out = Command::new(&oslo.python)
+            .args(["-c", &script, &args.to_string()])
+            .env_remove("PYTHONPATH")
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        serde_json::from_str(stdout.lines().last().unwrap_or(""))
+            .unwrap_or_else(|e| panic!("{e}: {stdout} {}", String::from_utf8_lossy(&out.stderr)))
+    };
+    let v = run(&unit);
+    assert_eq!(v["error"], Value::Null, "{v}");
+    assert_eq!(v["driver"], "magnum_capi_helm.driver:Driver");
+    assert_eq!(v["get_driver"], "magnum_capi_helm.driver:Driver");
+    assert_eq!(v["claimants"], json!(["k8s_capi_helm_v1"]));
+    assert_eq!(v["conf"]["kubeconfig_file"], "/etc/magnum/kubeconfig");
+    assert_eq!(
+        v["conf"]["disabled_drivers"],
+        json!(["k8s_fedora_atomic_v1", "k8s_fedora_coreos_v1"])
+    );
+
+    unit.put(
+        "/etc/magnum/magnum.conf.d/zz-local.conf",
+        "[capi_helm]\nkubeconfig_file = /root/.kube/config\n",
+        0o640,
+    );
+    let v = run(&unit);
+    assert_eq!(v["conf"]["kubeconfig_file"], "/root/.kube/config", "{v}");
+}

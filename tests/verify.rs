@@ -397,3 +397,18 @@ fn the_real_kubectl_accepts_the_test_server_and_kubeconfigs() {
         "{err}"
     );
 }
+
+/// Not a test: prints a healthy unit's verify output as `juju run` shows
+/// it, for the README (`cargo test --test verify -- --ignored
+/// print_verify_example --nocapture`).
+#[test]
+#[ignore]
+fn print_verify_example() {
+    let k8s = server(Api::WithClusterApi);
+    let unit = unit_with(&k8s.token_kubeconfig());
+    let (results, _, log) = verify(&unit);
+    for line in log {
+        println!("LOG {line}");
+    }
+    println!("{}", serde_yaml::to_string(&results).unwrap());
+}
