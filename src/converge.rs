@@ -10,6 +10,7 @@ use anyhow::{Context, Result};
 use crate::apply::{files, health, pip, systemd};
 use crate::event::Event;
 use crate::juju::{HookTools, Status, StatusKind};
+use crate::lifecycle;
 use crate::plan::paths::{CONF_D, SERVICES};
 use crate::plan::settings::Settings;
 use crate::plan::{self, Changes, Desired, DirFacts, FileFacts, Observed, SecretInput};
@@ -42,7 +43,7 @@ pub fn run(event: &Event, root: &Root, tools: &HookTools) -> Result<()> {
     }
     // A hook that changed nothing writes nothing, the state file included.
     // Before magnum arrives there is nothing of ours on the unit to keep.
-    if state != before && observed.magnum_gid.is_some() {
+    if (state != before || state.migrated) && observed.magnum_gid.is_some() {
         state.save(root, ids)?;
     }
     Ok(())
@@ -158,10 +159,17 @@ fn apply(root: &Root, tools: &HookTools, o: &Observed, d: &Desired, c: &Changes,
         tools.status_set(&working)?;
         state.status = Some(working);
     }
-    // The unit as it is now is the rollback target until something better
-    // is proven healthy.
-    if state.last_good.is_none() {
-        state.save_last_good(root, ids, &o.files)?;
+    // Before the first change: the unit as it is now is what remove puts
+    // back, and the rollback target until something better is proven
+    // healthy. Saved at once, so a crash later cannot lose it.
+    if state.prestate.is_none() || state.last_good.is_none() {
+        if state.prestate.is_none() {
+            state.prestate = Some(lifecycle::capture(root, o)?);
+        }
+        if state.last_good.is_none() {
+            state.save_last_good(root, ids, &o.files)?;
+        }
+        state.save(root, ids)?;
     }
 
     if c.install_driver {

@@ -8,6 +8,7 @@ mod clients;
 mod converge;
 mod event;
 mod juju;
+mod lifecycle;
 mod log;
 mod plan;
 mod state;
@@ -55,6 +56,7 @@ fn main() -> ExitCode {
             "JUJU_DISPATCH_PATH={path:?} is neither hooks/<hook> nor actions/<action>: run this through Juju's dispatch"
         )),
         hook if hook.converges() => converge::run(hook, &root, &tools),
+        Event::Stop | Event::Remove => lifecycle::restore(&event, &root, &tools),
         other => {
             tracing::info!("{other}: nothing to undo in this revision");
             Ok(())

@@ -1,6 +1,8 @@
 //! The charm's own memory on the unit, under `/var/lib/magnum-capi` (root
-//! only, survives upgrade-charm): the status it last set, what it applied,
-//! a change it rolled back, and the last good copies of its files.
+//! only, survives upgrade-charm): the unit as it was before the charm came
+//! (restored on remove), the status it last set, what it applied, a change
+//! it rolled back, and the last good copies of its files. Versioned:
+//! `load` migrates older formats.
 
 use std::collections::BTreeMap;
 
@@ -9,13 +11,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::apply::files::{ensure_dir, write_atomic};
 use crate::juju::Status;
-use crate::plan::paths::{LAST_GOOD_DIR, STATE_DIR, STATE_FILE};
+use crate::plan::paths::{LAST_GOOD_DIR, PRESTATE_DIR, STATE_DIR, STATE_FILE};
 use crate::plan::FileFacts;
 use crate::unit::observe::read_optional;
 use crate::unit::Root;
 
 /// Bumped when the format changes; `load` migrates older ones.
-pub const FORMAT: u32 = 1;
+/// 1: status, applied, rejected, last good. 2: + the pre-install state.
+pub const FORMAT: u32 = 2;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct State {
@@ -33,6 +36,30 @@ pub struct State {
     /// Managed files as they were at the last healthy point: owner and mode
     /// here, content in LAST_GOOD_DIR. `None` = the file did not exist.
     pub last_good: Option<BTreeMap<String, Option<Meta>>>,
+    /// The unit before the charm changed anything (captured once, before
+    /// the first change): what `stop`/`remove` put back.
+    #[serde(default)]
+    pub prestate: Option<Prestate>,
+    /// Loaded from an older format: save even if nothing else changed.
+    #[serde(skip)]
+    pub migrated: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Prestate {
+    /// Every file the charm manages or adopts; content in PRESTATE_DIR.
+    pub files: BTreeMap<String, Option<Meta>>,
+    /// The directories the charm may create.
+    pub dirs: BTreeMap<String, Option<Meta>>,
+    /// The driver version installed before the charm, if any.
+    pub driver: Option<String>,
+    /// False when unknown (a state migrated from format 1): then remove
+    /// never uninstalls the driver.
+    pub driver_known: bool,
+    /// The services' ActiveState before.
+    pub services: BTreeMap<String, String>,
+    /// What the charm took over from a hand-made (runbook) setup.
+    pub adopted: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,7 +95,7 @@ impl State {
                 ..State::default()
             }),
             Some(bytes) => match serde_json::from_slice::<State>(&bytes) {
-                Ok(s) => Ok(s),
+                Ok(s) => Ok(s.migrated()),
                 Err(e) => {
                     // A state file we cannot read is not fatal: converge
                     // from scratch (it only loses "unchanged" shortcuts).
@@ -82,6 +109,47 @@ impl State {
         }
     }
 
+    /// Bring an older format up to FORMAT.
+    fn migrated(mut self) -> State {
+        if self.format < 2 {
+            // Format 1 did not record the unit before install. The charm's
+            // files were its own (restore removes them); whether it
+            // installed the driver is unknown, so remove keeps the driver.
+            if self.applied.is_some() || self.last_good.is_some() {
+                let files = crate::plan::managed_paths()
+                    .into_iter()
+                    .filter(|p| !p.ends_with("/override.conf"))
+                    .map(|p| (p, None))
+                    .collect();
+                let dirs = crate::plan::managed_dirs()
+                    .into_iter()
+                    .map(|d| {
+                        (
+                            d,
+                            Some(Meta {
+                                mode: 0,
+                                uid: 0,
+                                gid: 0,
+                            }),
+                        )
+                    })
+                    .collect();
+                self.prestate = Some(Prestate {
+                    files,
+                    dirs,
+                    driver: None,
+                    driver_known: false,
+                    services: BTreeMap::new(),
+                    adopted: vec![],
+                });
+            }
+            tracing::info!("charm state migrated from format {} to {FORMAT}", self.format);
+            self.format = FORMAT;
+            self.migrated = true;
+        }
+        self
+    }
+
     pub fn save(&self, root: &Root, (uid, gid): (u32, u32)) -> Result<()> {
         ensure_dir(&root.path(STATE_DIR), 0o700, uid, gid)?;
         let body = serde_json::to_vec_pretty(self).context("cannot serialise the charm state")?;
@@ -92,58 +160,83 @@ impl State {
     pub fn save_last_good(
         &mut self,
         root: &Root,
-        (uid, gid): (u32, u32),
+        ids: (u32, u32),
         files: &BTreeMap<String, Option<FileFacts>>,
     ) -> Result<()> {
-        ensure_dir(&root.path(STATE_DIR), 0o700, uid, gid)?;
-        ensure_dir(&root.path(LAST_GOOD_DIR), 0o700, uid, gid)?;
-        let mut metas = BTreeMap::new();
-        for (path, facts) in files {
-            let stored = root.path(LAST_GOOD_DIR).join(stored_name(path));
-            match facts {
-                Some(f) => {
-                    if read_optional(&stored)?.as_deref() != Some(&f.content[..]) {
-                        write_atomic(&stored, &f.content, 0o600, uid, gid)?;
-                    }
-                    metas.insert(
-                        path.clone(),
-                        Some(Meta {
-                            mode: f.mode,
-                            uid: f.uid,
-                            gid: f.gid,
-                        }),
-                    );
-                }
-                None => {
-                    crate::apply::files::remove(&stored)?;
-                    metas.insert(path.clone(), None);
-                }
-            }
-        }
-        self.last_good = Some(metas);
+        self.last_good = Some(store_files(root, ids, LAST_GOOD_DIR, files)?);
         Ok(())
     }
 
     /// The last good copies, content included.
     pub fn last_good_files(&self, root: &Root) -> Result<BTreeMap<String, Option<FileFacts>>> {
-        let mut out = BTreeMap::new();
-        for (path, meta) in self.last_good.iter().flatten() {
-            let facts = match meta {
-                None => None,
-                Some(m) => {
-                    let stored = root.path(LAST_GOOD_DIR).join(stored_name(path));
-                    let content = read_optional(&stored)?
-                        .with_context(|| format!("last good copy {} is missing", stored.display()))?;
-                    Some(FileFacts {
-                        content,
-                        mode: m.mode,
-                        uid: m.uid,
-                        gid: m.gid,
-                    })
-                }
-            };
-            out.insert(path.clone(), facts);
-        }
-        Ok(out)
+        load_files(root, LAST_GOOD_DIR, self.last_good.as_ref())
     }
+
+    /// The pre-install copies, content included.
+    pub fn prestate_files(&self, root: &Root) -> Result<BTreeMap<String, Option<FileFacts>>> {
+        load_files(root, PRESTATE_DIR, self.prestate.as_ref().map(|p| &p.files))
+    }
+}
+
+/// Copy `files` (content) into `dir` under the state directory, root only;
+/// return their owner and mode (`None`: the file does not exist).
+pub fn store_files(
+    root: &Root,
+    (uid, gid): (u32, u32),
+    dir: &str,
+    files: &BTreeMap<String, Option<FileFacts>>,
+) -> Result<BTreeMap<String, Option<Meta>>> {
+    ensure_dir(&root.path(STATE_DIR), 0o700, uid, gid)?;
+    ensure_dir(&root.path(dir), 0o700, uid, gid)?;
+    let mut metas = BTreeMap::new();
+    for (path, facts) in files {
+        let stored = root.path(dir).join(stored_name(path));
+        match facts {
+            Some(f) => {
+                if read_optional(&stored)?.as_deref() != Some(&f.content[..]) {
+                    write_atomic(&stored, &f.content, 0o600, uid, gid)?;
+                }
+                metas.insert(
+                    path.clone(),
+                    Some(Meta {
+                        mode: f.mode,
+                        uid: f.uid,
+                        gid: f.gid,
+                    }),
+                );
+            }
+            None => {
+                crate::apply::files::remove(&stored)?;
+                metas.insert(path.clone(), None);
+            }
+        }
+    }
+    Ok(metas)
+}
+
+/// The files stored by `store_files`, content included.
+fn load_files(
+    root: &Root,
+    dir: &str,
+    metas: Option<&BTreeMap<String, Option<Meta>>>,
+) -> Result<BTreeMap<String, Option<FileFacts>>> {
+    let mut out = BTreeMap::new();
+    for (path, meta) in metas.into_iter().flatten() {
+        let facts = match meta {
+            None => None,
+            Some(m) => {
+                let stored = root.path(dir).join(stored_name(path));
+                let content =
+                    read_optional(&stored)?.with_context(|| format!("stored copy {} is missing", stored.display()))?;
+                Some(FileFacts {
+                    content,
+                    mode: m.mode,
+                    uid: m.uid,
+                    gid: m.gid,
+                })
+            }
+        };
+        out.insert(path.clone(), facts);
+    }
+    Ok(out)
 }

@@ -37,6 +37,7 @@ fn knows_break_system_packages(pip_version: &str) -> bool {
     (major, minor, patch) >= (23, 0, 1)
 }
 
+/// Run pip3 with these arguments (install or uninstall).
 pub fn install(args: &[String]) -> Result<()> {
     let out = Command::new("pip3")
         .args(args)
@@ -56,6 +57,16 @@ pub fn install(args: &[String]) -> Result<()> {
         bail!("`pip3 {}` failed: {last}", args.join(" "));
     }
     Ok(())
+}
+
+/// `pip3 uninstall` arguments for the driver.
+pub fn uninstall_args(pip_version: Option<&str>) -> Vec<String> {
+    let mut args = vec!["uninstall".to_string(), "--yes".to_string()];
+    if pip_version.is_none_or(knows_break_system_packages) {
+        args.push("--break-system-packages".into());
+    }
+    args.push("magnum-capi-helm".into());
+    args
 }
 
 /// Import check: the driver, its entry point, and its requirements.

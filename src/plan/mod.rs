@@ -135,11 +135,42 @@ impl Changes {
     }
 }
 
-/// Every path the charm may manage.
+/// Every file the charm may manage: its own, and the runbook's drop-ins it
+/// adopts.
 pub fn managed_paths() -> Vec<String> {
     let mut p = vec![KUBECONFIG.to_string(), CAPI_CONF.to_string()];
     p.extend(SERVICES.iter().map(|s| paths::dropin(s)));
+    p.extend(SERVICES.iter().map(|s| paths::runbook_dropin(s)));
     p
+}
+
+/// Directories the charm may create.
+pub fn managed_dirs() -> Vec<String> {
+    let mut d = vec![paths::CONF_D.to_string()];
+    d.extend(SERVICES.iter().map(|s| paths::dropin_dir(s)));
+    d
+}
+
+/// Is this drop-in the runbook's (section 8): nothing but `[Service]`, an
+/// `ExecStart=` reset and a magnum binary run with `--config-dir`? Then the
+/// charm's own drop-in replaces it. Anything else is the operator's and is
+/// left alone.
+pub fn is_runbook_override(text: &str) -> bool {
+    let mut runs_with_config_dir = false;
+    for line in text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with(';'))
+    {
+        match line {
+            "[Service]" | "ExecStart=" => {}
+            l if l.starts_with("ExecStart=") && l.contains("/magnum-") && l.contains("--config-dir") => {
+                runs_with_config_dir = true
+            }
+            _ => return false,
+        }
+    }
+    runs_with_config_dir
 }
 
 /// `waiting` when magnum is not (yet) on this machine.
@@ -255,6 +286,15 @@ pub fn desired(settings: &Settings, kubeconfig: Vec<u8>, o: &Observed) -> Result
         },
     ];
     let mut absent = Vec::new();
+    // The runbook's own drop-ins are adopted: ours takes their place.
+    for service in SERVICES {
+        let path = paths::runbook_dropin(service);
+        if let Some(Some(f)) = o.files.get(&path) {
+            if is_runbook_override(&String::from_utf8_lossy(&f.content)) {
+                absent.push(path);
+            }
+        }
+    }
     for service in SERVICES {
         let path = paths::dropin(service);
         match settings.service_override {

@@ -19,6 +19,18 @@ pub fn dropin(service: &str) -> String {
     format!("/etc/systemd/system/{service}.service.d/99-magnum-capi.conf")
 }
 
+/// The runbook's hand-made drop-in (section 8), adopted by the charm.
+pub fn runbook_dropin(service: &str) -> String {
+    format!("/etc/systemd/system/{service}.service.d/override.conf")
+}
+
+pub fn dropin_dir(service: &str) -> String {
+    format!("/etc/systemd/system/{service}.service.d")
+}
+
+/// Where the charm keeps the unit's files as they were before it came.
+pub const PRESTATE_DIR: &str = "/var/lib/magnum-capi/prestate";
+
 /// Where systemd unit files of packages live, in systemd's order.
 pub const UNIT_DIRS: [&str; 3] = ["/etc/systemd/system", "/usr/lib/systemd/system", "/lib/systemd/system"];
 

@@ -136,3 +136,33 @@ fn secret_problems_say_what_to_run() {
     let e = kubeconfig_from_secret(Some(uri), Some(&SecretInput::Content(bad))).unwrap_err();
     assert!(e.message.contains("kind: Config"));
 }
+
+#[test]
+fn the_runbooks_dropin_is_recognised_and_nothing_else() {
+    let runbook = "[Service]\nExecStart=\nExecStart=/usr/bin/magnum-api --config-file=/etc/magnum/magnum.conf --config-dir=/etc/magnum/magnum.conf.d\n";
+    assert!(is_runbook_override(runbook));
+    assert!(!is_runbook_override("[Service]\nLimitNOFILE=1048576\n"));
+    assert!(!is_runbook_override(&format!("{runbook}Environment=DEBUG=1\n")));
+    assert!(!is_runbook_override(""));
+}
+
+#[test]
+fn a_runbook_dropin_is_adopted_and_an_operators_is_left() {
+    let mut o = healthy_unit();
+    let api = paths::runbook_dropin("magnum-api");
+    let conductor = paths::runbook_dropin("magnum-conductor");
+    let file = |t: &str| {
+        Some(FileFacts {
+            content: t.as_bytes().to_vec(),
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+        })
+    };
+    o.files.insert(api.clone(), file("[Service]\nExecStart=\nExecStart=/usr/bin/magnum-api --config-file=/etc/magnum/magnum.conf --config-dir=/etc/magnum/magnum.conf.d\n"));
+    o.files
+        .insert(conductor.clone(), file("[Service]\nLimitNOFILE=1048576\n"));
+    let d = desired(&settings(json!({})), KUBE.into(), &o).unwrap();
+    assert!(d.absent.contains(&api));
+    assert!(!d.absent.contains(&conductor));
+}

@@ -393,8 +393,31 @@ fn monotonic_us() -> u64 {
 }
 
 fn pip(fake: &Fake, args: &[String]) -> ExitCode {
+    if args.first().map(String::as_str) == Some("uninstall") {
+        // Remove the distribution wherever pip put it.
+        let mut found = false;
+        for base in ["usr/local/lib", "usr/lib"] {
+            for p in fs::read_dir(fake.root.join(base)).into_iter().flatten().flatten() {
+                for d in fs::read_dir(p.path().join("dist-packages"))
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                {
+                    if d.file_name().to_string_lossy().starts_with("magnum_capi_helm-") {
+                        fs::remove_dir_all(d.path()).unwrap();
+                        found = true;
+                    }
+                }
+            }
+        }
+        return if found {
+            out("Successfully uninstalled magnum-capi-helm\n")
+        } else {
+            err(0, "WARNING: Skipping magnum-capi-helm as it is not installed.")
+        };
+    }
     if args.first().map(String::as_str) != Some("install") {
-        return err(1, "fake pip3: only install is faked");
+        return err(1, "fake pip3: only install and uninstall are faked");
     }
     let pip = fake.get("pip");
     if let Some(stderr) = pip.get("fail").and_then(Value::as_str) {

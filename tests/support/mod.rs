@@ -295,6 +295,15 @@ impl Unit {
             &format!("root:x:{}:\nmagnum:x:{}:\n", ids.root_gid, ids.magnum_gid),
             0o644,
         );
+        // Directories every Debian/Ubuntu magnum unit has.
+        for d in [
+            "/etc/systemd/system",
+            "/usr/local/lib/python3.11/dist-packages",
+            "/var/lib/magnum",
+            "/run/systemd",
+        ] {
+            fs::create_dir_all(self.path(d)).unwrap();
+        }
         fs::create_dir_all(self.path("/etc/magnum")).unwrap();
         std::os::unix::fs::chown(self.path("/etc/magnum"), Some(ids.magnum_uid), Some(ids.magnum_gid)).unwrap();
         self.chmod("/etc/magnum", 0o750);
