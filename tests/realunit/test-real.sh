@@ -13,8 +13,8 @@
 # every hook, and the strace of the traced ones, stay in $LOGDIR.
 set -uo pipefail
 
-source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 NAME=${NAME:-magnum-capi-test}
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 SETTLE=5
 
 PASSED=0 FAILED=0 XFAILED=0
@@ -223,6 +223,35 @@ rc=0; run_dispatch hooks/update-status || rc=$?
 hook_ok "update-status (conductor stopped)" $rc
 check "update-status started magnum-conductor again; both healthy and stay up" healthy_stays
 expect "status" "$READY" "$(juju_status)"
+
+section "verify"
+# The checks that need nothing off the unit (this unit has no management
+# cluster and no helm: those checks fail here, by design of the unit).
+ON_UNIT_CHECKS="driver-installed driver-loads config-loader capi-conf kubeconfig dropins services journal"
+run_verify() {
+    world_set action_params '{}'
+    U rm -f "$FAKE_DIR/action-results.json" "$FAKE_DIR/action-failed" "$FAKE_DIR/action-log.txt"
+    run_dispatch actions/verify JUJU_ACTION_NAME=verify JUJU_ACTION_UUID=1
+}
+# check_status NAME...: "name=status" for each check in the results.
+check_status() {
+    U sh -c "cat $FAKE_DIR/action-results.json 2>/dev/null || echo '{}'" | python3 -c '
+import json, sys
+r = json.load(sys.stdin).get("checks", {})
+print(" ".join("%s=%s" % (n, r.get(n, {}).get("status", "missing")) for n in sys.argv[1:]))' "$@"
+}
+a=$(start_ts magnum-api) c=$(start_ts magnum-conductor)
+run_verify; rc=$?
+check "verify ran (dispatch exit 0, results written)" test "$rc" -eq 0 -a -n "$(check_status services)"
+expect "verify passes every on-unit check on the healthy unit" \
+    "$(for n in $ON_UNIT_CHECKS; do printf '%s=pass ' "$n"; done | sed 's/ $//')" "$(check_status $ON_UNIT_CHECKS)"
+expect "verify restarts nothing" "$a $c" "$(start_ts magnum-api) $(start_ts magnum-conductor)"
+U systemctl stop magnum-conductor.service
+run_verify
+expect "with magnum-conductor stopped, verify fails the services check" "services=fail" "$(check_status services)"
+check "and the action fails" U test -e "$FAKE_DIR/action-failed"
+U systemctl start magnum-conductor.service
+wait_for 30 healthy_stays
 
 section "kill -9 in the middle of a hook (settle window after the restart)"
 world_set config.namespace-prefix '"killed-mid-hook"'
