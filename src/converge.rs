@@ -11,10 +11,11 @@ use crate::apply::{files, health, pip, systemd};
 use crate::event::Event;
 use crate::juju::{HookTools, Status, StatusKind};
 use crate::lifecycle;
-use crate::plan::paths::{CONF_D, SERVICES};
+use crate::plan::paths::{CONF_D, HELM, REQUIREMENTS, SERVICES, STAGED_HELM, STAGED_WHEELS};
 use crate::plan::settings::Settings;
-use crate::plan::{self, Changes, Desired, DirFacts, FileFacts, Observed, SecretInput};
-use crate::state::{Applied, Meta, Rejected, State};
+use crate::plan::{self, Changes, Desired, DirFacts, DriverSource, FileFacts, Observed, ResourceFacts, SecretInput};
+use crate::state::{file_stat, Applied, HelmRecord, Meta, Rejected, State};
+use crate::supply;
 use crate::unit::observe::{observe, pip_version, site_dirs};
 use crate::unit::Root;
 
@@ -22,7 +23,8 @@ use crate::unit::Root;
 pub fn run(event: &Event, root: &Root, tools: &HookTools) -> Result<()> {
     let mut state = State::load(root)?;
     let before = state.clone();
-    let observed = observe(root)?;
+    let mut observed = observe(root)?;
+    state.complete(root, &mut observed);
     let ids = (observed.root_uid, observed.root_gid);
     // A healthy, converged unit: update-status looks without spawning.
     if *event == Event::UpdateStatus && still_converged(root, &observed, &state)? {
@@ -61,6 +63,7 @@ pub fn desired_state(
     event: &Event,
     tools: &HookTools,
     o: &Observed,
+    resources: &ResourceFacts,
 ) -> Result<std::result::Result<(Settings, Desired), Status>> {
     if let Some(waiting) = plan::principal_missing(o) {
         return Ok(Err(waiting));
@@ -83,11 +86,23 @@ pub fn desired_state(
         Ok(k) => k,
         Err(status) => return Ok(Err(status)),
     };
-    Ok(plan::desired(&settings, kubeconfig, o).map(|d| (settings, d)))
+    Ok(plan::desired(&settings, kubeconfig, o, resources).map(|d| (settings, d)))
 }
 
 fn converge(event: &Event, root: &Root, tools: &HookTools, o: &Observed, state: &mut State) -> Result<Status> {
-    let desired = match desired_state(event, tools, o)? {
+    if let Some(waiting) = plan::principal_missing(o) {
+        return Ok(waiting);
+    }
+    // Resources change only through attach-resource, which fires
+    // upgrade-charm: fetch them then (and at install), not on every hook.
+    if matches!(event, Event::Install | Event::UpgradeCharm) || state.resources.is_none() {
+        match supply::fetch(tools, root, (o.root_uid, o.root_gid))? {
+            Ok(r) => state.resources = Some(r),
+            Err(message) => return Ok(Status::blocked(message)),
+        }
+    }
+    let resources = state.resource_facts();
+    let desired = match desired_state(event, tools, o, &resources)? {
         Ok((_, d)) => d,
         Err(status) => return Ok(status),
     };
@@ -174,17 +189,41 @@ fn apply(root: &Root, tools: &HookTools, o: &Observed, d: &Desired, c: &Changes,
 
     if c.install_driver {
         let sites = site_dirs(root);
-        let args = pip::install_args(
-            &d.driver_version,
-            d.pip_index_url.as_deref(),
-            pip_version(&sites).as_deref(),
-        );
+        let pip_v = pip_version(&sites);
+        let mut args = match &d.driver_source {
+            DriverSource::Wheels { .. } => {
+                let dir = root.path(STAGED_WHEELS);
+                pip::install_from_wheels_args(&d.driver_version, &dir.to_string_lossy(), pip_v.as_deref())
+            }
+            DriverSource::Index { url, sha256: Some(sha) } => {
+                let reqs = root.path(REQUIREMENTS);
+                files::write_atomic(
+                    &reqs,
+                    pip::requirements(&d.driver_version, sha).as_bytes(),
+                    0o600,
+                    o.root_uid,
+                    o.root_gid,
+                )?;
+                pip::install_pinned_args(&reqs.to_string_lossy(), url.as_deref(), pip_v.as_deref())
+            }
+            DriverSource::Index { url, sha256: None } => {
+                pip::install_args(&d.driver_version, url.as_deref(), pip_v.as_deref())
+            }
+        };
+        if o.driver_version.as_deref() == Some(d.driver_version.as_str()) {
+            // Same version, new bytes (a new wheel was attached).
+            args.insert(1, "--force-reinstall".into());
+        }
         tracing::info!("installing magnum-capi-helm {}", d.driver_version);
         if let Err(e) = pip::install(&args) {
             return Ok(Status::blocked(format!(
                 "{e:#}; fix the index or juju config magnum-capi driver-version=<version>"
             )));
         }
+        state.installed_wheel_sha256 = match &d.driver_source {
+            DriverSource::Wheels { sha256 } => Some(sha256.clone()),
+            DriverSource::Index { sha256, .. } => sha256.clone(),
+        };
         let check = pip::import_check()?;
         if let Some(problem) = check.problem() {
             // Do not go on to restart magnum onto a driver that cannot load,
@@ -199,6 +238,30 @@ fn apply(root: &Root, tools: &HookTools, o: &Observed, d: &Desired, c: &Changes,
             return Ok(status);
         }
         tracing::info!("driver loads: {}", check.entry_point.unwrap_or_default());
+    }
+    if c.install_helm {
+        let staged = std::fs::read(root.path(STAGED_HELM))
+            .context("the staged helm is missing: juju attach-resource magnum-capi helm=<file> again")?;
+        let target = root.path(HELM);
+        if let Some(dir) = target.parent() {
+            if !dir.exists() {
+                files::ensure_dir(dir, 0o755, o.root_uid, o.root_gid)?;
+            }
+        }
+        tracing::info!("installing helm to {HELM}");
+        files::write_atomic(&target, &staged, 0o755, o.root_uid, o.root_gid)?;
+        let version = std::process::Command::new("helm")
+            .args(["version", "--short"])
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+        tracing::info!("helm {}", version.as_deref().unwrap_or("(version unknown)"));
+        state.helm = Some(HelmRecord {
+            sha256: d.helm.clone().unwrap_or_default(),
+            stat: file_stat(&target),
+            version,
+        });
     }
     if c.fix_conf_d {
         files::ensure_dir(&root.path(CONF_D), d.conf_d.mode, d.conf_d.uid, d.conf_d.gid)?;

@@ -11,7 +11,7 @@ use anyhow::Result;
 use crate::apply::{files, health, pip, systemd};
 use crate::event::Event;
 use crate::juju::{HookTools, Status};
-use crate::plan::paths::{CAPI_CONF, KUBECONFIG, SERVICES, STATE_DIR};
+use crate::plan::paths::{CAPI_CONF, HELM, KUBECONFIG, SERVICES, STATE_DIR};
 use crate::plan::settings::Settings;
 use crate::plan::{is_runbook_override, managed_dirs, Observed};
 use crate::state::{store_files, Meta, Prestate, State};
@@ -75,6 +75,7 @@ pub fn capture(root: &Root, o: &Observed) -> Result<Prestate> {
         driver_known: true,
         services,
         adopted,
+        helm_existed: root.path(HELM).exists(),
     })
 }
 
@@ -147,6 +148,10 @@ pub fn restore(event: &Event, root: &Root, tools: &HookTools) -> Result<()> {
             Ok(()) => changed = true,
             Err(e) => tracing::warn!("could not put the driver back as it was: {e:#}"),
         }
+    }
+    // helm: taken away if the charm brought it.
+    if state.helm.is_some() && !pre.helm_existed && files::remove(&root.path(HELM))? {
+        tracing::info!("removed {HELM} (installed from the helm resource)");
     }
     if dropins_changed {
         systemd::daemon_reload()?;

@@ -12,6 +12,7 @@ mod lifecycle;
 mod log;
 mod plan;
 mod state;
+mod supply;
 mod unit;
 
 use std::path::Path;

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::apply::files::{ensure_dir, write_atomic};
 use crate::juju::Status;
 use crate::plan::paths::{LAST_GOOD_DIR, PRESTATE_DIR, STATE_DIR, STATE_FILE};
-use crate::plan::FileFacts;
+use crate::plan::{FileFacts, Observed};
 use crate::unit::observe::read_optional;
 use crate::unit::Root;
 
@@ -40,9 +40,38 @@ pub struct State {
     /// the first change): what `stop`/`remove` put back.
     #[serde(default)]
     pub prestate: Option<Prestate>,
+    /// The Juju resources as last fetched and staged.
+    #[serde(default)]
+    pub resources: Option<crate::supply::Resources>,
+    /// sha256 of the driver wheel the charm installed (when pinned or from
+    /// a resource).
+    #[serde(default)]
+    pub installed_wheel_sha256: Option<String>,
+    /// The helm the charm installed at /usr/local/bin/helm.
+    #[serde(default)]
+    pub helm: Option<HelmRecord>,
     /// Loaded from an older format: save even if nothing else changed.
     #[serde(skip)]
     pub migrated: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HelmRecord {
+    pub sha256: String,
+    /// (size, mtime in ns, inode) right after install: a cheap drift check.
+    pub stat: Option<(u64, i128, u64)>,
+    pub version: Option<String>,
+}
+
+/// (size, mtime ns, inode) of a file.
+pub fn file_stat(path: &std::path::Path) -> Option<(u64, i128, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some((
+        m.len(),
+        i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
+        m.ino(),
+    ))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,6 +89,10 @@ pub struct Prestate {
     pub services: BTreeMap<String, String>,
     /// What the charm took over from a hand-made (runbook) setup.
     pub adopted: Vec<String>,
+    /// Whether /usr/local/bin/helm existed: if not and the charm installed
+    /// one, remove takes it away again.
+    #[serde(default)]
+    pub helm_existed: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -109,6 +142,26 @@ impl State {
         }
     }
 
+    /// Add what only the charm's memory knows to the observed unit: what
+    /// it installed, and whether helm is still as it left it.
+    pub fn complete(&self, root: &Root, o: &mut Observed) {
+        o.installed_wheel_sha256 = self.installed_wheel_sha256.clone();
+        o.installed_helm_sha256 = self.helm.as_ref().map(|h| h.sha256.clone());
+        o.helm_intact = self
+            .helm
+            .as_ref()
+            .is_some_and(|h| h.stat.is_some() && h.stat == file_stat(&root.path(crate::plan::paths::HELM)));
+    }
+
+    /// The staged resources, as the plan sees them.
+    pub fn resource_facts(&self) -> crate::plan::ResourceFacts {
+        let r = self.resources.clone().unwrap_or_default();
+        crate::plan::ResourceFacts {
+            wheel: r.wheel.map(|w| (w.version, w.sha256)),
+            helm: r.helm.map(|h| h.sha256),
+        }
+    }
+
     /// Bring an older format up to FORMAT.
     fn migrated(mut self) -> State {
         if self.format < 2 {
@@ -141,6 +194,7 @@ impl State {
                     driver_known: false,
                     services: BTreeMap::new(),
                     adopted: vec![],
+                    helm_existed: true,
                 });
             }
             tracing::info!("charm state migrated from format {} to {FORMAT}", self.format);

@@ -26,6 +26,8 @@ fn first_install_does_the_runbook_correctly() {
     assert_eq!(
         run.spawned(),
         [
+            "resource-get",
+            "resource-get",
             "config-get",
             "secret-get",
             "status-set",

@@ -17,7 +17,7 @@ use crate::clients::kube::Kube;
 use crate::converge::desired_state;
 use crate::event::Event;
 use crate::juju::HookTools;
-use crate::plan::paths::{CAPI_CONF, CONF_D, KUBECONFIG, SERVICES};
+use crate::plan::paths::{CAPI_CONF, CONF_D, KUBECONFIG, SERVICES, SERVICE_PATH};
 use crate::plan::red_flags::first_red_flag;
 use crate::plan::settings::{ServiceOverride, Settings, DRIVER_ENTRY_POINT};
 use crate::plan::{ini, kubeconfig, render, x509, Desired, Observed};
@@ -27,15 +27,6 @@ use crate::unit::{Accounts, Root};
 /// The management cluster gets this long, once: a dead server costs it
 /// once, not per check.
 const KUBE_TIMEOUT: Duration = Duration::from_secs(10);
-/// PATH of a systemd service (systemd's default).
-const SERVICE_PATH: [&str; 6] = [
-    "/usr/local/sbin",
-    "/usr/local/bin",
-    "/usr/sbin",
-    "/usr/bin",
-    "/sbin",
-    "/bin",
-];
 
 /// Checks 2-4 in one python3 run: the driver's entry point, magnum's own
 /// driver lookup and config loader, as the service runs them.
@@ -110,9 +101,16 @@ pub fn run(root: &Root, tools: &HookTools) -> Result<()> {
         tools,
         checks: Vec::new(),
     };
-    let o = observe(root)?;
+    let state = crate::state::State::load(root)?;
+    let mut o = observe(root)?;
+    state.complete(root, &mut o);
     let services_before = systemd::show(root, &SERVICES).ok();
-    let desired = desired_state(&Event::Action(crate::event::Action::Verify), tools, &o)?;
+    let desired = desired_state(
+        &Event::Action(crate::event::Action::Verify),
+        tools,
+        &o,
+        &state.resource_facts(),
+    )?;
     let (settings, desired) = match desired {
         Ok((s, d)) => (Some(s), Some(d)),
         Err(status) => {

@@ -10,11 +10,7 @@ use serde::Deserialize;
 /// over the distro's (FACTS.md); `--break-system-packages` where pip knows
 /// it (>= 23.0.1; older pips predate PEP 668 and refuse the flag).
 pub fn install_args(version: &str, index_url: Option<&str>, pip_version: Option<&str>) -> Vec<String> {
-    let mut args = vec!["install".to_string()];
-    if pip_version.is_none_or(knows_break_system_packages) {
-        args.push("--break-system-packages".into());
-    }
-    args.push("--no-deps".into());
+    let mut args = base(pip_version);
     if let Some(url) = index_url {
         args.push("--index-url".into());
         args.push(url.into());
@@ -57,6 +53,43 @@ pub fn install(args: &[String]) -> Result<()> {
         bail!("`pip3 {}` failed: {last}", args.join(" "));
     }
     Ok(())
+}
+
+fn base(pip_version: Option<&str>) -> Vec<String> {
+    let mut args = vec!["install".to_string()];
+    if pip_version.is_none_or(knows_break_system_packages) {
+        args.push("--break-system-packages".into());
+    }
+    args.push("--no-deps".into());
+    args
+}
+
+/// From the wheels staged from the `driver-wheel` resource: no index at all.
+pub fn install_from_wheels_args(version: &str, dir: &str, pip_version: Option<&str>) -> Vec<String> {
+    let mut args = base(pip_version);
+    args.extend([
+        "--no-index".into(),
+        "--find-links".into(),
+        dir.into(),
+        format!("magnum-capi-helm=={version}"),
+    ]);
+    args
+}
+
+/// A requirements file pinning the driver's hash, for `--require-hashes`.
+pub fn requirements(version: &str, sha256: &str) -> String {
+    format!("magnum-capi-helm=={version} --hash=sha256:{sha256}\n")
+}
+
+/// From an index with the wheel's hash pinned.
+pub fn install_pinned_args(requirements: &str, index_url: Option<&str>, pip_version: Option<&str>) -> Vec<String> {
+    let mut args = base(pip_version);
+    args.push("--require-hashes".into());
+    if let Some(url) = index_url {
+        args.extend(["--index-url".into(), url.into()]);
+    }
+    args.extend(["-r".into(), requirements.into()]);
+    args
 }
 
 /// `pip3 uninstall` arguments for the driver.

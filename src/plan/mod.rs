@@ -2,6 +2,7 @@
 //! difference to apply. No I/O; every bad-input message is born here or in
 //! the submodules.
 
+pub mod artifact;
 pub mod base64;
 pub mod ini;
 pub mod kubeconfig;
@@ -56,6 +57,35 @@ pub struct Observed {
     pub conf_d: Option<DirFacts>,
     /// Every path the charm may manage, and what is there now.
     pub files: BTreeMap<String, Option<FileFacts>>,
+    /// A helm on the services' PATH (any directory), and whether the one
+    /// the charm installed is still as it left it (stat compare).
+    pub helm_present: bool,
+    pub helm_intact: bool,
+    /// What the charm recorded installing: the wheel's and helm's sha256.
+    pub installed_wheel_sha256: Option<String>,
+    pub installed_helm_sha256: Option<String>,
+}
+
+/// Where the driver comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DriverSource {
+    /// A package index (`pip-index-url`, or pip's default), optionally
+    /// hash-pinned.
+    Index {
+        url: Option<String>,
+        sha256: Option<String>,
+    },
+    /// The wheels staged from the `driver-wheel` resource: no index.
+    Wheels { sha256: String },
+}
+
+/// Juju resources as the charm staged them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResourceFacts {
+    /// (version, sha256) of the staged magnum-capi-helm wheel.
+    pub wheel: Option<(String, String)>,
+    /// sha256 of the staged helm.
+    pub helm: Option<String>,
 }
 
 /// The kubeconfig secret as `secret-get` gave it.
@@ -85,7 +115,10 @@ pub struct DirSpec {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Desired {
     pub driver_version: String,
-    pub pip_index_url: Option<String>,
+    pub driver_source: DriverSource,
+    /// sha256 of the helm to install at /usr/local/bin/helm (from the
+    /// resource); `None`: helm is not the charm's to manage.
+    pub helm: Option<String>,
     pub conf_d: DirSpec,
     pub files: Vec<FileSpec>,
     /// Managed paths that must not exist (our drop-ins in `none` mode).
@@ -106,6 +139,7 @@ impl Desired {
             }
         };
         feed(self.driver_version.as_bytes());
+        feed(format!("{:?} {:?}", self.driver_source, self.helm).as_bytes());
         for f in &self.files {
             feed(f.path.as_bytes());
             feed(&f.content);
@@ -122,6 +156,7 @@ impl Desired {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Changes {
     pub install_driver: bool,
+    pub install_helm: bool,
     pub fix_conf_d: bool,
     pub writes: Vec<FileSpec>,
     pub removes: Vec<String>,
@@ -235,7 +270,49 @@ pub fn kubeconfig_from_secret(uri: Option<&str>, secret: Option<&SecretInput>) -
 }
 
 /// The desired state, or the status that says why the charm will not act.
-pub fn desired(settings: &Settings, kubeconfig: Vec<u8>, o: &Observed) -> Result<Desired, Status> {
+pub fn desired(
+    settings: &Settings,
+    kubeconfig: Vec<u8>,
+    o: &Observed,
+    resources: &ResourceFacts,
+) -> Result<Desired, Status> {
+    let driver_source = match &resources.wheel {
+        Some((version, sha)) => {
+            if *version != settings.driver_version {
+                return Err(Status::blocked(format!(
+                    "the driver-wheel resource is magnum-capi-helm {version} but driver-version is {}: juju config magnum-capi driver-version={version}, or attach the {} wheel",
+                    settings.driver_version, settings.driver_version
+                )));
+            }
+            if let Some(pin) = settings.driver_sha256.as_ref().filter(|p| *p != sha) {
+                return Err(Status::blocked(format!(
+                    "driver wheel sha256 {sha} does not match driver-sha256 {pin}: nothing installed; attach the right wheel or fix the pin"
+                )));
+            }
+            DriverSource::Wheels { sha256: sha.clone() }
+        }
+        None => DriverSource::Index {
+            url: settings.pip_index_url.clone(),
+            sha256: settings.driver_sha256.clone(),
+        },
+    };
+    let helm = match &resources.helm {
+        Some(sha) => {
+            if let Some(pin) = settings.helm_sha256.as_ref().filter(|p| *p != sha) {
+                return Err(Status::blocked(format!(
+                    "helm sha256 {sha} does not match helm-sha256 {pin}: nothing installed; attach the right helm or fix the pin"
+                )));
+            }
+            Some(sha.clone())
+        }
+        None if o.helm_present => None,
+        None => {
+            return Err(Status::blocked(format!(
+                "helm missing (the driver runs it to create clusters): juju attach-resource magnum-capi helm=./helm-v3.17.2-linux-{}.tar.gz",
+                artifact::our_arch()
+            )))
+        }
+    };
     let magnum_gid = o.magnum_gid.unwrap_or(0);
     let disabled: Vec<String> = match &settings.disabled_drivers {
         DisabledDrivers::Auto => {
@@ -317,7 +394,8 @@ pub fn desired(settings: &Settings, kubeconfig: Vec<u8>, o: &Observed) -> Result
     }
     Ok(Desired {
         driver_version: settings.driver_version.clone(),
-        pip_index_url: settings.pip_index_url.clone(),
+        driver_source,
+        helm,
         conf_d: DirSpec {
             mode: 0o750,
             uid: o.root_uid,
@@ -332,8 +410,14 @@ pub fn desired(settings: &Settings, kubeconfig: Vec<u8>, o: &Observed) -> Result
 
 /// The difference between the desired and the observed unit.
 pub fn diff(d: &Desired, o: &Observed) -> Changes {
+    // The same version from other bytes (a new wheel attached) reinstalls.
+    let new_wheel = matches!(&d.driver_source, DriverSource::Wheels { sha256 } if o.installed_wheel_sha256.as_ref() != Some(sha256));
     let mut c = Changes {
-        install_driver: o.driver_version.as_deref() != Some(d.driver_version.as_str()),
+        install_driver: o.driver_version.as_deref() != Some(d.driver_version.as_str()) || new_wheel,
+        install_helm: d
+            .helm
+            .as_ref()
+            .is_some_and(|sha| o.installed_helm_sha256.as_ref() != Some(sha) || !o.helm_intact),
         fix_conf_d: o.conf_d
             != Some(DirFacts {
                 mode: d.conf_d.mode,

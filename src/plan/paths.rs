@@ -28,6 +28,23 @@ pub fn dropin_dir(service: &str) -> String {
     format!("/etc/systemd/system/{service}.service.d")
 }
 
+/// Resources staged by the charm (supply chain), and pip's hash-pinned
+/// requirements file.
+pub const STAGED_WHEELS: &str = "/var/lib/magnum-capi/resources/wheels";
+pub const STAGED_HELM: &str = "/var/lib/magnum-capi/resources/helm";
+pub const REQUIREMENTS: &str = "/var/lib/magnum-capi/requirements.txt";
+/// Where the charm installs helm: on the services' PATH.
+pub const HELM: &str = "/usr/local/bin/helm";
+/// A systemd service's PATH (systemd's default).
+pub const SERVICE_PATH: [&str; 6] = [
+    "/usr/local/sbin",
+    "/usr/local/bin",
+    "/usr/sbin",
+    "/usr/bin",
+    "/sbin",
+    "/bin",
+];
+
 /// Where the charm keeps the unit's files as they were before it came.
 pub const PRESTATE_DIR: &str = "/var/lib/magnum-capi/prestate";
 

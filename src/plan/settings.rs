@@ -136,6 +136,9 @@ pub struct Settings {
     /// `(ini key, value)` for every `[capi_helm]` option that is set, in
     /// CAPI_OPTIONS order, already INI-safe (validated, `$` escaped).
     pub capi_helm: Vec<(&'static str, String)>,
+    /// sha256 pins (64 lowercase hex digits) for the driver wheel and helm.
+    pub driver_sha256: Option<String>,
+    pub helm_sha256: Option<String>,
 }
 
 pub const DRIVER_ENTRY_POINT: &str = "k8s_capi_helm_v1";
@@ -339,7 +342,20 @@ impl Settings {
             capi_helm.push((opt.key, value));
         }
 
+        let pin = |option: &str| -> Result<Option<String>, String> {
+            match get_str(raw, option)?.map(str::trim) {
+                None | Some("") => Ok(None),
+                Some(p) => super::artifact::parse_sha256(p).map(Some).ok_or_else(|| {
+                    format!("config {option} is not a sha256 (64 hex digits); fix: juju config magnum-capi {option}=$(sha256sum <file> | cut -d' ' -f1)")
+                }),
+            }
+        };
+        let driver_sha256 = pin("driver-sha256")?;
+        let helm_sha256 = pin("helm-sha256")?;
+
         Ok(Settings {
+            driver_sha256,
+            helm_sha256,
             kubeconfig_secret,
             driver_version: driver_version.to_string(),
             pip_index_url,

@@ -12,6 +12,7 @@ fn healthy_unit() -> Observed {
         magnum_gid: Some(64060),
         magnum_conf: Some("[DEFAULT]\ndebug = false\n".into()),
         other_drivers: vec!["k8s_fedora_coreos_v1".into(), DRIVER_ENTRY_POINT.into()],
+        helm_present: true,
         ..Observed::default()
     };
     for s in SERVICES {
@@ -53,7 +54,7 @@ fn applied(o: &Observed, d: &Desired) -> Observed {
 #[test]
 fn a_fresh_unit_needs_everything() {
     let o = healthy_unit();
-    let d = desired(&settings(json!({})), KUBE.into(), &o).unwrap();
+    let d = desired(&settings(json!({})), KUBE.into(), &o, &ResourceFacts::default()).unwrap();
     let c = diff(&d, &o);
     assert!(c.install_driver && c.fix_conf_d && c.daemon_reload && c.restart);
     assert_eq!(c.writes.len(), 4);
@@ -67,16 +68,22 @@ fn a_fresh_unit_needs_everything() {
 #[test]
 fn an_applied_unit_needs_nothing() {
     let o = healthy_unit();
-    let d = desired(&settings(json!({})), KUBE.into(), &o).unwrap();
+    let d = desired(&settings(json!({})), KUBE.into(), &o, &ResourceFacts::default()).unwrap();
     assert!(diff(&d, &applied(&o, &d)).is_empty());
 }
 
 #[test]
 fn a_config_change_touches_only_the_conf() {
     let o = healthy_unit();
-    let d1 = desired(&settings(json!({})), KUBE.into(), &o).unwrap();
+    let d1 = desired(&settings(json!({})), KUBE.into(), &o, &ResourceFacts::default()).unwrap();
     let o = applied(&o, &d1);
-    let d2 = desired(&settings(json!({"namespace-prefix": "capi"})), KUBE.into(), &o).unwrap();
+    let d2 = desired(
+        &settings(json!({"namespace-prefix": "capi"})),
+        KUBE.into(),
+        &o,
+        &ResourceFacts::default(),
+    )
+    .unwrap();
     let c = diff(&d2, &o);
     assert_eq!(
         c.writes.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(),
@@ -89,7 +96,7 @@ fn a_config_change_touches_only_the_conf() {
 #[test]
 fn a_mode_drift_is_repaired() {
     let o = healthy_unit();
-    let d = desired(&settings(json!({})), KUBE.into(), &o).unwrap();
+    let d = desired(&settings(json!({})), KUBE.into(), &o, &ResourceFacts::default()).unwrap();
     let mut o = applied(&o, &d);
     o.files.get_mut(KUBECONFIG).unwrap().as_mut().unwrap().mode = 0o644;
     let c = diff(&d, &o);
@@ -100,16 +107,28 @@ fn a_mode_drift_is_repaired() {
 #[test]
 fn none_mode_removes_our_dropins_and_refuses_a_shadowing_magnum_conf() {
     let o = healthy_unit();
-    let d1 = desired(&settings(json!({})), KUBE.into(), &o).unwrap();
+    let d1 = desired(&settings(json!({})), KUBE.into(), &o, &ResourceFacts::default()).unwrap();
     let o = applied(&o, &d1);
-    let d2 = desired(&settings(json!({"service-override": "none"})), KUBE.into(), &o).unwrap();
+    let d2 = desired(
+        &settings(json!({"service-override": "none"})),
+        KUBE.into(),
+        &o,
+        &ResourceFacts::default(),
+    )
+    .unwrap();
     let c = diff(&d2, &o);
     assert_eq!(c.removes.len(), 2);
     assert!(c.daemon_reload);
 
     let mut shadowed = o.clone();
     shadowed.magnum_conf = Some("[capi_helm]\nkubeconfig_file = /root/.kube/config\n".into());
-    let e = desired(&settings(json!({"service-override": "none"})), KUBE.into(), &shadowed).unwrap_err();
+    let e = desired(
+        &settings(json!({"service-override": "none"})),
+        KUBE.into(),
+        &shadowed,
+        &ResourceFacts::default(),
+    )
+    .unwrap_err();
     assert!(e.message.contains("[capi_helm] kubeconfig_file"), "{}", e.message);
 }
 
@@ -162,7 +181,7 @@ fn a_runbook_dropin_is_adopted_and_an_operators_is_left() {
     o.files.insert(api.clone(), file("[Service]\nExecStart=\nExecStart=/usr/bin/magnum-api --config-file=/etc/magnum/magnum.conf --config-dir=/etc/magnum/magnum.conf.d\n"));
     o.files
         .insert(conductor.clone(), file("[Service]\nLimitNOFILE=1048576\n"));
-    let d = desired(&settings(json!({})), KUBE.into(), &o).unwrap();
+    let d = desired(&settings(json!({})), KUBE.into(), &o, &ResourceFacts::default()).unwrap();
     assert!(d.absent.contains(&api));
     assert!(!d.absent.contains(&conductor));
 }

@@ -206,6 +206,7 @@ pub fn observe(root: &Root) -> Result<Observed> {
         files.insert(p, facts);
     }
     o.files = files;
+    o.helm_present = paths::SERVICE_PATH.iter().any(|d| root.path(d).join("helm").is_file());
     Ok(o)
 }
 

@@ -423,10 +423,45 @@ fn pip(fake: &Fake, args: &[String]) -> ExitCode {
     if let Some(stderr) = pip.get("fail").and_then(Value::as_str) {
         return err(1, stderr);
     }
-    let Some(spec) = args.iter().find(|a| a.starts_with("magnum-capi-helm==")) else {
+    // The requirement: on the command line, or in a -r file (with a hash).
+    let mut spec = args.iter().find(|a| a.starts_with("magnum-capi-helm==")).cloned();
+    let mut pinned = None;
+    if let Some(file) = args.iter().position(|a| a == "-r").and_then(|i| args.get(i + 1)) {
+        let text = fs::read_to_string(file).unwrap_or_default();
+        let line = text.lines().next().unwrap_or("");
+        spec = line.split_whitespace().next().map(str::to_string);
+        pinned = line.split("--hash=sha256:").nth(1).map(|h| h.trim().to_string());
+    }
+    let Some(spec) = spec else {
         return err(1, "ERROR: You must give at least one requirement to install");
     };
-    let version = spec.trim_start_matches("magnum-capi-helm==");
+    let version = spec.trim_start_matches("magnum-capi-helm==").to_string();
+    let version = version.as_str();
+    if args.iter().any(|a| a == "--require-hashes") {
+        // The index's wheel hash, as the test world says it is.
+        let got = pip
+            .get("index_sha256")
+            .and_then(Value::as_str)
+            .unwrap_or("0000000000000000000000000000000000000000000000000000000000000000");
+        if pinned.as_deref() != Some(got) {
+            return err(1, &format!("ERROR: THESE PACKAGES DO NOT MATCH THE HASHES FROM THE REQUIREMENTS FILE. If you have updated the package versions, please update the hashes. Otherwise, examine the package contents carefully; someone may have tampered with them.\n    magnum-capi-helm=={version} from https://files.pythonhosted.org/packages/magnum_capi_helm-{version}-py3-none-any.whl:\n        Expected sha256 {}\n             Got        {got}\n", pinned.unwrap_or_default()));
+        }
+    }
+    if let Some(dir) = args
+        .iter()
+        .position(|a| a == "--find-links")
+        .and_then(|i| args.get(i + 1))
+    {
+        // --no-index: the wheel must be in the directory.
+        let found = fs::read_dir(dir).into_iter().flatten().flatten().any(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(&format!("magnum_capi_helm-{version}-"))
+        });
+        if !found {
+            return err(1, &format!("ERROR: Could not find a version that satisfies the requirement magnum-capi-helm=={version} (from versions: none)\nERROR: No matching distribution found for magnum-capi-helm=={version}"));
+        }
+    }
     let python = pip.get("python").and_then(Value::as_str).unwrap_or("3.11");
     let site = fake.unit_path(&format!("/usr/local/lib/python{python}/dist-packages"));
     // pip replaces an older version in the same site.

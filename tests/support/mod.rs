@@ -339,6 +339,8 @@ impl Unit {
             "[externally-managed]\n",
             0o644,
         );
+        // A helm on the services' PATH (the supply-chain tests remove it).
+        self.put("/usr/local/bin/helm", "#!/bin/sh\n# stands for helm v3\n", 0o755);
         let mut w = self.world();
         let started = monotonic_us();
         w["services"] = json!({
@@ -615,9 +617,16 @@ impl Unit {
         std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap()).keep()
     }
 
-    /// A static helm v3 on the services' PATH (the fake answers `helm version`).
+    /// A static helm v3 on the services' PATH (the fake answers `helm
+    /// version`). `Unit::new()` has one already.
     pub fn with_helm(self) -> Unit {
         self.put("/usr/local/bin/helm", "#!/bin/sh\n# stands for helm v3\n", 0o755);
+        self
+    }
+
+    /// No helm anywhere on the services' PATH.
+    pub fn without_helm(self) -> Unit {
+        let _ = fs::remove_file(self.path("/usr/local/bin/helm"));
         self
     }
 
