@@ -67,7 +67,7 @@ pub fn fetch(tools: &HookTools, root: &Root, ids: (u32, u32)) -> Result<std::res
     }
     if let Some(path) = tools.resource_get("driver-wheel")? {
         let bytes = read_resource(&path)?;
-        ensure_dir(&root.path(&format!("{STATE_DIR}/resources")), 0o700, ids.0, ids.1)?;
+        ensure_dir(&root.path(format!("{STATE_DIR}/resources")), 0o700, ids.0, ids.1)?;
         ensure_dir(&wheels, 0o700, ids.0, ids.1)?;
         match stage_wheels(&bytes, &wheels, ids)? {
             Ok(w) => res.wheel = Some(w),
@@ -80,7 +80,7 @@ pub fn fetch(tools: &HookTools, root: &Root, ids: (u32, u32)) -> Result<std::res
             Ok(h) => h,
             Err(message) => return Ok(Err(format!("helm resource: {message}"))),
         };
-        ensure_dir(&root.path(&format!("{STATE_DIR}/resources")), 0o700, ids.0, ids.1)?;
+        ensure_dir(&root.path(format!("{STATE_DIR}/resources")), 0o700, ids.0, ids.1)?;
         write_atomic(&root.path(STAGED_HELM), &helm, 0o700, ids.0, ids.1)?;
         res.helm = Some(StagedHelm { sha256: sha256(&helm) });
     }
