@@ -338,6 +338,13 @@ fn still_converged(root: &Root, o: &Observed, state: &State) -> Result<bool> {
     if !active || state.rejected.is_some() || o.driver_version.as_deref() != Some(&applied.driver_version) {
         return Ok(false);
     }
+    if state.helm.is_some() && !o.helm_intact {
+        tracing::info!(
+            "{} changed since the charm installed it: repairing",
+            crate::plan::paths::HELM
+        );
+        return Ok(false);
+    }
     let m = applied.conf_d;
     if o.conf_d
         != Some(DirFacts {

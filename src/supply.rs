@@ -182,53 +182,54 @@ fn stage_wheels(bytes: &[u8], dir: &Path, ids: (u32, u32)) -> Result<std::result
 /// this unit's architecture.
 fn helm_binary(bytes: &[u8]) -> Result<std::result::Result<Vec<u8>, String>> {
     let ours = artifact::our_arch();
-    let binary =
-        match artifact::sniff(bytes) {
-            Kind::Elf => bytes.to_vec(),
-            Kind::Gzip => {
-                let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(bytes));
-                let Ok(entries) = tar.entries() else {
-                    return Ok(Err("not a readable .tar.gz".into()));
+    let binary = match artifact::sniff(bytes) {
+        Kind::Elf => bytes.to_vec(),
+        Kind::Gzip => {
+            let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(bytes));
+            let Ok(entries) = tar.entries() else {
+                return Ok(Err("not a readable .tar.gz".into()));
+            };
+            let mut found = None;
+            let mut arches = Vec::new();
+            for entry in entries {
+                let Ok(mut entry) = entry else {
+                    return Ok(Err("a damaged .tar.gz".into()));
                 };
-                let mut found = None;
-                let mut arches = Vec::new();
-                for entry in entries {
-                    let Ok(mut entry) = entry else {
-                        return Ok(Err("a damaged .tar.gz".into()));
-                    };
-                    let name = entry
-                        .path()
-                        .map(|p| p.to_string_lossy().into_owned())
-                        .unwrap_or_default();
-                    if let Some(dir) = name.strip_suffix("/helm") {
-                        let arch = dir
-                            .rsplit('/')
-                            .next()
-                            .unwrap_or("")
-                            .trim_start_matches("linux-")
-                            .to_string();
-                        if arch == ours {
-                            let mut data = Vec::new();
-                            if entry.read_to_end(&mut data).is_err() {
-                                return Ok(Err(format!("cannot unpack {name}")));
-                            }
-                            found = Some(data);
-                        } else {
-                            arches.push(arch);
+                let name = entry
+                    .path()
+                    .map(|p| p.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                if let Some(dir) = name.strip_suffix("/helm") {
+                    let arch = dir
+                        .rsplit('/')
+                        .next()
+                        .unwrap_or("")
+                        .trim_start_matches("linux-")
+                        .to_string();
+                    if arch == ours {
+                        let mut data = Vec::new();
+                        if entry.read_to_end(&mut data).is_err() {
+                            return Ok(Err(format!("cannot unpack {name}")));
                         }
+                        found = Some(data);
+                    } else {
+                        arches.push(arch);
                     }
                 }
-                match found {
-                    Some(b) => b,
-                    None if !arches.is_empty() => return Ok(Err(format!(
+            }
+            match found {
+                Some(b) => b,
+                None if !arches.is_empty() => {
+                    return Ok(Err(format!(
                         "the tarball is for linux-{}, this unit is linux-{ours}: attach helm-vX-linux-{ours}.tar.gz",
                         arches.join(", linux-")
-                    ))),
-                    None => return Ok(Err("no linux-<arch>/helm in the tarball".into())),
+                    )))
                 }
+                None => return Ok(Err("no linux-<arch>/helm in the tarball".into())),
             }
-            _ => return Ok(Err("neither a helm binary nor a helm-vX-linux-<arch>.tar.gz".into())),
-        };
+        }
+        _ => return Ok(Err("neither a helm binary nor a helm-vX-linux-<arch>.tar.gz".into())),
+    };
     match artifact::elf_arch(&binary) {
         Some(a) if a == ours => Ok(Ok(binary)),
         Some(a) => Ok(Err(format!("the helm binary is for {a}, this unit is {ours}"))),

@@ -44,6 +44,14 @@ pub fn install(args: &[String]) -> Result<()> {
         .context("cannot run pip3: install python3-pip on the unit")?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
+        // pip's hash check names both hashes on two lines.
+        let find = |p: &str| {
+            err.lines()
+                .find_map(|l| l.trim().strip_prefix(p).map(|h| h.trim().to_string()))
+        };
+        if let (Some(expected), Some(got)) = (find("Expected sha256"), find("Got")) {
+            bail!("driver wheel sha256 {got} does not match driver-sha256 {expected}: nothing installed");
+        }
         let last = err
             .lines()
             .rev()

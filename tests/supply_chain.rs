@@ -1,0 +1,339 @@
+//! Supply chain: the driver from a wheel, a wheelhouse or a pinned index,
+//! helm from a binary or its release tarball, sha256 pins, and no install
+//! when the bytes are the same. The archives are made by the real `zip`,
+//! `tar` and `gzip` here, to feed the charm's parsers what operators
+//! attach.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::json;
+use support::{Unit, FAKE_TOOL, KUBECONFIG};
+
+fn sh(dir: &Path, cmd: &str) {
+    let out = Command::new("sh").arg("-c").arg(cmd).current_dir(dir).output().unwrap();
+    assert!(out.status.success(), "{cmd}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn sha256_of(path: &Path) -> String {
+    let out = Command::new("sha256sum").arg(path).output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// A tiny but real wheel of `name` at `version`, built with zip.
+fn wheel(dir: &Path, name: &str, version: &str) -> PathBuf {
+    let src = dir.join(format!("src-{name}-{version}"));
+    let info = src.join(format!("{name}-{version}.dist-info"));
+    std::fs::create_dir_all(src.join(name)).unwrap();
+    std::fs::create_dir_all(&info).unwrap();
+    std::fs::write(src.join(name).join("__init__.py"), "").unwrap();
+    std::fs::write(
+        info.join("METADATA"),
+        format!("Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        info.join("WHEEL"),
+        "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    )
+    .unwrap();
+    std::fs::write(
+        info.join("entry_points.txt"),
+        "[magnum.drivers]\nk8s_capi_helm_v1 = magnum_capi_helm.driver:Driver\n",
+    )
+    .unwrap();
+    std::fs::write(info.join("RECORD"), "").unwrap();
+    let whl = dir.join(format!("{name}-{version}-py3-none-any.whl"));
+    sh(&src, &format!("zip -q -r {} .", whl.display()));
+    whl
+}
+
+/// An ELF "helm" for an architecture: the fake tool (a real x86-64 or
+/// aarch64 executable) with e_machine patched when another arch is wanted.
+fn helm_binary(dir: &Path, arch: &str) -> PathBuf {
+    let mut bytes = std::fs::read(FAKE_TOOL).unwrap();
+    let machine: u16 = match arch {
+        "amd64" => 62,
+        "arm64" => 183,
+        _ => unreachable!(),
+    };
+    bytes[18..20].copy_from_slice(&machine.to_le_bytes());
+    let p = dir.join(format!("helm-{arch}"));
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+/// helm's release tarball layout: linux-<arch>/helm, LICENSE, README.md.
+fn helm_tarball(dir: &Path, arch: &str) -> PathBuf {
+    let bin = helm_binary(dir, arch);
+    let tree = dir.join(format!("tree-{arch}"));
+    std::fs::create_dir_all(tree.join(format!("linux-{arch}"))).unwrap();
+    std::fs::copy(&bin, tree.join(format!("linux-{arch}/helm"))).unwrap();
+    std::fs::write(tree.join(format!("linux-{arch}/LICENSE")), "Apache-2.0\n").unwrap();
+    let tgz = dir.join(format!("helm-v3.17.2-linux-{arch}.tar.gz"));
+    sh(&tree, &format!("tar czf {} linux-{arch}", tgz.display()));
+    tgz
+}
+
+const ARCH: &str = if cfg!(target_arch = "aarch64") {
+    "arm64"
+} else {
+    "amd64"
+};
+const OTHER_ARCH: &str = if cfg!(target_arch = "aarch64") {
+    "amd64"
+} else {
+    "arm64"
+};
+
+fn new_unit() -> (Unit, tempfile::TempDir) {
+    (Unit::new().kubeconfig(KUBECONFIG), tempfile::tempdir().unwrap())
+}
+
+fn attach(unit: &Unit, name: &str, path: &Path) {
+    let mut w = unit.world();
+    w["resources"][name] = json!(path.display().to_string());
+    unit.set("resources", w["resources"].clone());
+}
+
+#[test]
+fn a_wheel_resource_installs_with_no_index() {
+    let (unit, dir) = new_unit();
+    let whl = wheel(dir.path(), "magnum_capi_helm", "1.1.0");
+    // Juju stores a resource under metadata's filename, not the original.
+    let stored = dir.path().join("driver-wheel");
+    std::fs::copy(&whl, &stored).unwrap();
+    attach(&unit, "driver-wheel", &stored);
+    let run = unit.hook("install");
+    run.assert_ok();
+    assert_eq!(unit.status().0, "active", "{:?}", unit.status());
+    let pip = &run.calls_of("pip3")[0];
+    let staged = unit.path("/var/lib/magnum-capi/resources/wheels");
+    assert_eq!(
+        pip.args,
+        [
+            "install",
+            "--break-system-packages",
+            "--no-deps",
+            "--no-index",
+            "--find-links",
+            &staged.display().to_string(),
+            "magnum-capi-helm==1.1.0"
+        ]
+    );
+    assert!(staged.join("magnum_capi_helm-1.1.0-py3-none-any.whl").exists());
+    // The next hooks neither fetch nor install again.
+    let again = unit.hook("config-changed");
+    assert_eq!(again.spawned(), ["config-get", "secret-get"]);
+}
+
+#[test]
+fn a_wheelhouse_tarball_and_zip_are_unpacked() {
+    for kind in ["tar.gz", "zip"] {
+        let (unit, dir) = new_unit();
+        let house = dir.path().join("house");
+        std::fs::create_dir_all(&house).unwrap();
+        for (n, v) in [("magnum_capi_helm", "1.1.0"), ("pyyaml", "6.0.1")] {
+            let w = wheel(dir.path(), n, v);
+            std::fs::copy(&w, house.join(w.file_name().unwrap())).unwrap();
+        }
+        let archive = dir.path().join("driver-wheel");
+        match kind {
+            "tar.gz" => sh(
+                dir.path(),
+                &format!("tar czf {} -C {} .", archive.display(), house.display()),
+            ),
+            // zip adds .zip to a name without one; Juju names it driver-wheel.
+            _ => sh(
+                &house,
+                &format!("zip -q -r ../house.zip . && mv ../house.zip {}", archive.display()),
+            ),
+        }
+        attach(&unit, "driver-wheel", &archive);
+        let run = unit.hook("install");
+        run.assert_ok();
+        assert_eq!(unit.status().0, "active", "{kind}: {:?} {}", unit.status(), run.stderr);
+        let staged = unit.path("/var/lib/magnum-capi/resources/wheels");
+        assert!(staged.join("pyyaml-6.0.1-py3-none-any.whl").exists(), "{kind}");
+        assert!(run.calls_of("pip3")[0].args.contains(&"--no-index".to_string()));
+    }
+}
+
+#[test]
+fn a_wheel_hash_pin_matches_or_blocks_with_both_hashes() {
+    let (unit, dir) = new_unit();
+    let whl = wheel(dir.path(), "magnum_capi_helm", "1.1.0");
+    let sha = sha256_of(&whl);
+    attach(&unit, "driver-wheel", &whl);
+    unit.set_config("driver-sha256", "f".repeat(64));
+    let before = unit.snapshot();
+    unit.hook("install").assert_ok();
+    let (kind, message) = unit.status();
+    assert_eq!(kind, "blocked");
+    assert!(message.contains(&sha) && message.contains(&"f".repeat(64)), "{message}");
+    assert_eq!(unit.snapshot(), before, "nothing installed");
+
+    unit.set_config("driver-sha256", sha.as_str());
+    unit.hook("config-changed").assert_ok();
+    assert_eq!(unit.status().0, "active", "{:?}", unit.status());
+}
+
+#[test]
+fn an_index_install_is_hash_pinned_through_pip() {
+    let (unit, _dir) = new_unit();
+    let good = "ab".repeat(32);
+    unit.set("pip", json!({"index_sha256": good}));
+    unit.set_config("driver-sha256", "cd".repeat(32));
+    let run = unit.hook("install");
+    run.assert_ok();
+    let (kind, message) = unit.status();
+    assert_eq!(kind, "blocked");
+    assert!(
+        message.contains(&good) && message.contains(&"cd".repeat(32)),
+        "{message}"
+    );
+    assert!(run.calls_of("pip3")[0].args.contains(&"--require-hashes".to_string()));
+    assert!(unit.file("/etc/magnum/magnum.conf.d/99-capi.conf").is_none());
+
+    unit.set_config("driver-sha256", good.as_str());
+    unit.hook("config-changed").assert_ok();
+    assert_eq!(unit.status().0, "active", "{:?}", unit.status());
+    let reqs = unit.text("/var/lib/magnum-capi/requirements.txt");
+    assert_eq!(reqs, format!("magnum-capi-helm==1.1.0 --hash=sha256:{good}\n"));
+}
+
+#[test]
+fn a_wheel_of_another_version_or_package_is_refused() {
+    let (unit, dir) = new_unit();
+    attach(&unit, "driver-wheel", &wheel(dir.path(), "magnum_capi_helm", "1.4.0"));
+    unit.hook("install").assert_ok();
+    assert!(unit.status().1.contains("driver-version=1.4.0"), "{:?}", unit.status());
+
+    let (unit, dir) = new_unit();
+    attach(&unit, "driver-wheel", &wheel(dir.path(), "requests", "2.31.0"));
+    unit.hook("install").assert_ok();
+    assert!(
+        unit.status().1.contains("no magnum-capi-helm wheel"),
+        "{:?}",
+        unit.status()
+    );
+}
+
+#[test]
+fn helm_from_a_tarball_or_a_bare_binary_is_installed_once() {
+    for source in ["tarball", "binary"] {
+        let (unit, dir) = new_unit();
+        let unit = unit.without_helm();
+        let file = if source == "tarball" {
+            helm_tarball(dir.path(), ARCH)
+        } else {
+            helm_binary(dir.path(), ARCH)
+        };
+        attach(&unit, "helm", &file);
+        let run = unit.hook("install");
+        run.assert_ok();
+        assert_eq!(unit.status().0, "active", "{source}: {:?}", unit.status());
+        let helm = unit.file("/usr/local/bin/helm").unwrap();
+        assert_eq!((helm.mode, helm.uid), (0o755, unit.ids.root_uid));
+        assert_eq!(
+            helm.content,
+            std::fs::read(helm_binary(dir.path(), ARCH)).unwrap(),
+            "{source}"
+        );
+        assert!(run.called("helm"), "helm version recorded");
+        // Same bytes: nothing to do.
+        let again = unit.hook("update-status");
+        assert!(again.spawned().is_empty(), "{source}: {:?}", again.spawned());
+        // Removed by hand: put back on the next update-status.
+        std::fs::remove_file(unit.path("/usr/local/bin/helm")).unwrap();
+        unit.hook("update-status").assert_ok();
+        assert!(unit.file("/usr/local/bin/helm").is_some(), "{source}");
+    }
+}
+
+#[test]
+fn helm_for_the_wrong_arch_is_refused() {
+    for source in ["tarball", "binary"] {
+        let (unit, dir) = new_unit();
+        let unit = unit.without_helm();
+        let file = if source == "tarball" {
+            helm_tarball(dir.path(), OTHER_ARCH)
+        } else {
+            helm_binary(dir.path(), OTHER_ARCH)
+        };
+        attach(&unit, "helm", &file);
+        unit.hook("install").assert_ok();
+        let (kind, message) = unit.status();
+        assert_eq!(kind, "blocked", "{source}");
+        assert!(
+            message.contains(OTHER_ARCH) && message.contains(ARCH),
+            "{source}: {message}"
+        );
+        assert!(unit.file("/usr/local/bin/helm").is_none());
+    }
+}
+
+#[test]
+fn no_helm_anywhere_blocks_with_the_attach_command() {
+    let (unit, _dir) = new_unit();
+    let unit = unit.without_helm();
+    unit.hook("install").assert_ok();
+    let (kind, message) = unit.status();
+    assert_eq!(kind, "blocked");
+    assert!(message.contains("juju attach-resource magnum-capi helm="), "{message}");
+}
+
+#[test]
+fn a_helm_pin_mismatch_blocks_with_both_hashes() {
+    let (unit, dir) = new_unit();
+    let unit = unit.without_helm();
+    let bin = helm_binary(dir.path(), ARCH);
+    let sha = sha256_of(&bin);
+    attach(&unit, "helm", &bin);
+    unit.set_config("helm-sha256", "0".repeat(64));
+    unit.hook("install").assert_ok();
+    let message = unit.status().1;
+    assert!(message.contains(&sha) && message.contains(&"0".repeat(64)), "{message}");
+    assert!(unit.file("/usr/local/bin/helm").is_none());
+}
+
+#[test]
+fn a_new_resource_revision_is_picked_up_on_upgrade_charm() {
+    let (unit, dir) = new_unit();
+    let first = wheel(dir.path(), "magnum_capi_helm", "1.1.0");
+    attach(&unit, "driver-wheel", &first);
+    unit.hook("install").assert_ok();
+    // attach-resource: new bytes, same version; Juju fires upgrade-charm.
+    let rebuilt_dir = dir.path().join("rebuilt");
+    std::fs::create_dir_all(&rebuilt_dir).unwrap();
+    let second = wheel(&rebuilt_dir, "magnum_capi_helm", "1.1.0");
+    sh(
+        &rebuilt_dir,
+        &format!("echo '# rebuilt' > extra.txt && zip -q {} extra.txt", second.display()),
+    );
+    attach(&unit, "driver-wheel", &second);
+    let run = unit.hook("upgrade-charm");
+    run.assert_ok();
+    let pip = &run.calls_of("pip3")[0];
+    assert!(pip.args.contains(&"--force-reinstall".to_string()), "{:?}", pip.args);
+    assert!(run.called("systemctl restart"));
+    // And removal of the charm takes helm and the driver away again.
+}
+
+#[test]
+fn remove_takes_away_the_helm_the_charm_installed() {
+    let (unit, dir) = new_unit();
+    let unit = unit.without_helm();
+    let before = unit.snapshot_all();
+    attach(&unit, "helm", &helm_binary(dir.path(), ARCH));
+    unit.hook("install").assert_ok();
+    assert!(unit.file("/usr/local/bin/helm").is_some());
+    unit.hook("stop").assert_ok();
+    assert_eq!(unit.snapshot_all(), before);
+}
