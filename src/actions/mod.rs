@@ -2,6 +2,7 @@
 //! action-log and action-fail.
 
 mod check;
+mod smoketest;
 mod verify;
 
 use anyhow::Result;
@@ -13,9 +14,7 @@ use crate::unit::Root;
 pub fn run(action: Action, root: &Root, tools: &HookTools) -> Result<()> {
     match action {
         Action::Verify => verify::run(root, tools),
-        Action::Smoketest => {
-            tools.action_fail("the smoketest action is not available in this revision of magnum-capi yet")
-        }
+        Action::Smoketest => smoketest::run(root, tools),
     }
 }
 

@@ -2,3 +2,4 @@
 //! later the OpenStack APIs (smoketest). ureq over rustls.
 
 pub mod kube;
+pub mod openstack;

@@ -4,6 +4,7 @@
 
 pub mod artifact;
 pub mod base64;
+pub mod credentials;
 pub mod ini;
 pub mod kubeconfig;
 pub mod paths;
