@@ -64,17 +64,8 @@ action_verify() {
     run_dispatch actions/verify JUJU_ACTION_NAME=verify JUJU_ACTION_UUID=1 || rc=$?
     printf '    $ juju run magnum-capi/0 verify   (dispatch exit %s)\n' "$rc"
     U sh -c "cat $FAKE_DIR/action-log.txt 2>/dev/null" | indent
-    U sh -c "cat $FAKE_DIR/action-results.json 2>/dev/null" | python3 -c '
-import json, sys
-t = sys.stdin.read().strip()
-def show(v, pad):
-    for k in sorted(v):
-        if isinstance(v[k], dict):
-            print(pad + k + ":"); show(v[k], pad + "  ")
-        else:
-            print(pad + k + ": " + str(v[k]))
-if t:
-    show(json.loads(t), "    ")'
+    U sh -c "cat $FAKE_DIR/action-results.json 2>/dev/null" |
+        python3 -c 'import json,sys; t=sys.stdin.read().strip(); print("    summary: " + (json.loads(t).get("summary", "?") if t else "no results"))'
     if U test -e "$FAKE_DIR/action-failed"; then
         printf '    Action failed: %s\n' "$(U cat "$FAKE_DIR/action-failed")"
     else
@@ -124,12 +115,15 @@ wait_for 60 services_healthy || ru_die "magnum-api and magnum-conductor did not 
 install_charm
 T_SETUP=$(since "$t0")
 printf 'magnum up, charm at %s, hook tools in %s (%ss)\n' "$CHARM_DIR" "$TOOLS_DIR" "$T_SETUP"
-printf 'config: kubeconfig-secret=%s driver-version=%s service-override=runbook restart-settle-seconds=%s\n' \
-    "$SECRET_URI" "$DRIVER_VERSION" "$SETTLE"
+printf 'resources attached: driver-wheel=%s, helm=helm v3.17.2 (static); pinned with driver-sha256 and helm-sha256\n' "$WHEEL"
+printf 'management cluster: a test Kubernetes API in the unit at %s (GET /version and the Cluster API group)\n' "$KUBE_SERVER"
+printf 'config: kubeconfig-secret=%s driver-version=%s service-override=runbook restart-settle-seconds=%s driver-sha256=%.12s... helm-sha256=%.12s...\n' \
+    "$SECRET_URI" "$DRIVER_VERSION" "$SETTLE" "$WHEEL_SHA256" "$HELM_SHA256"
 show_unit
 
 step "install (pip installs the real magnum-capi-helm $DRIVER_VERSION wheel, offline)" hook install
 printf '    driver: %s\n' "$(U python3 -c 'import magnum_capi_helm, importlib.metadata as m; print(m.version("magnum-capi-helm"), magnum_capi_helm.__path__[0])')"
+printf '    helm:   %s\n' "$(U sh -c 'echo "$(command -v helm) $(helm version --short)"')"
 step "juju-info-relation-joined (magnum/0)" hook juju-info-relation-joined "${relation_env[@]}"
 step "juju-info-relation-changed (magnum/0)" hook juju-info-relation-changed "${relation_env[@]}"
 step "config-changed" hook config-changed

