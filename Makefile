@@ -72,7 +72,7 @@ venv-oslo:
 	bash tests/venvs/oslo.sh
 
 test: venv-oslo
-	MAGNUM_CAPI_REQUIRE_REAL=1 cargo test --locked
+	MAGNUM_CAPI_REQUIRE_REAL=1 cargo test --locked --features faults
 
 test-fast:
 	cargo test --locked

@@ -22,7 +22,6 @@ use crate::unit::Root;
 /// Run a converging hook and report its status.
 pub fn run(event: &Event, root: &Root, tools: &HookTools) -> Result<()> {
     let mut state = State::load(root)?;
-    let before = state.clone();
     let mut observed = observe(root)?;
     state.complete(root, &mut observed);
     let ids = (observed.root_uid, observed.root_gid);
@@ -45,7 +44,7 @@ pub fn run(event: &Event, root: &Root, tools: &HookTools) -> Result<()> {
     }
     // A hook that changed nothing writes nothing, the state file included.
     // Before magnum arrives there is nothing of ours on the unit to keep.
-    if (state != before || state.migrated) && observed.magnum_gid.is_some() {
+    if observed.magnum_gid.is_some() {
         state.save(root, ids)?;
     }
     Ok(())
@@ -111,7 +110,17 @@ fn converge(event: &Event, root: &Root, tools: &HookTools, o: &Observed, state: 
             return Ok(rejected.status.clone());
         }
     }
-    let changes = plan::diff(&desired, o);
+    let mut changes = plan::diff(&desired, o);
+    if changes.is_empty() && state.pending_restart {
+        // A hook died after changing files but before the restart that
+        // makes them count: do that part now.
+        tracing::info!("an earlier hook stopped before restarting magnum: restarting now");
+        changes = Changes {
+            daemon_reload: true,
+            restart: true,
+            ..Changes::default()
+        };
+    }
     if changes.is_empty() {
         state.rejected = None;
         if state.applied.as_ref().map(|a| &a.fingerprint) != Some(&desired.fingerprint()) {
@@ -177,15 +186,15 @@ fn apply(root: &Root, tools: &HookTools, o: &Observed, d: &Desired, c: &Changes,
     // Before the first change: the unit as it is now is what remove puts
     // back, and the rollback target until something better is proven
     // healthy. Saved at once, so a crash later cannot lose it.
-    if state.prestate.is_none() || state.last_good.is_none() {
-        if state.prestate.is_none() {
-            state.prestate = Some(lifecycle::capture(root, o)?);
-        }
-        if state.last_good.is_none() {
-            state.save_last_good(root, ids, &o.files)?;
-        }
-        state.save(root, ids)?;
+    if state.prestate.is_none() {
+        state.prestate = Some(lifecycle::capture(root, o)?);
     }
+    if state.last_good.is_none() {
+        state.save_last_good(root, ids, &o.files)?;
+    }
+    // A restart is owed from here on, even if this process dies before it.
+    state.pending_restart |= c.restart;
+    state.save(root, ids)?;
 
     if c.install_driver {
         let sites = site_dirs(root);
@@ -292,6 +301,7 @@ fn apply(root: &Root, tools: &HookTools, o: &Observed, d: &Desired, c: &Changes,
     }
     record_applied(root, o, d, state)?;
     state.rejected = None;
+    state.pending_restart = false;
     finish(&HookTools, d, state)
 }
 
@@ -385,6 +395,7 @@ fn rollback(root: &Root, o: &Observed, d: &Desired, state: &mut State, verdict: 
         "restart unhealthy, rolled back to the last good config: {}; fix: {}",
         verdict.problem, verdict.fix
     ));
+    state.pending_restart = false;
     state.rejected = Some(Rejected {
         fingerprint: d.fingerprint(),
         status: status.clone(),

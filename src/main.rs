@@ -7,6 +7,7 @@ mod apply;
 mod clients;
 mod converge;
 mod event;
+mod fault;
 mod juju;
 mod lifecycle;
 mod log;

@@ -50,9 +50,17 @@ pub struct State {
     /// The helm the charm installed at /usr/local/bin/helm.
     #[serde(default)]
     pub helm: Option<HelmRecord>,
-    /// Loaded from an older format: save even if nothing else changed.
+    /// Files changed and the restart that makes them count is not done
+    /// yet (a hook died in between): the next hook restarts.
+    #[serde(default)]
+    pub pending_restart: bool,
+    /// Loaded from an older format (logged; the next save writes format 2).
     #[serde(skip)]
     pub migrated: bool,
+    /// The bytes last read from or written to the state file: a save that
+    /// would write the same bytes writes nothing.
+    #[serde(skip)]
+    pub persisted: Option<Vec<u8>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -128,7 +136,10 @@ impl State {
                 ..State::default()
             }),
             Some(bytes) => match serde_json::from_slice::<State>(&bytes) {
-                Ok(s) => Ok(s.migrated()),
+                Ok(s) => Ok(State {
+                    persisted: Some(bytes),
+                    ..s.migrated()
+                }),
                 Err(e) => {
                     // A state file we cannot read is not fatal: converge
                     // from scratch (it only loses "unchanged" shortcuts).
@@ -204,10 +215,16 @@ impl State {
         self
     }
 
-    pub fn save(&self, root: &Root, (uid, gid): (u32, u32)) -> Result<()> {
-        ensure_dir(&root.path(STATE_DIR), 0o700, uid, gid)?;
+    /// Write the state file, unless it already holds exactly this.
+    pub fn save(&mut self, root: &Root, (uid, gid): (u32, u32)) -> Result<()> {
         let body = serde_json::to_vec_pretty(self).context("cannot serialise the charm state")?;
-        write_atomic(&root.path(STATE_FILE), &body, 0o600, uid, gid)
+        if self.persisted.as_ref() == Some(&body) {
+            return Ok(());
+        }
+        ensure_dir(&root.path(STATE_DIR), 0o700, uid, gid)?;
+        write_atomic(&root.path(STATE_FILE), &body, 0o600, uid, gid)?;
+        self.persisted = Some(body);
+        Ok(())
     }
 
     /// Keep `files` as the last good copies.

@@ -178,7 +178,8 @@ fn update_status_repairs_a_deleted_kubeconfig() {
     assert!(run.called("systemctl restart"));
     assert!(run.stderr.contains("drifted"), "{}", run.stderr);
     // And the next one is lean again.
-    assert!(unit.hook("update-status").spawned().is_empty());
+    let next = unit.hook("update-status");
+    assert!(next.spawned().is_empty(), "{:?}\n{}", next.spawned(), next.stderr);
 }
 
 #[test]

@@ -32,6 +32,8 @@ pub fn write_atomic(path: &Path, content: &[u8], mode: u32, uid: u32, gid: u32) 
         Err(e) if e.kind() == ErrorKind::NotFound => {}
         Err(e) => return Err(e).with_context(|| format!("cannot remove stale {}", tmp.display())),
     }
+    let label = crate::fault::label(path);
+    crate::fault::point(&format!("write:{label}"));
     let write = || -> Result<()> {
         // Created 0600 by us: nobody else can open it before it is right.
         let mut f = OpenOptions::new()
@@ -48,8 +50,11 @@ pub fn write_atomic(path: &Path, content: &[u8], mode: u32, uid: u32, gid: u32) 
             .with_context(|| format!("cannot write {}", tmp.display()))?;
         f.sync_all()
             .with_context(|| format!("cannot fsync {}", tmp.display()))?;
+        crate::fault::point(&format!("rename:{label}"));
         fs::rename(&tmp, path).with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))?;
-        fsync_dir(dir)
+        fsync_dir(dir)?;
+        crate::fault::point(&format!("written:{label}"));
+        Ok(())
     };
     let result = write();
     if result.is_err() {
@@ -60,6 +65,7 @@ pub fn write_atomic(path: &Path, content: &[u8], mode: u32, uid: u32, gid: u32) 
 
 /// Remove a file if it exists.
 pub fn remove(path: &Path) -> Result<bool> {
+    crate::fault::point(&format!("remove:{}", crate::fault::label(path)));
     match fs::remove_file(path) {
         Ok(()) => {
             if let Some(dir) = path.parent() {

@@ -35,6 +35,7 @@ fn knows_break_system_packages(pip_version: &str) -> bool {
 
 /// Run pip3 with these arguments (install or uninstall).
 pub fn install(args: &[String]) -> Result<()> {
+    crate::fault::point(&format!("pip {}", args[0]));
     let out = Command::new("pip3")
         .args(args)
         .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
@@ -60,6 +61,7 @@ pub fn install(args: &[String]) -> Result<()> {
             .trim();
         bail!("`pip3 {}` failed: {last}", args.join(" "));
     }
+    crate::fault::point(&format!("pip {}:done", args[0]));
     Ok(())
 }
 

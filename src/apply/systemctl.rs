@@ -19,6 +19,18 @@ pub struct ServiceState {
 pub const SHOW_PROPERTIES: &str = "Id,ActiveState,SubState,Result,NRestarts,ExecMainStartTimestampMonotonic";
 
 fn run(program: &str, args: &[&str]) -> Result<String> {
+    let changes = matches!(args.first(), Some(&("daemon-reload" | "restart" | "reset-failed")));
+    if changes {
+        crate::fault::point(args[0]);
+    }
+    let out = run_unfaulted(program, args);
+    if changes {
+        crate::fault::point(&format!("{}:done", args[0]));
+    }
+    out
+}
+
+fn run_unfaulted(program: &str, args: &[&str]) -> Result<String> {
     let out = Command::new(program)
         .args(args)
         .stdin(Stdio::null())
