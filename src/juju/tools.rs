@@ -91,10 +91,10 @@ impl HookTools {
         if !out.ok {
             return Ok(Err(classify_secret_error(&out.stderr)));
         }
-        // Never put the content in an error message.
-        serde_json::from_slice(&out.stdout)
-            .map(Ok)
-            .map_err(|_| anyhow!("secret-get {uri} printed something that is not a JSON object of strings"))
+        // Never put the content in an error message; a secret we cannot
+        // read is the operator's to fix, not a hook error.
+        Ok(serde_json::from_slice(&out.stdout)
+            .map_err(|_| SecretError::Other("its content is not key/value text".to_string())))
     }
 
     /// `status-set <status> <message>` for this unit.

@@ -146,6 +146,9 @@ pub const DEFAULT_DRIVER_VERSION: &str = "1.1.0";
 
 type Raw = BTreeMap<String, Value>;
 
+/// No magnum option value is anywhere near this long.
+pub const MAX_VALUE: usize = 4096;
+
 fn get_str<'a>(raw: &'a Raw, option: &str) -> Result<Option<&'a str>, String> {
     match raw.get(option) {
         None | Some(Value::Null) => Ok(None),
@@ -160,6 +163,12 @@ fn get_str<'a>(raw: &'a Raw, option: &str) -> Result<Option<&'a str>, String> {
 /// newline, carriage return, NUL or non-ASCII byte can split a line or
 /// inject a section (FACTS.md), and no `[`/`]`.
 pub fn check_ini_value(option: &str, value: &str) -> Result<(), String> {
+    if value.len() > MAX_VALUE {
+        return Err(format!(
+            "config {option} is {} bytes, over the {MAX_VALUE}-byte limit for a magnum option; fix: juju config magnum-capi {option}=<shorter value>",
+            value.len()
+        ));
+    }
     if let Some(c) = value.chars().find(|c| !(' '..='~').contains(c)) {
         let what = match c {
             '\n' | '\r' => "a line break".to_string(),
