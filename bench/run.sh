@@ -26,6 +26,12 @@ rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl 
 make --no-print-directory charm
 cargo build --release --locked --target x86_64-unknown-linux-musl --bin fake-tool
 
+# A D-Bus client with no crates, to split update-status's D-Bus time
+# between the charm's client and the fake systemd (BENCHMARKS.md).
+mkdir -p "$work"
+rustc --edition 2021 -O -C panic=abort --target x86_64-unknown-linux-musl \
+    -o "$work/dbus_probe" bench/dbus_probe.rs
+
 step "ops charm (bench/ops-charm, ops from PyPI)"
 ops_charm=$work/ops-charm
 req=bench/ops-charm/requirements.txt
