@@ -28,7 +28,7 @@ ACTIONS := verify smoketest
 # needed; zig from PyPI (with cargo-zigbuild) is one, no apt cross packages.
 ZIG_VENV := target/venv-zig
 
-.PHONY: all charm stage binary test test-fast lint clean venv-oslo
+.PHONY: all charm stage binary test test-fast lint clean venv-oslo fuzz
 
 all: charm
 
@@ -85,6 +85,11 @@ lint: $(LINT_VENV)/bin/charm-proof charm
 	cargo fmt --all -- --check
 	cargo clippy --locked --all-targets -- -D warnings
 	bash charm/lint.sh $(LINT_VENV) $(CHARM_FILE) $(STAGE)
+
+# cargo fuzz targets (fuzz/): kubeconfig parsing, config validation, INI
+# rendering; FUZZ_SECONDS per target (default 60).
+fuzz:
+	bash fuzz/run.sh
 
 clean:
 	cargo clean

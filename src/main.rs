@@ -2,19 +2,7 @@
 //! driver onto a Magnum unit. Juju runs `dispatch` (this binary) with
 //! `JUJU_DISPATCH_PATH`; we route it to an event, run it and exit.
 
-mod actions;
-mod apply;
-mod clients;
-mod converge;
-mod event;
-mod fault;
-mod juju;
-mod lifecycle;
-mod log;
-mod plan;
-mod state;
-mod supply;
-mod unit;
+use magnum_capi::{actions, converge, event, juju, lifecycle, log, unit};
 
 use std::path::Path;
 use std::process::ExitCode;

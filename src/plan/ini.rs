@@ -28,6 +28,29 @@ pub fn keys(text: &str) -> Vec<(String, String)> {
     out
 }
 
+/// `(section, key, value)` triples as an INI reader sees them: the value
+/// is the text after the first `=` or `:`, trimmed.
+pub fn values(text: &str) -> Vec<(String, String, String)> {
+    let mut section = String::from("DEFAULT");
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix('[') {
+            if let Some(name) = rest.strip_suffix(']') {
+                section = name.trim().to_string();
+            }
+            continue;
+        }
+        if let Some((key, value)) = line.split_once(['=', ':']) {
+            out.push((section.clone(), key.trim().to_string(), value.trim().to_string()));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
