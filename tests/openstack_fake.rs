@@ -236,10 +236,15 @@ fn real_cli_template_create_list_show_delete() {
     let cloud = FakeOpenStack::start(Scenario::default());
 
     let created = cli.run(&cloud, &create_template_args("smoke-t1")).ok().json();
-    let held = cloud.template("smoke-t1").expect("the fake holds the template the CLI created");
+    let held = cloud
+        .template("smoke-t1")
+        .expect("the fake holds the template the CLI created");
     assert_eq!(created["uuid"], held["uuid"]);
     assert_eq!(created["image_id"], IMAGE);
-    assert_eq!(created["cluster_distro"], "ubuntu", "magnum sets cluster_distro from the image's os_distro");
+    assert_eq!(
+        created["cluster_distro"], "ubuntu",
+        "magnum sets cluster_distro from the image's os_distro"
+    );
     assert_eq!(
         held["labels"],
         json!({"capi_helm_chart_version": "0.4.0", "boot_volume_size": "20"}),
@@ -248,16 +253,28 @@ fn real_cli_template_create_list_show_delete() {
     assert_eq!(held["flavor_id"], "ds4G");
     assert_eq!(held["network_driver"], "calico");
 
-    let list = cli.run(&cloud, &["coe", "cluster", "template", "list", "-f", "json"]).ok().json();
+    let list = cli
+        .run(&cloud, &["coe", "cluster", "template", "list", "-f", "json"])
+        .ok()
+        .json();
     assert_eq!(list.as_array().unwrap().len(), 1);
     assert_eq!(list[0]["name"], "smoke-t1");
     assert_eq!(list[0]["uuid"], held["uuid"]);
 
     // Show by name and by uuid.
-    let shown = cli.run(&cloud, &["coe", "cluster", "template", "show", "smoke-t1", "-f", "json"]).ok().json();
+    let shown = cli
+        .run(
+            &cloud,
+            &["coe", "cluster", "template", "show", "smoke-t1", "-f", "json"],
+        )
+        .ok()
+        .json();
     assert_eq!(shown["uuid"], held["uuid"]);
     let uuid = held["uuid"].as_str().unwrap();
-    let shown = cli.run(&cloud, &["coe", "cluster", "template", "show", uuid, "-f", "json"]).ok().json();
+    let shown = cli
+        .run(&cloud, &["coe", "cluster", "template", "show", uuid, "-f", "json"])
+        .ok()
+        .json();
     assert_eq!(shown["name"], "smoke-t1");
 
     let out = cli.run(&cloud, &["coe", "cluster", "template", "delete", "smoke-t1"]);
@@ -266,10 +283,20 @@ fn real_cli_template_create_list_show_delete() {
     assert!(cloud.templates().is_empty(), "the template is gone from the fake");
 
     // What the real client sent.
-    let magnum: Vec<Request> = cloud.requests().into_iter().filter(|r| r.service == "container-infra").collect();
+    let magnum: Vec<Request> = cloud
+        .requests()
+        .into_iter()
+        .filter(|r| r.service == "container-infra")
+        .collect();
     assert!(!magnum.is_empty());
     for r in &magnum {
-        assert_eq!(r.header("openstack-api-version"), Some("container-infra latest"), "{} {}", r.method, r.path);
+        assert_eq!(
+            r.header("openstack-api-version"),
+            Some("container-infra latest"),
+            "{} {}",
+            r.method,
+            r.path
+        );
         assert_eq!(r.interface, "public");
         assert!(r.header("x-auth-token").is_some());
     }
@@ -292,13 +319,23 @@ fn real_cli_template_delete_refused_exits_zero() {
     let Some(cli) = Cli::new() else { return };
     let cloud = FakeOpenStack::start(Scenario::default());
     cli.run(&cloud, &create_template_args("smoke-t2")).ok();
-    let out = cli.run(&cloud, &["coe", "cluster", "create", "smoke-c2", "--cluster-template", "smoke-t2"]);
+    let out = cli.run(
+        &cloud,
+        &["coe", "cluster", "create", "smoke-c2", "--cluster-template", "smoke-t2"],
+    );
     out.ok();
     assert!(out.stdout.contains("Request to create cluster"), "{}", out.stdout);
 
-    let uuid = cloud.template("smoke-t2").unwrap()["uuid"].as_str().unwrap().to_string();
+    let uuid = cloud.template("smoke-t2").unwrap()["uuid"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let out = cli.run(&cloud, &["coe", "cluster", "template", "delete", "smoke-t2"]);
-    assert_eq!(out.code, 0, "the real CLI exits 0 on a refused delete\n{}{}", out.stdout, out.stderr);
+    assert_eq!(
+        out.code, 0,
+        "the real CLI exits 0 on a refused delete\n{}{}",
+        out.stdout, out.stderr
+    );
     assert!(
         out.stdout.contains(&format!(
             "Delete for cluster template smoke-t2 failed: ClusterTemplate {uuid} is referenced by one or multiple clusters (HTTP 400)"
@@ -321,29 +358,52 @@ fn real_cli_cluster_show_follows_the_state_machine_through_delete() {
     cli.run(
         &cloud,
         &[
-            "coe", "cluster", "create", "smoke-c3", "--cluster-template", "smoke-t3", "--master-count", "1",
-            "--node-count", "2", "--labels", "kube_tag=ignored", "--merge-labels",
+            "coe",
+            "cluster",
+            "create",
+            "smoke-c3",
+            "--cluster-template",
+            "smoke-t3",
+            "--master-count",
+            "1",
+            "--node-count",
+            "2",
+            "--labels",
+            "kube_tag=ignored",
+            "--merge-labels",
         ],
     )
     .ok();
     let held = cloud.cluster("smoke-c3").unwrap();
     assert_eq!(held["node_count"], 2);
     assert_eq!(held["labels"]["kube_tag"], "ignored");
-    assert_eq!(held["labels"]["capi_helm_chart_version"], "0.4.0", "--merge-labels keeps the template's");
+    assert_eq!(
+        held["labels"]["capi_helm_chart_version"], "0.4.0",
+        "--merge-labels keeps the template's"
+    );
 
-    let show = |cli: &Cli| cli.run(&cloud, &["coe", "cluster", "show", "smoke-c3", "-f", "json"]).ok().json();
+    let show = |cli: &Cli| {
+        cli.run(&cloud, &["coe", "cluster", "show", "smoke-c3", "-f", "json"])
+            .ok()
+            .json()
+    };
     let first = show(&cli);
     assert_eq!(first["status"], "CREATE_IN_PROGRESS");
     assert_eq!(first["api_address"], Value::Null);
     assert_eq!(first["uuid"], held["uuid"]);
-    assert_eq!(first["cluster_template_id"], cloud.template("smoke-t3").unwrap()["uuid"]);
+    assert_eq!(
+        first["cluster_template_id"],
+        cloud.template("smoke-t3").unwrap()["uuid"]
+    );
     assert_eq!(first["master_count"], 1);
     assert_eq!(first["node_count"], 2);
     assert_eq!(first["keypair"], "mykey", "the cluster takes the template's keypair");
     let second = show(&cli);
     assert_eq!(second["status"], "CREATE_IN_PROGRESS");
     assert!(
-        second["api_address"].as_str().is_some_and(|a| a.starts_with("https://127.0.0.1:")),
+        second["api_address"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("https://127.0.0.1:")),
         "api_address can show up before the create completes: {second}"
     );
     let third = show(&cli);
@@ -357,13 +417,23 @@ fn real_cli_cluster_show_follows_the_state_machine_through_delete() {
 
     let out = cli.run(&cloud, &["coe", "cluster", "delete", "smoke-c3"]);
     out.ok();
-    assert!(out.stdout.contains("Request to delete cluster smoke-c3 has been accepted"), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("Request to delete cluster smoke-c3 has been accepted"),
+        "{}",
+        out.stdout
+    );
     assert_eq!(show(&cli)["status"], "DELETE_IN_PROGRESS");
     let gone = cli.run(&cloud, &["coe", "cluster", "show", "smoke-c3", "-f", "json"]);
     assert_eq!(gone.code, 1);
-    assert!(gone.stderr.contains("Cluster smoke-c3 could not be found (HTTP 404)"), "{}", gone.stderr);
+    assert!(
+        gone.stderr.contains("Cluster smoke-c3 could not be found (HTTP 404)"),
+        "{}",
+        gone.stderr
+    );
     assert!(cloud.clusters().is_empty());
-    cli.run(&cloud, &["coe", "cluster", "template", "delete", "smoke-t3"]).ok();
+    cli.run(&cloud, &["coe", "cluster", "template", "delete", "smoke-t3"])
+        .ok();
     assert!(cloud.templates().is_empty());
 }
 
@@ -376,8 +446,15 @@ fn real_cli_cluster_failure_shows_the_status_reason() {
         reason: reason.into(),
     }));
     cli.run(&cloud, &create_template_args("smoke-t4")).ok();
-    cli.run(&cloud, &["coe", "cluster", "create", "smoke-c4", "--cluster-template", "smoke-t4"]).ok();
-    let shown = cli.run(&cloud, &["coe", "cluster", "show", "smoke-c4", "-f", "json"]).ok().json();
+    cli.run(
+        &cloud,
+        &["coe", "cluster", "create", "smoke-c4", "--cluster-template", "smoke-t4"],
+    )
+    .ok();
+    let shown = cli
+        .run(&cloud, &["coe", "cluster", "show", "smoke-c4", "-f", "json"])
+        .ok()
+        .json();
     assert_eq!(shown["status"], "CREATE_FAILED");
     assert_eq!(shown["status_reason"], reason);
 }
@@ -388,26 +465,53 @@ fn real_cli_cluster_failure_shows_the_status_reason() {
 #[test]
 fn real_cli_cluster_config_then_real_kubectl_sees_the_nodes() {
     let Some(cli) = Cli::new() else { return };
-    let cloud = FakeOpenStack::start(Scenario::default().create(Create::Complete { in_progress: 0 }).ready_nodes(2));
+    let cloud = FakeOpenStack::start(
+        Scenario::default()
+            .create(Create::Complete { in_progress: 0 })
+            .ready_nodes(2),
+    );
     cli.run(&cloud, &create_template_args("smoke-t5")).ok();
     cli.run(
         &cloud,
-        &["coe", "cluster", "create", "smoke-c5", "--cluster-template", "smoke-t5", "--node-count", "2"],
+        &[
+            "coe",
+            "cluster",
+            "create",
+            "smoke-c5",
+            "--cluster-template",
+            "smoke-t5",
+            "--node-count",
+            "2",
+        ],
     )
     .ok();
-    let shown = cli.run(&cloud, &["coe", "cluster", "show", "smoke-c5", "-f", "json"]).ok().json();
+    let shown = cli
+        .run(&cloud, &["coe", "cluster", "show", "smoke-c5", "-f", "json"])
+        .ok()
+        .json();
     assert_eq!(shown["status"], "CREATE_COMPLETE");
 
     let dir = tempfile::tempdir().unwrap();
     let out = cli.run(
         &cloud,
-        &["coe", "cluster", "config", "smoke-c5", "--dir", dir.path().to_str().unwrap(), "--force"],
+        &[
+            "coe",
+            "cluster",
+            "config",
+            "smoke-c5",
+            "--dir",
+            dir.path().to_str().unwrap(),
+            "--force",
+        ],
     );
     out.ok();
     assert!(out.stdout.contains("export KUBECONFIG="), "{}", out.stdout);
     let kubeconfig = dir.path().join("config");
     let text = std::fs::read_to_string(&kubeconfig).unwrap();
-    assert!(text.contains(&format!("server: {}", shown["api_address"].as_str().unwrap())), "{text}");
+    assert!(
+        text.contains(&format!("server: {}", shown["api_address"].as_str().unwrap())),
+        "{text}"
+    );
     assert!(text.contains("client-certificate-data: "), "{text}");
 
     // What the CLI did: the CA, then an RSA-2048 CSR (CN=admin,
@@ -422,7 +526,10 @@ fn real_cli_cluster_config_then_real_kubectl_sees_the_nodes() {
     assert_eq!(post.status, 201);
     let body: Value = serde_json::from_str(&post.body).unwrap();
     assert_eq!(body["cluster_uuid"], uuid);
-    assert!(body["csr"].as_str().unwrap().starts_with("-----BEGIN CERTIFICATE REQUEST-----"));
+    assert!(body["csr"]
+        .as_str()
+        .unwrap()
+        .starts_with("-----BEGIN CERTIFICATE REQUEST-----"));
 
     let Some(kubectl) = kubectl() else { return };
     let out = Command::new(kubectl)
@@ -461,11 +568,17 @@ fn real_cli_password_auth() {
     let Some(cli) = Cli::new() else { return };
     let cloud = FakeOpenStack::start(Scenario::default().leftover_template("magnum-smoketest-old"));
     let list = cli
-        .run_as(&cloud, Auth::Password, &["coe", "cluster", "template", "list", "-f", "json"])
+        .run_as(
+            &cloud,
+            Auth::Password,
+            &["coe", "cluster", "template", "list", "-f", "json"],
+        )
         .ok()
         .json();
     assert_eq!(list[0]["name"], "magnum-smoketest-old");
-    let auth = &cloud.requests()[0];
+    // keystoneauth's generic password plugin discovers the identity API
+    // (GET /identity/v3) before it authenticates.
+    let auth = cloud.requests().into_iter().find(|r| r.method == "POST").unwrap();
     assert_eq!(auth.route(), "/identity/v3/auth/tokens");
     let body: Value = serde_json::from_str(&auth.body).unwrap();
     assert_eq!(body["auth"]["identity"]["methods"], json!(["password"]));
@@ -478,10 +591,15 @@ fn real_cli_password_auth() {
 fn real_cli_app_cred_with_a_project_is_refused() {
     let Some(cli) = Cli::new() else { return };
     let cloud = FakeOpenStack::start(Scenario::default());
-    let out = cli.run_as(&cloud, Auth::AppCredWithProject, &["coe", "cluster", "template", "list"]);
+    let out = cli.run_as(
+        &cloud,
+        Auth::AppCredWithProject,
+        &["coe", "cluster", "template", "list"],
+    );
     assert_ne!(out.code, 0);
     assert!(
-        out.stderr.contains("Application credentials cannot request a scope. (HTTP 401)"),
+        out.stderr
+            .contains("Application credentials cannot request a scope. (HTTP 401)"),
         "{}",
         out.stderr
     );
@@ -508,8 +626,11 @@ fn real_cli_reauthenticates_once_when_the_token_expires() {
     // CA, POST the CSR.
     let cloud = FakeOpenStack::start(Scenario::default().expire_token_at(2).leftover_cluster("old"));
     let dir = tempfile::tempdir().unwrap();
-    cli.run(&cloud, &["coe", "cluster", "config", "old", "--dir", dir.path().to_str().unwrap()])
-        .ok();
+    cli.run(
+        &cloud,
+        &["coe", "cluster", "config", "old", "--dir", dir.path().to_str().unwrap()],
+    )
+    .ok();
     let log: Vec<(String, String, u16)> = cloud
         .requests()
         .iter()
@@ -521,7 +642,11 @@ fn real_cli_reauthenticates_once_when_the_token_expires() {
     let i = refused[0];
     assert!(log[i].1.starts_with("/magnum/v1/clustertemplates/"), "{log:?}");
     assert_eq!(log[i + 1].1, "/identity/v3/auth/tokens", "{log:?}");
-    assert_eq!((&log[i + 2].1, log[i + 2].2), (&log[i].1, 200), "the same request again: {log:?}");
+    assert_eq!(
+        (&log[i + 2].1, log[i + 2].2),
+        (&log[i].1, 200),
+        "the same request again: {log:?}"
+    );
     assert!(dir.path().join("config").exists());
 }
 
@@ -535,9 +660,16 @@ fn real_cli_over_https_with_the_cloud_ca() {
     std::fs::write(&ca, cloud.ca_pem().unwrap()).unwrap();
     let refused = cli.run(&cloud, &["coe", "cluster", "template", "list"]);
     assert_ne!(refused.code, 0, "without the CA the CLI must refuse the cloud");
-    assert!(refused.stderr.contains("CERTIFICATE_VERIFY_FAILED") || refused.stderr.contains("SSL"), "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("CERTIFICATE_VERIFY_FAILED") || refused.stderr.contains("SSL"),
+        "{}",
+        refused.stderr
+    );
     let cli = cli.with(&["--os-cacert", ca.to_str().unwrap()]);
-    let list = cli.run(&cloud, &["coe", "cluster", "template", "list", "-f", "json"]).ok().json();
+    let list = cli
+        .run(&cloud, &["coe", "cluster", "template", "list", "-f", "json"])
+        .ok()
+        .json();
     assert_eq!(list[0]["name"], "t-https");
 }
 
@@ -548,10 +680,14 @@ fn real_cli_internal_interface_uses_the_internal_endpoints() {
     let cli = cli.with(&["--os-interface", "internal"]);
     cli.run(&cloud, &["coe", "cluster", "template", "list"]).ok();
     cli.run(&cloud, &["image", "show", IMAGE]).ok();
-    let used: Vec<Request> = cloud.requests().into_iter().filter(|r| r.service != "identity").collect();
+    let used: Vec<Request> = cloud
+        .requests()
+        .into_iter()
+        .filter(|r| r.service != "identity")
+        .collect();
     assert!(!used.is_empty());
-    for r in used {
-        assert_eq!(r.interface, "internal", "{} {}", r.method, r.path);
+    for r in &used {
+        assert_eq!(r.interface, "internal", "{} {}\n{used:#?}", r.method, r.path);
         assert!(r.path.starts_with("/internal/"), "{}", r.path);
     }
 }
@@ -571,8 +707,16 @@ fn real_cli_glance_nova_neutron() {
     let flavor = cli.run(&cloud, &["flavor", "show", "ds4G", "-f", "json"]).ok().json();
     assert_eq!(flavor["ram"], 4096);
     assert_eq!(flavor["vcpus"], 4);
-    let big = cli.run(&cloud, &["flavor", "list", "--min-ram", "4096", "-f", "json"]).ok().json();
-    let names: Vec<&str> = big.as_array().unwrap().iter().map(|f| f["Name"].as_str().unwrap()).collect();
+    let big = cli
+        .run(&cloud, &["flavor", "list", "--min-ram", "4096", "-f", "json"])
+        .ok()
+        .json();
+    let names: Vec<&str> = big
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["Name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["m1.medium", "ds4G"]);
 
     let kp = cli.run(&cloud, &["keypair", "show", "mykey", "-f", "json"]).ok().json();
@@ -580,9 +724,15 @@ fn real_cli_glance_nova_neutron() {
     let missing = cli.run(&cloud, &["keypair", "show", "nokey"]);
     assert_ne!(missing.code, 0);
 
-    let net = cli.run(&cloud, &["network", "show", "public", "-f", "json"]).ok().json();
+    let net = cli
+        .run(&cloud, &["network", "show", "public", "-f", "json"])
+        .ok()
+        .json();
     assert_eq!(net["router:external"], true);
-    let ext = cli.run(&cloud, &["network", "list", "--external", "-f", "json"]).ok().json();
+    let ext = cli
+        .run(&cloud, &["network", "list", "--external", "-f", "json"])
+        .ok()
+        .json();
     assert_eq!(ext.as_array().unwrap().len(), 1);
     assert_eq!(ext[0]["Name"], "public");
     assert!(cloud
@@ -602,18 +752,29 @@ fn real_cli_template_create_refusals() {
     let out = cli.run(&cloud, &args);
     assert_eq!(out.code, 1);
     assert!(
-        out.stderr.contains("Cluster type (vm, None, kubernetes) not supported (HTTP 400)"),
+        out.stderr
+            .contains("Cluster type (vm, None, kubernetes) not supported (HTTP 400)"),
         "an image without os_distro: {}",
         out.stderr
     );
     args[image] = "no-such-image";
     let out = cli.run(&cloud, &args);
-    assert!(out.stderr.contains("Cluster type (vm, None, kubernetes) not supported (HTTP 400)"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("Cluster type (vm, None, kubernetes) not supported (HTTP 400)"),
+        "{}",
+        out.stderr
+    );
     let mut args = create_template_args("t-bad");
     let ext = args.iter().position(|a| *a == "public").unwrap();
     args[ext] = "private";
     let out = cli.run(&cloud, &args);
-    assert!(out.stderr.contains("Unable to find external network private (HTTP 400)"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("Unable to find external network private (HTTP 400)"),
+        "{}",
+        out.stderr
+    );
     assert!(cloud.templates().is_empty());
 }
 
@@ -626,7 +787,8 @@ fn real_cli_sees_a_server_error_mid_poll() {
             .fault_at_poll(2, Fault::ServerError(500)),
     );
     cli.run(&cloud, &create_template_args("t6")).ok();
-    cli.run(&cloud, &["coe", "cluster", "create", "c6", "--cluster-template", "t6"]).ok();
+    cli.run(&cloud, &["coe", "cluster", "create", "c6", "--cluster-template", "t6"])
+        .ok();
     let out = cli.run(&cloud, &["coe", "cluster", "show", "c6"]);
     assert_ne!(out.code, 0);
     assert!(out.stderr.contains("503"), "{}", out.stderr);
@@ -634,8 +796,14 @@ fn real_cli_sees_a_server_error_mid_poll() {
     assert_ne!(out.code, 0);
     assert!(out.stderr.contains("Remote error: DBConnectionError"), "{}", out.stderr);
     assert!(out.stderr.contains("(HTTP 500)"), "{}", out.stderr);
-    let shown = cli.run(&cloud, &["coe", "cluster", "show", "c6", "-f", "json"]).ok().json();
-    assert_eq!(shown["status"], "CREATE_IN_PROGRESS", "faulted polls do not advance the machine");
+    let shown = cli
+        .run(&cloud, &["coe", "cluster", "show", "c6", "-f", "json"])
+        .ok()
+        .json();
+    assert_eq!(
+        shown["status"], "CREATE_IN_PROGRESS",
+        "faulted polls do not advance the machine"
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -769,7 +937,11 @@ impl Api {
         );
         assert_eq!(r.status, 202, "{}", r.body);
         let v = r.json();
-        assert_eq!(v.as_object().unwrap().len(), 1, "POST /clusters answers only the uuid: {v}");
+        assert_eq!(
+            v.as_object().unwrap().len(),
+            1,
+            "POST /clusters answers only the uuid: {v}"
+        );
         v["uuid"].as_str().unwrap().to_string()
     }
 
@@ -820,7 +992,10 @@ fn keystone_issues_a_token_with_the_catalog() {
         ("network", "/network"),
         ("identity", "/identity"),
     ] {
-        let svc = catalog.iter().find(|s| s["type"] == ty).unwrap_or_else(|| panic!("{ty} in the catalog"));
+        let svc = catalog
+            .iter()
+            .find(|s| s["type"] == ty)
+            .unwrap_or_else(|| panic!("{ty} in the catalog"));
         let eps = svc["endpoints"].as_array().unwrap();
         assert_eq!(eps.len(), 3);
         for i in ["public", "internal", "admin"] {
@@ -831,7 +1006,10 @@ fn keystone_issues_a_token_with_the_catalog() {
             assert!(ep["url"].as_str().unwrap().ends_with(path));
         }
     }
-    assert_eq!(cloud.endpoint("container-infra", "internal"), format!("{}/internal/magnum/v1", cloud.base_url()));
+    assert_eq!(
+        cloud.endpoint("container-infra", "internal"),
+        format!("{}/internal/magnum/v1", cloud.base_url())
+    );
 }
 
 #[test]
@@ -877,7 +1055,10 @@ fn keystone_password_scoped_and_unscoped() {
     let unscoped = json!({"auth": {"identity": identity}});
     let r = api.auth(&unscoped);
     assert_eq!(r.status, 201);
-    assert!(r.json()["token"].get("catalog").is_none(), "an unscoped token has no catalog");
+    assert!(
+        r.json()["token"].get("catalog").is_none(),
+        "an unscoped token has no catalog"
+    );
     assert!(r.json()["token"].get("project").is_none());
 
     let mut bad = scoped.clone();
@@ -895,11 +1076,20 @@ fn services_want_a_valid_token() {
     assert_eq!(r.status, 401);
     assert!(r.header("www-authenticate").unwrap().starts_with("Keystone uri="));
     assert_eq!(r.json()["error"]["title"], "Unauthorized");
-    let r = reply(api.agent.get(api.url("/image/v2/images")).header("X-Auth-Token", "gAAAAABforged").call());
+    let r = reply(
+        api.agent
+            .get(api.url("/image/v2/images"))
+            .header("X-Auth-Token", "gAAAAABforged")
+            .call(),
+    );
     assert_eq!(r.status, 401);
     api.cloud.revoke_credentials();
     assert_eq!(api.get("/magnum/v1/clusters").status, 401, "revoked: old tokens die");
-    assert_eq!(api.auth(&app_cred_auth(&api.cloud.credentials())).status, 401, "and no new ones");
+    assert_eq!(
+        api.auth(&app_cred_auth(&api.cloud.credentials())).status,
+        401,
+        "and no new ones"
+    );
 }
 
 #[test]
@@ -911,8 +1101,17 @@ fn magnum_microversion_headers() {
     assert_eq!(r.header("openstack-api-minimum-version"), Some("container-infra 1.1"));
     assert_eq!(r.header("openstack-api-maximum-version"), Some("container-infra 1.11"));
     assert!(r.header("x-openstack-request-id").unwrap().starts_with("req-"));
-    let none = reply(api.agent.get(api.url("/magnum/v1/clusters")).header("X-Auth-Token", &api.token).call());
-    assert_eq!(none.header("openstack-api-version"), Some("container-infra 1.1"), "no header: the minimum");
+    let none = reply(
+        api.agent
+            .get(api.url("/magnum/v1/clusters"))
+            .header("X-Auth-Token", &api.token)
+            .call(),
+    );
+    assert_eq!(
+        none.header("openstack-api-version"),
+        Some("container-infra 1.1"),
+        "no header: the minimum"
+    );
     let too_new = reply(
         api.agent
             .get(api.url("/magnum/v1/clusters"))
@@ -930,7 +1129,11 @@ fn create_completes_after_the_in_progress_polls() {
     let (t, c) = api.ready_cluster();
     for n in 1..=3 {
         let (code, v) = api.status(&c);
-        assert_eq!((code, v["status"].as_str().unwrap()), (200, "CREATE_IN_PROGRESS"), "poll {n}");
+        assert_eq!(
+            (code, v["status"].as_str().unwrap()),
+            (200, "CREATE_IN_PROGRESS"),
+            "poll {n}"
+        );
         assert_eq!(v["api_address"].is_null(), n < 2, "api_address from the 2nd poll: {v}");
     }
     let (_, v) = api.status("c");
@@ -947,7 +1150,10 @@ fn create_completes_after_the_in_progress_polls() {
     let list = api.get("/magnum/v1/clusters").json();
     let one = &list["clusters"][0];
     assert_eq!(one["status"], "CREATE_COMPLETE");
-    assert!(one.get("status_reason").is_none() && one.get("api_address").is_none(), "{one}");
+    assert!(
+        one.get("status_reason").is_none() && one.get("api_address").is_none(),
+        "{one}"
+    );
     assert_eq!(list["next"], Value::Null);
     let detail = api.get("/magnum/v1/clusters/detail").json();
     assert!(detail["clusters"][0].get("api_address").is_some());
@@ -985,7 +1191,10 @@ fn driver_checks_fail_the_cluster_at_create() {
     let (_, v) = api.status(&c);
     assert_eq!(v["status"], "CREATE_FAILED");
     assert!(
-        v["status_reason"].as_str().unwrap().ends_with("does not have a kube_version property."),
+        v["status_reason"]
+            .as_str()
+            .unwrap()
+            .ends_with("does not have a kube_version property."),
         "{v}"
     );
 
@@ -1028,7 +1237,10 @@ fn template_and_cluster_create_refusals() {
     );
     assert_eq!(r.json()["errors"][0]["code"], "client");
     let r = post(with("flavor_id", json!("m9.huge")));
-    assert_eq!((r.status, magnum_error(&r.json()).1), (400, "Unable to find flavor m9.huge.".into()));
+    assert_eq!(
+        (r.status, magnum_error(&r.json()).1),
+        (400, "Unable to find flavor m9.huge.".into())
+    );
     let r = post(with("external_network_id", json!("private")));
     assert_eq!(r.status, 400);
     let r = post(with("template_id", json!("x")));
@@ -1036,10 +1248,16 @@ fn template_and_cluster_create_refusals() {
     let r = post(json!({"name": "t", "image_id": IMAGE}));
     assert_eq!(r.status, 400, "coe is mandatory");
     let mut debian = Scenario::default();
-    debian.images.push(Image::new("debian-12", &[("os_distro", "debian"), ("kube_version", "v1.30.4")]));
+    debian.images.push(Image::new(
+        "debian-12",
+        &[("os_distro", "debian"), ("kube_version", "v1.30.4")],
+    ));
     let api_d = Api::new(debian);
     let r = api_d.post("/magnum/v1/clustertemplates", &with("image_id", json!("debian-12")));
-    assert_eq!(magnum_error(&r.json()).1, "Cluster type (vm, debian, kubernetes) not supported.");
+    assert_eq!(
+        magnum_error(&r.json()).1,
+        "Cluster type (vm, debian, kubernetes) not supported."
+    );
 
     // Cluster create: keypair (from the template) missing, bad name,
     // master_count > 1 without a load balancer, unknown template.
@@ -1047,15 +1265,33 @@ fn template_and_cluster_create_refusals() {
     assert_eq!(r.status, 201, "magnum checks the keypair only at cluster create");
     let t = r.json()["uuid"].as_str().unwrap().to_string();
     let r = api.post("/magnum/v1/clusters", &json!({"name": "c", "cluster_template_id": t}));
-    assert_eq!((r.status, magnum_error(&r.json()).1), (404, "Unable to find keypair mykey.".into()));
+    assert_eq!(
+        (r.status, magnum_error(&r.json()).1),
+        (404, "Unable to find keypair mykey.".into())
+    );
     let api = Api::new(Scenario::default());
     let t = api.template("t", IMAGE, "ds4G");
-    let r = api.post("/magnum/v1/clusters", &json!({"name": "1bad", "cluster_template_id": t}));
+    let r = api.post(
+        "/magnum/v1/clusters",
+        &json!({"name": "1bad", "cluster_template_id": t}),
+    );
     assert_eq!(r.status, 400);
-    let r = api.post("/magnum/v1/clusters", &json!({"name": "c", "cluster_template_id": t, "master_count": 3}));
-    assert_eq!(magnum_error(&r.json()).1, "master_count must be 1 when master_lb_enabled is False");
-    let r = api.post("/magnum/v1/clusters", &json!({"name": "c", "cluster_template_id": "nope"}));
-    assert_eq!((r.status, magnum_error(&r.json()).1), (404, "ClusterTemplate nope could not be found.".into()));
+    let r = api.post(
+        "/magnum/v1/clusters",
+        &json!({"name": "c", "cluster_template_id": t, "master_count": 3}),
+    );
+    assert_eq!(
+        magnum_error(&r.json()).1,
+        "master_count must be 1 when master_lb_enabled is False"
+    );
+    let r = api.post(
+        "/magnum/v1/clusters",
+        &json!({"name": "c", "cluster_template_id": "nope"}),
+    );
+    assert_eq!(
+        (r.status, magnum_error(&r.json()).1),
+        (404, "ClusterTemplate nope could not be found.".into())
+    );
     assert!(api.cloud.clusters().is_empty());
 }
 
@@ -1082,7 +1318,11 @@ fn a_server_error_mid_poll_does_not_advance_the_machine() {
 
 #[test]
 fn a_401_mid_poll_needs_one_reauthentication() {
-    let mut api = Api::new(Scenario::default().create(Create::Complete { in_progress: 1 }).fault_at_poll(2, Fault::Unauthorized));
+    let mut api = Api::new(
+        Scenario::default()
+            .create(Create::Complete { in_progress: 1 })
+            .fault_at_poll(2, Fault::Unauthorized),
+    );
     let (_, c) = api.ready_cluster();
     assert_eq!(api.status(&c).1["status"], "CREATE_IN_PROGRESS");
     let r = api.get(&format!("/magnum/v1/clusters/{c}"));
@@ -1099,7 +1339,11 @@ fn the_first_token_expires_at_the_nth_request() {
     let mut api = Api::new(Scenario::default().expire_token_at(3));
     assert_eq!(api.get("/magnum/v1/clusters").status, 200);
     assert_eq!(api.get("/image/v2/images?name=x").status, 200);
-    assert_eq!(api.get("/magnum/v1/clusters").status, 401, "3rd request with the first token");
+    assert_eq!(
+        api.get("/magnum/v1/clusters").status,
+        401,
+        "3rd request with the first token"
+    );
     assert_eq!(api.get("/magnum/v1/clusters").status, 401);
     api.login();
     for _ in 0..10 {
@@ -1109,7 +1353,11 @@ fn the_first_token_expires_at_the_nth_request() {
 
 #[test]
 fn delete_goes_through_in_progress_to_gone() {
-    let api = Api::new(Scenario::default().create(Create::Complete { in_progress: 0 }).delete(Delete::Complete { in_progress: 2 }));
+    let api = Api::new(
+        Scenario::default()
+            .create(Create::Complete { in_progress: 0 })
+            .delete(Delete::Complete { in_progress: 2 }),
+    );
     let (t, c) = api.ready_cluster();
     assert_eq!(api.status(&c).1["status"], "CREATE_COMPLETE");
     let r = api.delete(&format!("/magnum/v1/clusters/{c}"));
@@ -1138,11 +1386,15 @@ fn delete_goes_through_in_progress_to_gone() {
 
 #[test]
 fn delete_fails_then_a_retry_succeeds() {
-    let api = Api::new(Scenario::default().create(Create::Complete { in_progress: 0 }).delete(Delete::Fail {
-        in_progress: 1,
-        times: 1,
-        reason: "Failed to delete the load balancer".into(),
-    }));
+    let api = Api::new(
+        Scenario::default()
+            .create(Create::Complete { in_progress: 0 })
+            .delete(Delete::Fail {
+                in_progress: 1,
+                times: 1,
+                reason: "Failed to delete the load balancer".into(),
+            }),
+    );
     let (_, c) = api.ready_cluster();
     api.status(&c);
     assert_eq!(api.delete(&format!("/magnum/v1/clusters/{c}")).status, 204);
@@ -1173,9 +1425,15 @@ fn lookups_by_name_and_duplicates() {
     assert_eq!(api.get("/magnum/v1/clustertemplates/dup").json()["uuid"], t1.as_str());
     api.template("dup", IMAGE, "ds4G");
     let r = api.get("/magnum/v1/clustertemplates/dup");
-    assert_eq!(r.status, 409, "magnum allows duplicate names, then refuses them as identifiers");
+    assert_eq!(
+        r.status, 409,
+        "magnum allows duplicate names, then refuses them as identifiers"
+    );
     let r = api.get("/magnum/v1/clustertemplates/nope");
-    assert_eq!((r.status, magnum_error(&r.json()).1), (404, "ClusterTemplate nope could not be found.".into()));
+    assert_eq!(
+        (r.status, magnum_error(&r.json()).1),
+        (404, "ClusterTemplate nope could not be found.".into())
+    );
     assert_eq!(api.get(&format!("/magnum/v1/clustertemplates/{t1}")).status, 200);
 }
 
@@ -1192,7 +1450,10 @@ fn leftovers_from_an_earlier_run() {
         .iter()
         .map(|t| t["name"].clone())
         .collect();
-    assert_eq!(names, [json!("magnum-smoketest-0a1b"), json!("magnum-smoketest-9f8e-template")]);
+    assert_eq!(
+        names,
+        [json!("magnum-smoketest-0a1b"), json!("magnum-smoketest-9f8e-template")]
+    );
     let clusters = api.get("/magnum/v1/clusters").json();
     assert_eq!(clusters["clusters"][0]["name"], "magnum-smoketest-9f8e");
     assert_eq!(clusters["clusters"][0]["status"], "CREATE_COMPLETE");
@@ -1208,17 +1469,48 @@ fn glance_nova_neutron_lookups() {
     let id = img["id"].as_str().unwrap();
     assert_eq!(api.get(&format!("/image/v2/images/{id}")).json()["name"], IMAGE);
     assert_eq!(api.get("/image/v2/images?name=nope").json()["images"], json!([]));
-    assert_eq!(api.get("/image/v2/images/0d3c0e0f-0000-4000-8000-000000000000").status, 404);
-    assert_eq!(api.get("/image/v2/images?os_distro=ubuntu").json()["images"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        api.get("/image/v2/images/0d3c0e0f-0000-4000-8000-000000000000").status,
+        404
+    );
+    assert_eq!(
+        api.get("/image/v2/images?os_distro=ubuntu").json()["images"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
 
     let flavors = api.get("/compute/v2.1/flavors/detail").json();
-    let ds = flavors["flavors"].as_array().unwrap().iter().find(|f| f["name"] == "ds4G").unwrap().clone();
+    let ds = flavors["flavors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "ds4G")
+        .unwrap()
+        .clone();
     assert_eq!((ds["ram"].as_u64(), ds["vcpus"].as_u64()), (Some(4096), Some(4)));
-    assert_eq!(api.get("/compute/v2.1/flavors/detail?minRam=4096").json()["flavors"].as_array().unwrap().len(), 2);
-    assert_eq!(api.get("/compute/v2.1/flavors/ds4G").status, 404, "nova finds flavors by id only");
+    assert_eq!(
+        api.get("/compute/v2.1/flavors/detail?minRam=4096").json()["flavors"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(
+        api.get("/compute/v2.1/flavors/ds4G").status,
+        404,
+        "nova finds flavors by id only"
+    );
     let fid = ds["id"].as_str().unwrap();
-    assert_eq!(api.get(&format!("/compute/v2.1/flavors/{fid}")).json()["flavor"]["name"], "ds4G");
-    assert_eq!(api.get("/compute/v2.1/os-keypairs/mykey").json()["keypair"]["name"], "mykey");
+    assert_eq!(
+        api.get(&format!("/compute/v2.1/flavors/{fid}")).json()["flavor"]["name"],
+        "ds4G"
+    );
+    assert_eq!(
+        api.get("/compute/v2.1/os-keypairs/mykey").json()["keypair"]["name"],
+        "mykey"
+    );
     let r = api.get("/compute/v2.1/os-keypairs/nokey");
     assert_eq!(r.status, 404);
     assert_eq!(r.json()["itemNotFound"]["code"], 404);
@@ -1227,7 +1519,9 @@ fn glance_nova_neutron_lookups() {
     assert_eq!(nets["networks"][0]["router:external"], true);
     let ext = api.get("/network/v2.0/networks?router%3Aexternal=True").json();
     assert_eq!(ext["networks"].as_array().unwrap().len(), 1);
-    let private = api.get("/network/v2.0/networks?name=private&router:external=true").json();
+    let private = api
+        .get("/network/v2.0/networks?name=private&router:external=true")
+        .json();
     assert_eq!(private["networks"], json!([]));
 }
 
@@ -1254,7 +1548,11 @@ fn the_request_log_shows_the_interface() {
 /// Kubernetes API over mutual TLS.
 #[test]
 fn certificates_and_the_cluster_kubernetes_api() {
-    let api = Api::new(Scenario::default().create(Create::Complete { in_progress: 0 }).ready_nodes(1));
+    let api = Api::new(
+        Scenario::default()
+            .create(Create::Complete { in_progress: 0 })
+            .ready_nodes(1),
+    );
     let t = api.template("t", IMAGE, "ds4G");
     let r = api.post(
         "/magnum/v1/clusters",
@@ -1272,7 +1570,9 @@ fn certificates_and_the_cluster_kubernetes_api() {
     let key = rcgen::KeyPair::generate().unwrap();
     let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     params.distinguished_name.push(rcgen::DnType::CommonName, "admin");
-    params.distinguished_name.push(rcgen::DnType::OrganizationName, "system:masters");
+    params
+        .distinguished_name
+        .push(rcgen::DnType::OrganizationName, "system:masters");
     let csr = params.serialize_request(&key).unwrap().pem().unwrap();
     let r = api.post("/magnum/v1/certificates", &json!({"cluster_uuid": c, "csr": csr}));
     assert_eq!(r.status, 201, "{}", r.body);
@@ -1292,7 +1592,10 @@ fn certificates_and_the_cluster_kubernetes_api() {
     let r = api.post("/magnum/v1/certificates", &json!({"cluster_uuid": c, "csr": pem}));
     assert_eq!(r.status, 400, "{}", r.body);
     let r = api.post("/magnum/v1/certificates", &json!({"cluster_uuid": "nope", "csr": csr}));
-    assert_eq!((r.status, magnum_error(&r.json()).1), (400, "Cluster nope could not be found.".into()));
+    assert_eq!(
+        (r.status, magnum_error(&r.json()).1),
+        (400, "Cluster nope could not be found.".into())
+    );
 
     // The Kubernetes API wants the client certificate.
     let (code, body) = kube_get(&address, &ca_pem, None, "/api/v1/nodes");
@@ -1331,7 +1634,11 @@ fn b64(data: &[u8]) -> String {
         let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
-            out.push(if i <= chunk.len() { A[(n >> (18 - 6 * i) & 63) as usize] as char } else { '=' });
+            out.push(if i <= chunk.len() {
+                A[(n >> (18 - 6 * i) & 63) as usize] as char
+            } else {
+                '='
+            });
         }
     }
     out
@@ -1343,7 +1650,9 @@ fn kube_get(address: &str, ca_pem: &str, client: Option<(&str, &rcgen::KeyPair)>
     use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
     let port: u16 = address.rsplit(':').next().unwrap().parse().unwrap();
     let mut roots = rustls::RootCertStore::empty();
-    roots.add(CertificateDer::from(pem_to_der(ca_pem, "CERTIFICATE").unwrap())).unwrap();
+    roots
+        .add(CertificateDer::from(pem_to_der(ca_pem, "CERTIFICATE").unwrap()))
+        .unwrap();
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -1368,7 +1677,8 @@ fn kube_get(address: &str, ca_pem: &str, client: Option<(&str, &rcgen::KeyPair)>
     )
     .unwrap();
     let mut tls = rustls::StreamOwned::new(conn, tcp);
-    let req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json\r\nConnection: close\r\n\r\n");
+    let req =
+        format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json\r\nConnection: close\r\n\r\n");
     if let Err(e) = tls.write_all(req.as_bytes()) {
         return (0, e.to_string());
     }
@@ -1380,6 +1690,9 @@ fn kube_get(address: &str, ca_pem: &str, client: Option<(&str, &rcgen::KeyPair)>
     }
     let text = String::from_utf8_lossy(&raw).into_owned();
     let code = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     (code, body)
 }

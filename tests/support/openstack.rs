@@ -185,8 +185,13 @@ impl Network {
 /// that answer CREATE_IN_PROGRESS; the next GET shows the outcome.
 #[derive(Clone, Debug)]
 pub enum Create {
-    Complete { in_progress: u32 },
-    Fail { in_progress: u32, reason: String },
+    Complete {
+        in_progress: u32,
+    },
+    Fail {
+        in_progress: u32,
+        reason: String,
+    },
     /// CREATE_IN_PROGRESS forever (for timeouts).
     Never,
 }
@@ -197,8 +202,14 @@ pub enum Create {
 /// `reason` (shown from that GET on) and the next DELETE completes.
 #[derive(Clone, Debug)]
 pub enum Delete {
-    Complete { in_progress: u32 },
-    Fail { in_progress: u32, times: u32, reason: String },
+    Complete {
+        in_progress: u32,
+    },
+    Fail {
+        in_progress: u32,
+        times: u32,
+        reason: String,
+    },
     /// DELETE_IN_PROGRESS forever.
     Never,
 }
@@ -267,7 +278,11 @@ impl Default for Scenario {
             images: vec![
                 Image::new(
                     "ubuntu-jammy-kube-v1.30.4",
-                    &[("os_distro", "ubuntu"), ("os_version", "22.04"), ("kube_version", "v1.30.4")],
+                    &[
+                        ("os_distro", "ubuntu"),
+                        ("os_version", "22.04"),
+                        ("kube_version", "v1.30.4"),
+                    ],
                 ),
                 Image::new(
                     "ubuntu-kube-tag-only",
@@ -447,6 +462,9 @@ struct State {
     clusters: Vec<Cluster>,
     requests: Vec<Request>,
     credentials_revoked: bool,
+    /// The base URL plus the interface prefix of the request being
+    /// answered: version documents point back where the client came from.
+    root: String,
 }
 
 // ---------------------------------------------------------------------------
@@ -494,6 +512,7 @@ impl FakeOpenStack {
             clusters: Vec::new(),
             requests: Vec::new(),
             credentials_revoked: false,
+            root: String::new(),
         };
         seed_leftovers(&mut state);
         let state = Arc::new(Mutex::new(state));
@@ -511,7 +530,9 @@ impl FakeOpenStack {
                         let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(30)));
                         match tls_config {
                             Some(config) => {
-                                let Ok(conn) = ServerConnection::new(config) else { return };
+                                let Ok(conn) = ServerConnection::new(config) else {
+                                    return;
+                                };
                                 let _ = serve_http(StreamOwned::new(conn, stream), &state);
                             }
                             None => {
@@ -563,7 +584,11 @@ impl FakeOpenStack {
 
     /// Templates as `GET /magnum/v1/clustertemplates/<id>` shows them.
     pub fn templates(&self) -> Vec<Value> {
-        lock(&self.state).templates.iter().map(|t| Value::Object(t.clone())).collect()
+        lock(&self.state)
+            .templates
+            .iter()
+            .map(|t| Value::Object(t.clone()))
+            .collect()
     }
 
     /// Clusters still present (not yet gone), as a GET would show them
@@ -664,6 +689,7 @@ fn endpoint_url(base: &str, service_type: &str, interface: &str) -> String {
 
 fn seed_leftovers(state: &mut State) {
     let sc = state.scenario.clone();
+    let base = state.base.clone();
     let template = |name: &str| -> Map<String, Value> {
         let image = sc.images.first().map(|i| i.name.clone()).unwrap_or_default();
         let body = json!({
@@ -674,7 +700,7 @@ fn seed_leftovers(state: &mut State) {
             "master_flavor_id": sc.flavors.last().map(|f| f.name.clone()),
             "network_driver": "calico",
         });
-        new_template(&sc, body.as_object().unwrap(), "ubuntu")
+        new_template(&base, &sc, body.as_object().unwrap(), "ubuntu")
     };
     for name in &sc.leftover_templates {
         let t = template(name);
@@ -835,7 +861,9 @@ fn serve_http<S: Read + Write>(mut stream: S, state: &Arc<Mutex<State>>) -> std:
             };
             req
         };
-        let close = req.header("connection").is_some_and(|v| v.eq_ignore_ascii_case("close"));
+        let close = req
+            .header("connection")
+            .is_some_and(|v| v.eq_ignore_ascii_case("close"));
         let resp = {
             let mut s = lock(state);
             let resp = route(&mut s, &req);
@@ -901,7 +929,10 @@ fn query_pairs(query: &str) -> Vec<(String, String)> {
         .filter(|p| !p.is_empty())
         .map(|p| {
             let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (percent_decode(&k.replace('+', " ")), percent_decode(&v.replace('+', " ")))
+            (
+                percent_decode(&k.replace('+', " ")),
+                percent_decode(&v.replace('+', " ")),
+            )
         })
         .collect()
 }
@@ -935,7 +966,11 @@ fn percent_decode(s: &str) -> String {
 
 fn route(s: &mut State, req: &HttpRequest) -> Response {
     let (path, query) = req.target.split_once('?').unwrap_or((req.target.as_str(), ""));
-    let (_, path) = split_interface(path);
+    let (interface, path) = split_interface(path);
+    s.root = match interface {
+        "public" => s.base.clone(),
+        other => format!("{}/{other}", s.base),
+    };
     let query = query_pairs(query);
     let segs: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
     let Some((&service, rest)) = segs.split_first() else {
@@ -946,7 +981,9 @@ fn route(s: &mut State, req: &HttpRequest) -> Response {
         "identity" => keystone(s, req, rest).with("x-openstack-request-id", &request_id),
         "magnum" | "image" | "compute" | "network" => {
             // Version documents are public, as on a real cloud.
-            if !(rest.is_empty() || (service == "magnum" && rest == ["v1"]) || (service == "compute" && rest == ["v2.1"]))
+            if !(rest.is_empty()
+                || (service == "magnum" && rest == ["v1"])
+                || (service == "compute" && rest == ["v2.1"]))
             {
                 if let Err(resp) = check_token(s, req) {
                     return resp.with("x-openstack-request-id", &request_id);
@@ -975,10 +1012,7 @@ fn unauthorized(s: &State) -> Response {
         &json!({"error": {"code": 401, "title": "Unauthorized",
             "message": "The request you have made requires authentication."}}),
     )
-    .with(
-        "WWW-Authenticate",
-        &format!("Keystone uri=\"{}/identity\"", s.base),
-    )
+    .with("WWW-Authenticate", &format!("Keystone uri=\"{}/identity\"", s.base))
 }
 
 /// keystonemiddleware's check of X-Auth-Token.
@@ -1019,7 +1053,10 @@ fn keystone_error(status: u16, message: &str) -> Response {
         404 => "Not Found",
         _ => "Error",
     };
-    Response::json(status, &json!({"error": {"code": status, "title": title, "message": message}}))
+    Response::json(
+        status,
+        &json!({"error": {"code": status, "title": title, "message": message}}),
+    )
 }
 
 fn keystone_version(base: &str) -> Value {
@@ -1031,7 +1068,7 @@ fn keystone_version(base: &str) -> Value {
 }
 
 fn keystone(s: &mut State, req: &HttpRequest, rest: &[&str]) -> Response {
-    let base = s.base.clone();
+    let base = s.root.clone();
     match (req.method.as_str(), rest) {
         ("GET", []) => Response::json(300, &json!({"versions": {"values": [keystone_version(&base)]}})),
         ("GET", ["v3"]) => Response::json(200, &json!({"version": keystone_version(&base)})),
@@ -1069,7 +1106,10 @@ fn issue_token(s: &mut State, req: &HttpRequest) -> Response {
     let auth = &body["auth"];
     let identity = &auth["identity"];
     let Some(methods) = identity["methods"].as_array() else {
-        return keystone_error(400, "Invalid input for field 'identity': 'methods' is a required property");
+        return keystone_error(
+            400,
+            "Invalid input for field 'identity': 'methods' is a required property",
+        );
     };
     let cred = s.scenario.credentials.clone();
     let has_scope = auth.get("scope").is_some_and(|v| !v.is_null());
@@ -1115,7 +1155,10 @@ fn issue_token(s: &mut State, req: &HttpRequest) -> Response {
             scoped = has_scope;
         }
         other => {
-            return keystone_error(401, &format!("Attempted to authenticate with an unsupported method: {other}"));
+            return keystone_error(
+                401,
+                &format!("Attempted to authenticate with an unsupported method: {other}"),
+            );
         }
     }
     let token = fernet_like_token();
@@ -1223,7 +1266,7 @@ fn image_json(i: &Image) -> Value {
 }
 
 fn glance(s: &mut State, req: &HttpRequest, rest: &[&str], query: &[(String, String)]) -> Response {
-    let base = s.base.clone();
+    let base = s.root.clone();
     match (req.method.as_str(), rest) {
         ("GET", []) => Response::json(
             300,
@@ -1239,7 +1282,9 @@ fn glance(s: &mut State, req: &HttpRequest, rest: &[&str], query: &[(String, Str
                 .filter(|img| {
                     query.iter().all(|(k, v)| {
                         matches!(k.as_str(), "limit" | "marker" | "sort" | "sort_key" | "sort_dir")
-                            || img.get(k).is_some_and(|have| have.as_str() == Some(v.as_str()) || have.to_string() == *v)
+                            || img
+                                .get(k)
+                                .is_some_and(|have| have.as_str() == Some(v.as_str()) || have.to_string() == *v)
                     })
                 })
                 .collect();
@@ -1248,10 +1293,17 @@ fn glance(s: &mut State, req: &HttpRequest, rest: &[&str], query: &[(String, Str
             } else {
                 format!(
                     "/v2/images?{}",
-                    query.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&")
+                    query
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect::<Vec<_>>()
+                        .join("&")
                 )
             };
-            Response::json(200, &json!({"images": images, "first": first, "schema": "/v2/schemas/images"}))
+            Response::json(
+                200,
+                &json!({"images": images, "first": first, "schema": "/v2/schemas/images"}),
+            )
         }
         ("GET", ["v2", "images", id]) => match s.scenario.images.iter().find(|i| i.id == *id) {
             Some(i) => Response::json(200, &image_json(i)),
@@ -1261,7 +1313,11 @@ fn glance(s: &mut State, req: &HttpRequest, rest: &[&str], query: &[(String, Str
                 &format!("404 Not Found\n\nNo image found with ID {id}\n\n   "),
             ),
         },
-        _ => Response::text(404, "text/plain; charset=UTF-8", "404 Not Found\n\nThe resource could not be found.\n\n   "),
+        _ => Response::text(
+            404,
+            "text/plain; charset=UTF-8",
+            "404 Not Found\n\nThe resource could not be found.\n\n   ",
+        ),
     }
 }
 
@@ -1289,7 +1345,7 @@ fn flavor_json(base: &str, f: &Flavor, detail: bool) -> Value {
 }
 
 fn nova(s: &mut State, req: &HttpRequest, rest: &[&str], query: &[(String, String)]) -> Response {
-    let base = s.base.clone();
+    let base = s.root.clone();
     let requested = req
         .header("openstack-api-version")
         .and_then(|v| v.strip_prefix("compute "))
@@ -1355,7 +1411,11 @@ fn nova(s: &mut State, req: &HttpRequest, rest: &[&str], query: &[(String, Strin
                 Response::json(200, &json!({"keypair": keypair_json(&name, true)}))
             } else {
                 let user = s.scenario.credentials.user_id.clone();
-                nova_error(404, "itemNotFound", &format!("Keypair {name} not found for user {user}"))
+                nova_error(
+                    404,
+                    "itemNotFound",
+                    &format!("Keypair {name} not found for user {user}"),
+                )
             }
         }
         _ => nova_error(404, "itemNotFound", "The resource could not be found."),
@@ -1401,7 +1461,7 @@ fn network_json(n: &Network, project: &str) -> Value {
 }
 
 fn neutron(s: &mut State, req: &HttpRequest, rest: &[&str], query: &[(String, String)]) -> Response {
-    let base = s.base.clone();
+    let base = s.root.clone();
     let project = s.scenario.credentials.project_id.clone();
     match (req.method.as_str(), rest) {
         ("GET", []) => Response::json(
@@ -1494,15 +1554,25 @@ fn magnum(s: &mut State, req: &HttpRequest, rest: &[&str], query: &[(String, Str
     } else {
         magnum_route(s, req, rest, query)
     };
-    let served = if in_range { served } else { MAGNUM_MIN_VERSION.to_string() };
-    resp.with("OpenStack-API-Minimum-Version", &format!("container-infra {MAGNUM_MIN_VERSION}"))
-        .with("OpenStack-API-Maximum-Version", &format!("container-infra {MAGNUM_MAX_VERSION}"))
-        .with("OpenStack-API-Version", &format!("container-infra {served}"))
-        .with("Vary", "OpenStack-API-Version")
+    let served = if in_range {
+        served
+    } else {
+        MAGNUM_MIN_VERSION.to_string()
+    };
+    resp.with(
+        "OpenStack-API-Minimum-Version",
+        &format!("container-infra {MAGNUM_MIN_VERSION}"),
+    )
+    .with(
+        "OpenStack-API-Maximum-Version",
+        &format!("container-infra {MAGNUM_MAX_VERSION}"),
+    )
+    .with("OpenStack-API-Version", &format!("container-infra {served}"))
+    .with("Vary", "OpenStack-API-Version")
 }
 
 fn magnum_route(s: &mut State, req: &HttpRequest, rest: &[&str], _query: &[(String, String)]) -> Response {
-    let base = s.base.clone();
+    let base = s.root.clone();
     let body = || serde_json::from_slice::<Value>(&req.body).ok();
     match (req.method.as_str(), rest) {
         ("GET", []) => Response::json(
@@ -1537,7 +1607,10 @@ fn magnum_route(s: &mut State, req: &HttpRequest, rest: &[&str], _query: &[(Stri
                 Err(r) => return r,
             };
             let uuid = s.templates[i]["uuid"].as_str().unwrap().to_string();
-            if s.clusters.iter().any(|c| c.json["cluster_template_id"] == uuid.as_str()) {
+            if s.clusters
+                .iter()
+                .any(|c| c.json["cluster_template_id"] == uuid.as_str())
+            {
                 return magnum_error(
                     400,
                     &format!("ClusterTemplate {uuid} is referenced by one or multiple clusters."),
@@ -1599,13 +1672,14 @@ fn magnum_route(s: &mut State, req: &HttpRequest, rest: &[&str], _query: &[(Stri
             let i = match find_cluster(s, &ident) {
                 Ok(i) => i,
                 // magnum turns this 404 into a 400 for a POST.
-                Err(r) if r.status == 404 => {
-                    return magnum_error(400, &format!("Cluster {ident} could not be found."))
-                }
+                Err(r) if r.status == 404 => return magnum_error(400, &format!("Cluster {ident} could not be found.")),
                 Err(r) => return r,
             };
             let Some(csr) = b.get("csr").and_then(Value::as_str) else {
-                return magnum_error(400, "Invalid input for field/attribute csr. Value: 'Unset'. Mandatory field missing.");
+                return magnum_error(
+                    400,
+                    "Invalid input for field/attribute csr. Value: 'Unset'. Mandatory field missing.",
+                );
             };
             let c = &s.clusters[i];
             match sign_csr(&c.ca, csr) {
@@ -1653,7 +1727,10 @@ fn find_template(s: &State, ident: &str) -> Result<usize, Response> {
         .collect();
     match hits.as_slice() {
         [i] => Ok(*i),
-        [] => Err(magnum_error(404, &format!("ClusterTemplate {ident} could not be found."))),
+        [] => Err(magnum_error(
+            404,
+            &format!("ClusterTemplate {ident} could not be found."),
+        )),
         _ => Err(magnum_error(
             409,
             "Multiple ClusterTemplates exist with same name. Please use the ClusterTemplate uuid instead.",
@@ -1717,23 +1794,16 @@ const TEMPLATE_FIELDS: &[&str] = &[
 ];
 
 fn unknown_attributes(arg: &str, body: &Map<String, Value>, known: &[&str]) -> Option<Response> {
-    let unknown: Vec<&str> = body
-        .keys()
-        .map(String::as_str)
-        .filter(|k| !known.contains(k))
-        .collect();
+    let unknown: Vec<&str> = body.keys().map(String::as_str).filter(|k| !known.contains(k)).collect();
     (!unknown.is_empty()).then(|| {
         magnum_error(
             400,
-            &format!(
-                "Unknown attribute for argument {arg}: {}",
-                unknown.join(", ")
-            ),
+            &format!("Unknown attribute for argument {arg}: {}", unknown.join(", ")),
         )
     })
 }
 
-fn new_template(sc: &Scenario, b: &Map<String, Value>, distro: &str) -> Map<String, Value> {
+fn new_template(base: &str, sc: &Scenario, b: &Map<String, Value>, distro: &str) -> Map<String, Value> {
     let uuid = uuid4();
     let get = |k: &str| b.get(k).cloned().unwrap_or(Value::Null);
     let bool_or = |k: &str, d: bool| b.get(k).and_then(Value::as_bool).map_or(json!(d), |v| json!(v));
@@ -1742,15 +1812,25 @@ fn new_template(sc: &Scenario, b: &Map<String, Value>, distro: &str) -> Map<Stri
         t.insert((*k).into(), get(k));
     }
     t.insert("uuid".into(), json!(uuid));
+    t.insert("links".into(), magnum_links(base, "clustertemplates", &uuid));
     t.insert("cluster_distro".into(), json!(distro));
-    t.insert("labels".into(), b.get("labels").cloned().filter(|v| !v.is_null()).unwrap_or(json!({})));
+    t.insert(
+        "labels".into(),
+        b.get("labels").cloned().filter(|v| !v.is_null()).unwrap_or(json!({})),
+    );
     t.insert("registry_enabled".into(), bool_or("registry_enabled", false));
     t.insert("tls_disabled".into(), bool_or("tls_disabled", false));
     t.insert("public".into(), bool_or("public", false));
     t.insert("master_lb_enabled".into(), bool_or("master_lb_enabled", false));
     t.insert("floating_ip_enabled".into(), bool_or("floating_ip_enabled", true));
     t.insert("hidden".into(), bool_or("hidden", false));
-    t.insert("server_type".into(), b.get("server_type").cloned().filter(|v| !v.is_null()).unwrap_or(json!("vm")));
+    t.insert(
+        "server_type".into(),
+        b.get("server_type")
+            .cloned()
+            .filter(|v| !v.is_null())
+            .unwrap_or(json!("vm")),
+    );
     t.insert("project_id".into(), json!(sc.credentials.project_id));
     t.insert("user_id".into(), json!(sc.credentials.user_id));
     t.insert("created_at".into(), json!(magnum_time()));
@@ -1763,7 +1843,9 @@ fn find_image<'a>(sc: &'a Scenario, ident: &str) -> Result<&'a Image, String> {
     match hits.as_slice() {
         [i] => Ok(i),
         [] => Err(format!("Image {ident} could not be found.")),
-        _ => Err(format!("Multiple images exist with same name {ident}. Please use the image id instead.")),
+        _ => Err(format!(
+            "Multiple images exist with same name {ident}. Please use the image id instead."
+        )),
     }
 }
 
@@ -1778,7 +1860,10 @@ fn create_template(s: &mut State, b: &Map<String, Value>) -> Response {
     let sc = s.scenario.clone();
     let coe = b.get("coe").and_then(Value::as_str);
     let Some(coe) = coe else {
-        return magnum_error(400, "Invalid input for field/attribute coe. Value: 'Unset'. Mandatory field missing.");
+        return magnum_error(
+            400,
+            "Invalid input for field/attribute coe. Value: 'Unset'. Mandatory field missing.",
+        );
     };
     if !["kubernetes", "swarm", "swarm-mode", "mesos"].contains(&coe) {
         return magnum_error(
@@ -1787,16 +1872,18 @@ fn create_template(s: &mut State, b: &Map<String, Value>) -> Response {
         );
     }
     let Some(image_ident) = b.get("image_id").and_then(Value::as_str) else {
-        return magnum_error(400, "Invalid input for field/attribute image_id. Value: 'Unset'. Mandatory field missing.");
+        return magnum_error(
+            400,
+            "Invalid input for field/attribute image_id. Value: 'Unset'. Mandatory field missing.",
+        );
     };
     let server_type = b.get("server_type").and_then(Value::as_str).unwrap_or("vm");
     // enforce_driver_supported runs first, and swallows image lookup errors.
     let distro = find_image(&sc, image_ident)
         .ok()
         .and_then(|i| i.properties.get("os_distro").cloned());
-    let supported = coe == "kubernetes"
-        && server_type == "vm"
-        && distro.as_ref().is_some_and(|d| sc.supported_distros.contains(d));
+    let supported =
+        coe == "kubernetes" && server_type == "vm" && distro.as_ref().is_some_and(|d| sc.supported_distros.contains(d));
     if !supported {
         return magnum_error(
             400,
@@ -1842,10 +1929,9 @@ fn create_template(s: &mut State, b: &Map<String, Value>) -> Response {
     if b.get("name").is_none_or(Value::is_null) {
         b.insert("name".into(), json!(format!("{}-template", generated_name())));
     }
-    let t = new_template(&sc, &b, distro.as_deref().unwrap_or(""));
+    let t = new_template(&s.base, &sc, &b, distro.as_deref().unwrap_or(""));
     let uuid = t["uuid"].as_str().unwrap().to_string();
-    let mut shown = t.clone();
-    shown.insert("links".into(), magnum_links(&s.base, "clustertemplates", &uuid));
+    let shown = t.clone();
     s.templates.push(t);
     let location = format!("{}/magnum/v1/clustertemplates/{uuid}", s.base);
     Response::json(201, &Value::Object(shown)).with("Location", &location)
@@ -1877,7 +1963,13 @@ fn cluster_name_ok(name: &str) -> bool {
         && name.len() <= 242
 }
 
-fn new_cluster(base: &str, sc: &Scenario, name: &str, template: &Map<String, Value>, b: &Map<String, Value>) -> Cluster {
+fn new_cluster(
+    base: &str,
+    sc: &Scenario,
+    name: &str,
+    template: &Map<String, Value>,
+    b: &Map<String, Value>,
+) -> Cluster {
     let uuid = uuid4();
     let ca = ClusterCa::new(name);
     let pick = |k: &str, tk: &str| {
@@ -1888,7 +1980,11 @@ fn new_cluster(base: &str, sc: &Scenario, name: &str, template: &Map<String, Val
     };
     let node_count = b.get("node_count").and_then(Value::as_u64).unwrap_or(1);
     let master_count = b.get("master_count").and_then(Value::as_u64).unwrap_or(1);
-    let tlabels = template.get("labels").and_then(Value::as_object).cloned().unwrap_or_default();
+    let tlabels = template
+        .get("labels")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
     let given = b.get("labels").and_then(Value::as_object).cloned().unwrap_or_default();
     let merge = b.get("merge_labels").and_then(Value::as_bool).unwrap_or(false);
     let labels = if given.is_empty() {
@@ -1917,7 +2013,10 @@ fn new_cluster(base: &str, sc: &Scenario, name: &str, template: &Map<String, Val
             skipped.insert(k.clone(), v.clone());
         }
     }
-    let ready = sc.ready_nodes.unwrap_or(u32::MAX).min((master_count + node_count) as u32);
+    let ready = sc
+        .ready_nodes
+        .unwrap_or(u32::MAX)
+        .min((master_count + node_count) as u32);
     let kube = KubeApi::start(&ca, name, master_count as u32, node_count as u32, ready);
     let json = json!({
         "uuid": uuid, "name": name,
@@ -2195,9 +2294,8 @@ fn get_cluster(s: &mut State, req: &HttpRequest, ident: &str) -> Response {
             c.set_status("DELETE_FAILED", Some(&reason));
         }
         Step::Gone => {
-            let uuid = c.uuid().to_string();
             s.clusters.remove(i);
-            return magnum_error(404, &format!("Cluster {uuid} could not be found."));
+            return magnum_error(404, &format!("Cluster {ident} could not be found."));
         }
     }
     Response::json(200, &Value::Object(s.clusters[i].json.clone()))
@@ -2405,20 +2503,22 @@ fn sign_csr(ca: &ClusterCa, csr_pem: &str) -> Result<String, String> {
     let raw = key_bits[1..].to_vec();
     let (_, key_oid, _, alg_rest) = der(alg)?;
     let curve = der(alg_rest).ok().map(|(_, c, _, _)| c);
-    let (alg, verify): (&'static SignatureAlgorithm, &'static dyn ring::signature::VerificationAlgorithm) =
-        match (key_oid, curve, sig_oid) {
-            (OID_RSA, _, OID_SHA256_RSA) => (&rcgen::PKCS_RSA_SHA256, &ring::signature::RSA_PKCS1_2048_8192_SHA256),
-            (OID_RSA, _, OID_SHA384_RSA) => (&rcgen::PKCS_RSA_SHA256, &ring::signature::RSA_PKCS1_2048_8192_SHA384),
-            (OID_RSA, _, OID_SHA512_RSA) => (&rcgen::PKCS_RSA_SHA256, &ring::signature::RSA_PKCS1_2048_8192_SHA512),
-            (OID_EC, Some(OID_P256), OID_ECDSA_SHA256) => {
-                (&rcgen::PKCS_ECDSA_P256_SHA256, &ring::signature::ECDSA_P256_SHA256_ASN1)
-            }
-            (OID_EC, Some(OID_P384), OID_ECDSA_SHA384) => {
-                (&rcgen::PKCS_ECDSA_P384_SHA384, &ring::signature::ECDSA_P384_SHA384_ASN1)
-            }
-            (OID_ED25519, _, OID_ED25519) => (&rcgen::PKCS_ED25519, &ring::signature::ED25519),
-            _ => return Err("unsupported key or signature algorithm".into()),
-        };
+    let (alg, verify): (
+        &'static SignatureAlgorithm,
+        &'static dyn ring::signature::VerificationAlgorithm,
+    ) = match (key_oid, curve, sig_oid) {
+        (OID_RSA, _, OID_SHA256_RSA) => (&rcgen::PKCS_RSA_SHA256, &ring::signature::RSA_PKCS1_2048_8192_SHA256),
+        (OID_RSA, _, OID_SHA384_RSA) => (&rcgen::PKCS_RSA_SHA256, &ring::signature::RSA_PKCS1_2048_8192_SHA384),
+        (OID_RSA, _, OID_SHA512_RSA) => (&rcgen::PKCS_RSA_SHA256, &ring::signature::RSA_PKCS1_2048_8192_SHA512),
+        (OID_EC, Some(OID_P256), OID_ECDSA_SHA256) => {
+            (&rcgen::PKCS_ECDSA_P256_SHA256, &ring::signature::ECDSA_P256_SHA256_ASN1)
+        }
+        (OID_EC, Some(OID_P384), OID_ECDSA_SHA384) => {
+            (&rcgen::PKCS_ECDSA_P384_SHA384, &ring::signature::ECDSA_P384_SHA384_ASN1)
+        }
+        (OID_ED25519, _, OID_ED25519) => (&rcgen::PKCS_ED25519, &ring::signature::ED25519),
+        _ => return Err("unsupported key or signature algorithm".into()),
+    };
     ring::signature::UnparsedPublicKey::new(verify, &raw)
         .verify(info_tlv, signature)
         .map_err(|_| "the CSR's signature does not verify".to_string())?;
@@ -2497,7 +2597,9 @@ impl KubeApi {
                     let (config, nodes) = (config.clone(), nodes.clone());
                     std::thread::spawn(move || {
                         let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(30)));
-                        let Ok(conn) = ServerConnection::new(config) else { return };
+                        let Ok(conn) = ServerConnection::new(config) else {
+                            return;
+                        };
                         let _ = serve_kube(StreamOwned::new(conn, stream), &nodes);
                     });
                 }
@@ -2580,9 +2682,15 @@ fn serve_kube(mut tls: StreamOwned<ServerConnection, TcpStream>, nodes: &Value) 
                 ("GET", "/api/v1/nodes") => (200, nodes.clone()),
                 ("GET", p) if p.starts_with("/api/v1/nodes/") => {
                     let name = &p["/api/v1/nodes/".len()..];
-                    match nodes["items"].as_array().and_then(|a| a.iter().find(|n| n["metadata"]["name"] == name)) {
+                    match nodes["items"]
+                        .as_array()
+                        .and_then(|a| a.iter().find(|n| n["metadata"]["name"] == name))
+                    {
                         Some(n) => (200, n.clone()),
-                        None => (404, status_json(404, "NotFound", &format!("nodes \"{name}\" not found"))),
+                        None => (
+                            404,
+                            status_json(404, "NotFound", &format!("nodes \"{name}\" not found")),
+                        ),
                     }
                 }
                 _ => (
@@ -2687,6 +2795,8 @@ fn http_date() -> String {
     let t = now_secs();
     let (y, mo, d, h, mi, s) = civil(t);
     let wd = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][((t / 86400) % 7) as usize];
-    let mon = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"][mo as usize - 1];
+    let mon = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ][mo as usize - 1];
     format!("{wd}, {d:02} {mon} {y} {h:02}:{mi:02}:{s:02} GMT")
 }
