@@ -1696,3 +1696,44 @@ fn kube_get(address: &str, ca_pem: &str, client: Option<(&str, &rcgen::KeyPair)>
         .unwrap_or_default();
     (code, body)
 }
+
+/// HTTP/1.1 details other clients use: `Expect: 100-continue` (curl, for a
+/// CSR) and chunked request bodies.
+#[test]
+fn http_expect_continue_and_chunked_bodies() {
+    let cloud = FakeOpenStack::start(Scenario::default());
+    let body = serde_json::to_string(&app_cred_auth(&cloud.credentials())).unwrap();
+    let port: u16 = cloud.base_url().rsplit(':').next().unwrap().parse().unwrap();
+
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "POST /identity/v3/auth/tokens HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    let mut buf = [0u8; 25];
+    s.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"HTTP/1.1 100 Continue\r\n\r\n");
+    write!(s, "{body}").unwrap();
+    let mut head = [0u8; 12];
+    s.read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 201");
+
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    let (a, b) = body.split_at(10);
+    write!(
+        s,
+        "POST /identity/v3/auth/tokens HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n{:x}\r\n{a}\r\n{:x}\r\n{b}\r\n0\r\n\r\n",
+        a.len(),
+        b.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    assert!(out.starts_with("HTTP/1.1 201 Created\r\n"), "{out}");
+    assert!(out.to_ascii_lowercase().contains("x-subject-token: gaaaaab"), "{out}");
+    assert_eq!(cloud.auth_count(), 2);
+}

@@ -796,8 +796,9 @@ fn reason(status: u16) -> &'static str {
     }
 }
 
-/// Reads one request; None at a clean end of the connection.
-fn read_request(reader: &mut impl BufRead) -> std::io::Result<Option<HttpRequest>> {
+/// Reads one request; None at a clean end of the connection. Answers
+/// `Expect: 100-continue` (curl sends it for bodies over 1 KiB, a CSR).
+fn read_request<S: Read + Write>(reader: &mut BufReader<S>) -> std::io::Result<Option<HttpRequest>> {
     let mut line = String::new();
     if reader.read_line(&mut line)? == 0 {
         return Ok(None);
@@ -826,6 +827,11 @@ fn read_request(reader: &mut impl BufRead) -> std::io::Result<Option<HttpRequest
             .map(|(_, v)| v.clone())
     };
     let mut body = Vec::new();
+    if get("expect").is_some_and(|v| v.eq_ignore_ascii_case("100-continue")) {
+        let stream = reader.get_mut();
+        stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
+        stream.flush()?;
+    }
     if get("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
         loop {
             let mut size = String::new();
@@ -1114,8 +1120,7 @@ fn issue_token(s: &mut State, req: &HttpRequest) -> Response {
     let cred = s.scenario.credentials.clone();
     let has_scope = auth.get("scope").is_some_and(|v| !v.is_null());
     let method = methods.first().and_then(Value::as_str).unwrap_or("");
-    let scoped;
-    match method {
+    let scoped = match method {
         "application_credential" => {
             let ac = &identity["application_credential"];
             let id_ok = ac["id"].as_str() == Some(&cred.application_credential_id)
@@ -1133,7 +1138,7 @@ fn issue_token(s: &mut State, req: &HttpRequest) -> Response {
                     "Error authenticating with application credential: Application credentials cannot request a scope.",
                 );
             }
-            scoped = true;
+            true
         }
         "password" => {
             let user = &identity["password"]["user"];
@@ -1152,7 +1157,7 @@ fn issue_token(s: &mut State, req: &HttpRequest) -> Response {
                     return unauthorized(s);
                 }
             }
-            scoped = has_scope;
+            has_scope
         }
         other => {
             return keystone_error(
@@ -1160,7 +1165,7 @@ fn issue_token(s: &mut State, req: &HttpRequest) -> Response {
                 &format!("Attempted to authenticate with an unsupported method: {other}"),
             );
         }
-    }
+    };
     let token = fernet_like_token();
     let first = s.tokens_issued.is_empty();
     s.tokens.insert(
@@ -1282,9 +1287,10 @@ fn glance(s: &mut State, req: &HttpRequest, rest: &[&str], query: &[(String, Str
                 .filter(|img| {
                     query.iter().all(|(k, v)| {
                         matches!(k.as_str(), "limit" | "marker" | "sort" | "sort_key" | "sort_dir")
-                            || img
-                                .get(k)
-                                .is_some_and(|have| have.as_str() == Some(v.as_str()) || have.to_string() == *v)
+                            || img.get(k).is_some_and(|have| match have {
+                                Value::String(h) => h == v,
+                                other => v.parse::<Value>().ok().as_ref() == Some(other),
+                            })
                     })
                 })
                 .collect();
@@ -2405,7 +2411,10 @@ impl PublicKeyData for CsrKey {
 }
 
 /// One DER TLV: (tag, content, the whole TLV, what follows).
-fn der(input: &[u8]) -> Result<(u8, &[u8], &[u8], &[u8]), String> {
+/// (tag, content, the whole TLV, what follows).
+type Tlv<'a> = (u8, &'a [u8], &'a [u8], &'a [u8]);
+
+fn der(input: &[u8]) -> Result<Tlv<'_>, String> {
     let bad = || "truncated DER".to_string();
     let tag = *input.first().ok_or_else(bad)?;
     let first = *input.get(1).ok_or_else(bad)?;
