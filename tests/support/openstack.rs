@@ -20,6 +20,13 @@
 //! assert_eq!(cloud.count("DELETE", "/magnum/v1/clusters/"), 1);
 //! ```
 //!
+//! Only `GET /magnum/v1/clusters/<ident>` advances a cluster (a list
+//! does not): a client waits for a delete by GETting the cluster until it
+//! answers 404. `api_address` shows from the 2nd GET on, before
+//! CREATE_COMPLETE, as the capi-helm driver does. A faulted GET (see
+//! `Fault`) does not advance the machine. Everything is in-memory and
+//! per `FakeOpenStack`; dropping it stops its listeners.
+//!
 //! What the fake models, and how:
 //! - Keystone: `POST /identity/v3/auth/tokens`, methods `application_credential`
 //!   (id + secret, or name + secret + user) and `password` (user by name and
