@@ -630,54 +630,63 @@ def write_benchmarks(path: Path, table: str, notes: str, diag: str):
 NOTES = """### What is measured
 
 - **wall**: from `posix_spawn` of the dispatcher to `wait4` returning, in the
-  harness (bench/bench.py), with the dispatcher's stdout and stderr to a file.
-  Each dispatcher gets the environment of tests/support's `Unit::run_program`
-  (PATH = the fakes only, `MAGNUM_CAPI_ROOT`, `FAKE_UNIT`, the `JUJU_*`
-  variables, `DBUS_SYSTEM_BUS_ADDRESS` of the fake systemd).
+  harness (bench/bench.py, at nice -10 when root, 10 ms pause after each run so
+  the fake systemd finishes with the connection before the next run), with the
+  dispatcher's stdout and stderr to a file. Each dispatcher gets the
+  environment of tests/support's `Unit::run_program` (PATH = the fakes only,
+  `MAGNUM_CAPI_ROOT`, `FAKE_UNIT`, the `JUJU_*` variables,
+  `DBUS_SYSTEM_BUS_ADDRESS` of the fake systemd). **min wall** is the fastest
+  round: on a loaded machine it is closer to the cost itself than the median.
 - **hook CPU**: user+sys from `wait4`'s rusage of the dispatcher: its own CPU
-  plus every descendant it reaped (the hook tools it ran), so the whole cost of
-  the hook on the machine, less the fake systemd's work (its own column).
-- **charm CPU** and **charm peak RSS**: the dispatcher process alone, from the
+  plus every descendant it reaped (the hook tools), i.e. the whole cost of the
+  hook on the machine, less the fake systemd's work (its own column).
+- **charm CPU**: hook CPU less the median CPU of each hook tool it ran when the
+  harness runs that tool alone (listed under the table). What remains is the
+  dispatcher process, including what its way of spawning costs.
+- **charm peak RSS** and **threads**: the dispatcher process alone, from the
   kernel's taskstats exit record of each of its threads (bench/taskstats.py):
-  `cpu_run_virtual_total` (sum_exec_runtime, ns) summed over its threads, and
-  `hiwater_rss` of its address space after exec. Not the hook tools, not the
-  memory of the harness before exec (which `wait4`'s `ru_maxrss` would include:
-  it is the max over the process before and after exec and all its reaped
-  children). For ops it is the python process (`sh dispatch` execs it, same pid).
+  `hiwater_rss` of its address space after exec, and how many threads it had.
+  Not the hook tools, and not the harness's memory before exec (which `wait4`'s
+  `ru_maxrss` would report: it is the max over the process before and after
+  exec and every child it reaped). For ops it is the python process
+  (`sh dispatch` execs it, same pid). taskstats' CPU field is not used: the
+  scheduler updates it lazily, a 1 ms task that never slept shows ~0.
 - **spawns**: the lines the fakes appended to `$FAKE_UNIT/calls.jsonl` during
-  the run, without `dbus` lines (the fake systemd's D-Bus calls, counted in their
-  own column). The same count is checked against taskstats (the dispatcher's
-  child processes).
-- **fake systemd CPU**: what the fake systemd bus process spent during the run
-  (its threads' schedstat), i.e. the D-Bus side the Rust charm's update-status
-  costs elsewhere; real systemd's cost differs.
+  the run, without `dbus` lines (the fake systemd's D-Bus calls, their own
+  column), cross-checked against taskstats (the dispatcher's child processes).
+- **fake systemd CPU**: the fake systemd bus process's CPU during the run and
+  the pause after it (its threads' schedstat, plus exited threads' taskstats):
+  the D-Bus side of update-status. Real systemd's cost differs.
 
 ### The three dispatchers
 
 - **Rust**: `build/amd64/magnum-capi/dispatch`, the ELF `dispatch` of the packed
-  charm (`make charm`), on a unit converged once by `install`.
+  charm (`make charm`), on a unit converged once by `install`. It is built from
+  the work tree as it is (`-dirty` above: other work in progress included).
 - **ops**: bench/ops-charm, a typical ops charm: charmcraft's dispatch script
   (`JUJU_DISPATCH_PATH=... PYTHONPATH=lib:venv exec ./src/charm.py`), ops and its
-  dependencies pinned in bench/ops-charm/requirements.txt installed into `venv/`
-  with the system Python as charmcraft stages them. Every observed hook
+  dependencies pinned in bench/ops-charm/requirements.txt, installed into `venv/`
+  for the system Python as charmcraft stages them. Every observed hook
   (config-changed and update-status alike) runs one reconcile: `self.config`,
   `get_secret(id=...).get_content()`, render two files, compare, write only if
-  different (files under `<root>/var/lib/bench-ops`, never the Rust charm's),
-  then `self.unit.status = ActiveStatus(...)`. ops logs through `juju-log`
-  (DEBUG by default), sets status with `status-set --application=False ...`;
-  the fake `status-set` refuses those flags, so the bench's `status-set` is a
-  `/bin/sh` stand-in that strips them and execs the fake (one extra `sh` exec
-  per ops status-set, under 1 ms, counted against ops). charm.py's shebang is
-  `/usr/bin/python3` (not `/usr/bin/env python3`: the fakes' PATH has a fake
-  `python3`), which only makes ops faster.
+  different (under `<root>/var/lib/bench-ops`, never the Rust charm's files),
+  then `self.unit.status = ActiveStatus(...)`. ops itself logs two DEBUG lines
+  through `juju-log` and runs `is-leader` (to decide on collect-app-status) every
+  hook. It sets status with `status-set --application=False active -- <msg>`,
+  which the fake `status-set` refuses, so the bench's `status-set` is a `/bin/sh`
+  stand-in that drops those flags and execs the fake (one more `sh` exec, about
+  0.6 ms CPU, counted against ops). charm.py's shebang is `/usr/bin/python3`,
+  not `/usr/bin/env python3` (the fakes' PATH has a fake `python3`): that only
+  makes ops faster.
 - **/bin/sh floor**: bench/floor/dispatch: for config-changed exactly the Rust
-  charm's two calls (`config-get --format=json`, `secret-get <uri>` read through
-  `$(...)`), for update-status nothing.
+  charm's two calls (`config-get --format=json`, `secret-get --format=json <uri>`
+  read through `$(...)`), for update-status nothing.
 
-### Where the hook's time goes (Rust)
+### Where the Rust charm's time goes
 
-`strace -c -f` of one run of each hook, after the timed rounds (strace slows
-every syscall down; read the counts, not the times).
+Measured after the timed rounds (`perf stat` software counters; an strace
+timeline that stops the charm only at execve, clone and exit_group; syscall
+counts from `strace -c -f`):
 """
 
 
