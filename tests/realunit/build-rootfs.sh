@@ -224,7 +224,6 @@ EOF
 cache_id() { echo "$RECIPE $(stat -c '%s %Y' -- "$CACHE")"; }
 
 ensure_host_tools
-ensure_not_in_use
 mkdir -p -- "$(dirname "$ROOT")" "$(dirname "$CACHE")"
 if [[ $REBUILD -eq 0 && -f "$CACHE" && "$(cat -- "$CACHE.recipe" 2>/dev/null)" != "$RECIPE" ]]; then
     log "cache $CACHE is from another recipe ($(cat -- "$CACHE.recipe" 2>/dev/null || echo none), want $RECIPE): rebuilding"
@@ -233,10 +232,12 @@ fi
 if [[ $REBUILD -eq 0 && -f "$CACHE" && -d "$ROOT" && "$(cat -- "$PRISTINE" 2>/dev/null)" == "$(cache_id)" ]]; then
     log "$ROOT is pristine (from the current cache, booted only read-only since)"
 elif [[ $REBUILD -eq 0 && -f "$CACHE" ]]; then
+    ensure_not_in_use
     rm -f -- "$PRISTINE"
     restore
     cache_id > "$PRISTINE"
 else
+    ensure_not_in_use
     rm -f -- "$PRISTINE"
     build
     echo "$RECIPE" > "$CACHE.recipe"

@@ -80,7 +80,12 @@ wait_for() {
 ensure_inputs() {
     [[ $EUID -eq 0 ]] || ru_die "run as root (systemd-nspawn)"
     local t
-    for t in systemd-nspawn nsenter strace python3 file; do
+    if ! command -v strace >/dev/null || ! command -v openssl >/dev/null || ! command -v file >/dev/null; then
+        ru_log "installing host tools: strace openssl file"
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+            strace openssl file >/dev/null || ru_die "cannot install strace, openssl and file"
+    fi
+    for t in nsenter strace python3 file openssl; do
         command -v "$t" >/dev/null || ru_die "$t is not installed on the host"
     done
     [[ -x "$STAGE/dispatch" ]] || ru_die "no $STAGE/dispatch: run make charm first"

@@ -95,11 +95,13 @@ _ru_cgroup_dirs() {
     return 0
 }
 
-# Remove unit $1's (now empty) cgroup trees, deepest first.
+# Remove unit $1's (now empty) cgroup trees, deepest first, and their
+# parent when no other unit uses it.
 _ru_cgroup_cleanup() {
     local cg
     for cg in $(_ru_cgroup_dirs "$1"); do
         [[ -d "$cg" ]] && find "$cg" -depth -type d -exec rmdir {} \; 2>/dev/null
+        rmdir "$(dirname "$cg")" 2>/dev/null
     done
     return 0
 }
