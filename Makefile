@@ -21,7 +21,7 @@ LINT_VENV := target/venv-lint
 
 # Every hook the binary routes (src/event.rs HOOKS; tests/packaging.rs
 # checks the two lists agree) and every action in actions.yaml.
-HOOKS := install config-changed upgrade-charm secret-changed start update-status stop remove juju-info-relation-joined juju-info-relation-changed juju-info-relation-departed
+HOOKS := install config-changed upgrade-charm secret-changed start update-status stop remove juju-info-relation-joined juju-info-relation-changed juju-info-relation-departed restart-relation-joined restart-relation-changed restart-relation-departed leader-elected
 ACTIONS := verify smoketest
 
 # arm64: ring (under rustls) has C and assembly, so a C cross toolchain is

@@ -11,7 +11,9 @@ use crate::apply::{files, health, pip, systemd};
 use crate::event::Event;
 use crate::juju::{HookTools, Status, StatusKind};
 use crate::lifecycle;
+use crate::peers::{self, Peers};
 use crate::plan::paths::{CONF_D, HELM, REQUIREMENTS, SERVICES, STAGED_HELM, STAGED_WHEELS};
+use crate::plan::rolling;
 use crate::plan::settings::Settings;
 use crate::plan::{self, Changes, Desired, DirFacts, DriverSource, FileFacts, Observed, ResourceFacts, SecretInput};
 use crate::state::{file_stat, Applied, HelmRecord, Meta, Rejected, State};
@@ -121,6 +123,20 @@ fn converge(event: &Event, root: &Root, tools: &HookTools, o: &Observed, state: 
             ..Changes::default()
         };
     }
+    // Rolling restarts: with other units, a restart waits for its turn; the
+    // leader moves the roll. Only looked at when there is something to do.
+    let peer_duty = event.peer_news() || state.leading || changes.restart || state.restart_nonce.is_some();
+    let mut peers = if peer_duty {
+        peers::load(tools, desired.grant_timeout)?
+    } else {
+        None
+    };
+    if let Some(p) = peers.as_mut() {
+        p.lead(tools)?;
+        state.leading = p.leader && p.rolling();
+    } else {
+        state.leading = false;
+    }
     if changes.is_empty() {
         state.rejected = None;
         if state.applied.as_ref().map(|a| &a.fingerprint) != Some(&desired.fingerprint()) {
@@ -133,7 +149,7 @@ fn converge(event: &Event, root: &Root, tools: &HookTools, o: &Observed, state: 
         }
         return finish(tools, &desired, state);
     }
-    apply(root, tools, o, &desired, &changes, state)
+    apply(root, tools, o, &desired, &changes, state, peers.as_mut())
 }
 
 /// Set the application version when it changed; the ready status.
@@ -176,7 +192,15 @@ fn services_up(root: &Root, desired: &Desired, state: &mut State) -> Result<Stat
     )
 }
 
-fn apply(root: &Root, tools: &HookTools, o: &Observed, d: &Desired, c: &Changes, state: &mut State) -> Result<Status> {
+fn apply(
+    root: &Root,
+    tools: &HookTools,
+    o: &Observed,
+    d: &Desired,
+    c: &Changes,
+    state: &mut State,
+    peers: Option<&mut Peers>,
+) -> Result<Status> {
     let ids = (o.root_uid, o.root_gid);
     if state.status.as_ref().map(|s| s.kind) != Some(StatusKind::Maintenance) {
         let working = Status::maintenance("applying magnum-capi-helm configuration");
@@ -292,17 +316,96 @@ fn apply(root: &Root, tools: &HookTools, o: &Observed, d: &Desired, c: &Changes,
     if c.daemon_reload {
         systemd::daemon_reload()?;
     }
+    let mut peers = peers;
     if c.restart {
+        if let Some(p) = peers.as_deref_mut() {
+            if let Some(waiting) = await_turn(root, tools, o, d, state, p)? {
+                return Ok(waiting);
+            }
+        }
         let since = epoch_now();
         systemd::restart(&SERVICES).context("restarting the magnum services")?;
         if let Some(verdict) = health::watch(root, &SERVICES, Duration::from_secs(d.settle_seconds), since)? {
-            return rollback(root, o, d, state, verdict);
+            let status = rollback(root, o, d, state, verdict)?;
+            if let (Some(p), Some(nonce)) = (peers.as_deref_mut(), state.restart_nonce.take()) {
+                let failed = format!("{nonce} {}", status.message);
+                p.set(tools, &[(rolling::FAILED, failed.as_str())])?;
+                p.lead(tools)?;
+            }
+            return Ok(status);
+        }
+        if let (Some(p), Some(nonce)) = (peers, state.restart_nonce.take()) {
+            p.set(tools, &[(rolling::DONE, nonce.as_str())])?;
+            p.lead(tools)?;
+            state.leading = p.leader && p.rolling();
         }
     }
     record_applied(root, o, d, state)?;
     state.rejected = None;
     state.pending_restart = false;
     finish(&HookTools, d, state)
+}
+
+/// With other units: ask for the restart turn (once per change), and wait
+/// for it. `Some(status)` when this unit must not restart now: queued, or
+/// the roll halted on this very change (then this unit's new files are put
+/// back: it keeps the config it runs).
+fn await_turn(
+    root: &Root,
+    tools: &HookTools,
+    o: &Observed,
+    d: &Desired,
+    state: &mut State,
+    p: &mut Peers,
+) -> Result<Option<Status>> {
+    let fingerprint = d.fingerprint();
+    let nonce = match &state.restart_nonce {
+        Some(n) if rolling::change_of(n) == fingerprint => n.clone(),
+        _ => {
+            let n = format!("{fingerprint}-{}", epoch_now());
+            p.set(tools, &[(rolling::REQUEST, n.as_str()), (rolling::FAILED, "")])?;
+            state.restart_nonce = Some(n.clone());
+            state.save(root, (o.root_uid, o.root_gid))?;
+            p.lead(tools)?;
+            n
+        }
+    };
+    if let Some(halt) = rolling::halted_on(&p.view.app, &nonce).map(str::to_string) {
+        for (path, facts) in state.last_good_files(root)? {
+            match facts {
+                Some(f) => files::write_atomic(&root.path(&path), &f.content, f.mode, f.uid, f.gid)?,
+                None => {
+                    files::remove(&root.path(&path))?;
+                }
+            }
+        }
+        systemd::daemon_reload()?;
+        p.set(tools, &[(rolling::REQUEST, "")])?;
+        state.restart_nonce = None;
+        state.pending_restart = false;
+        let status = Status::blocked(format!(
+            "rolling restart halted: {halt}; this unit keeps the config it runs: fix the change (juju config magnum-capi ...)"
+        ));
+        state.rejected = Some(Rejected {
+            fingerprint,
+            status: status.clone(),
+        });
+        return Ok(Some(status));
+    }
+    if rolling::granted(&p.view.app, &p.me, &nonce) {
+        tracing::info!("rolling restart: {} has the turn", p.me);
+        return Ok(None);
+    }
+    state.leading = p.leader && p.rolling();
+    let holder = p
+        .view
+        .app
+        .get(rolling::GRANTED)
+        .cloned()
+        .unwrap_or_else(|| "the leader".into());
+    Ok(Some(Status::waiting(format!(
+        "restart queued: magnum units restart one at a time ({holder} goes first); new config written, takes effect at this unit's turn"
+    ))))
 }
 
 /// The desired state is on the unit and healthy: it becomes the last good
@@ -344,6 +447,9 @@ fn still_converged(root: &Root, o: &Observed, state: &State) -> Result<bool> {
     let Some(applied) = &state.applied else {
         return Ok(false);
     };
+    if state.leading || state.restart_nonce.is_some() || state.pending_restart {
+        return Ok(false);
+    }
     let active = state.status.as_ref().is_some_and(|s| s.kind == StatusKind::Active);
     if !active || state.rejected.is_some() || o.driver_version.as_deref() != Some(&applied.driver_version) {
         return Ok(false);

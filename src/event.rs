@@ -35,6 +35,11 @@ pub enum Event {
     JujuInfoRelationJoined,
     JujuInfoRelationChanged,
     JujuInfoRelationDeparted,
+    /// The peer relation of the rolling restart.
+    RestartRelationJoined,
+    RestartRelationChanged,
+    RestartRelationDeparted,
+    LeaderElected,
     Action(Action),
     /// A hook the charm has no handler for: Juju's convention is exit 0.
     UnknownHook(String),
@@ -46,7 +51,7 @@ pub enum Event {
 
 /// Every hook the charm handles, with its Juju name. Used by routing, by
 /// packaging (`hooks/<name>` links) and by the tests.
-pub const HOOKS: [(&str, Event); 11] = [
+pub const HOOKS: [(&str, Event); 15] = [
     ("install", Event::Install),
     ("config-changed", Event::ConfigChanged),
     ("upgrade-charm", Event::UpgradeCharm),
@@ -58,6 +63,10 @@ pub const HOOKS: [(&str, Event); 11] = [
     ("juju-info-relation-joined", Event::JujuInfoRelationJoined),
     ("juju-info-relation-changed", Event::JujuInfoRelationChanged),
     ("juju-info-relation-departed", Event::JujuInfoRelationDeparted),
+    ("restart-relation-joined", Event::RestartRelationJoined),
+    ("restart-relation-changed", Event::RestartRelationChanged),
+    ("restart-relation-departed", Event::RestartRelationDeparted),
+    ("leader-elected", Event::LeaderElected),
 ];
 
 impl Event {
@@ -95,6 +104,21 @@ impl Event {
                 | Event::UpdateStatus
                 | Event::JujuInfoRelationJoined
                 | Event::JujuInfoRelationChanged
+                | Event::RestartRelationJoined
+                | Event::RestartRelationChanged
+                | Event::RestartRelationDeparted
+                | Event::LeaderElected
+        )
+    }
+
+    /// Hooks where the rolling restart moves: a peer or the leader changed.
+    pub fn peer_news(&self) -> bool {
+        matches!(
+            self,
+            Event::RestartRelationJoined
+                | Event::RestartRelationChanged
+                | Event::RestartRelationDeparted
+                | Event::LeaderElected
         )
     }
 }
@@ -146,8 +170,8 @@ mod tests {
     #[test]
     fn unknown_hooks_and_garbage_are_not_errors() {
         assert_eq!(
-            Event::from_dispatch_path("hooks/leader-elected"),
-            Event::UnknownHook("leader-elected".into())
+            Event::from_dispatch_path("hooks/collect-metrics"),
+            Event::UnknownHook("collect-metrics".into())
         );
         assert_eq!(Event::from_dispatch_path("./hooks/install"), Event::Install);
         assert!(matches!(Event::from_dispatch_path(""), Event::Invalid(_)));

@@ -13,6 +13,7 @@ pub mod fault;
 pub mod juju;
 pub mod lifecycle;
 pub mod log;
+pub mod peers;
 pub mod plan;
 pub mod state;
 pub mod supply;

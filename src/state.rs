@@ -54,6 +54,12 @@ pub struct State {
     /// yet (a hook died in between): the next hook restarts.
     #[serde(default)]
     pub pending_restart: bool,
+    /// Rolling restart: this unit's request (`<change>-<epoch>`) while it
+    /// waits for its turn, and whether, as leader, it has a roll to move.
+    #[serde(default)]
+    pub restart_nonce: Option<String>,
+    #[serde(default)]
+    pub leading: bool,
     /// Loaded from an older format (logged; the next save writes format 2).
     #[serde(skip)]
     pub migrated: bool,

@@ -30,6 +30,8 @@ fn first_install_does_the_runbook_correctly() {
             "resource-get",
             "config-get",
             "secret-get",
+            // A restart is needed: are there peers to take turns with?
+            "relation-ids",
             "status-set",
             "pip3 install",
             "python3",

@@ -7,7 +7,7 @@ use serde_json::json;
 use support::{Unit, CHARM, KUBECONFIG};
 
 /// Hooks that converge: on a unit without magnum they only report waiting.
-const CONVERGING: [&str; 8] = [
+const CONVERGING: [&str; 12] = [
     "install",
     "config-changed",
     "upgrade-charm",
@@ -16,6 +16,10 @@ const CONVERGING: [&str; 8] = [
     "update-status",
     "juju-info-relation-joined",
     "juju-info-relation-changed",
+    "restart-relation-joined",
+    "restart-relation-changed",
+    "restart-relation-departed",
+    "leader-elected",
 ];
 
 #[test]
@@ -53,11 +57,11 @@ fn stop_remove_and_departed_run_without_touching_the_unit() {
 #[test]
 fn an_unknown_hook_exits_zero_with_one_log_line() {
     let unit = Unit::new();
-    let run = unit.hook("leader-elected");
+    let run = unit.hook("collect-metrics");
     run.assert_ok();
     assert!(run.calls.is_empty());
     assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
-    assert!(run.stderr.contains("leader-elected"));
+    assert!(run.stderr.contains("collect-metrics"));
 }
 
 #[test]

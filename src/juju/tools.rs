@@ -163,6 +163,46 @@ impl HookTools {
         run("juju-log", &["-l", level, message]).map(drop)
     }
 
+    /// `relation-ids <endpoint> --format=json`.
+    pub fn relation_ids(&self, endpoint: &str) -> Result<Vec<String>> {
+        let out = run("relation-ids", &[endpoint, "--format=json"])?;
+        Ok(serde_json::from_slice::<Option<Vec<String>>>(&out)
+            .context("relation-ids printed no JSON list")?
+            .unwrap_or_default())
+    }
+
+    /// `relation-list -r <id> --format=json`: the other units.
+    pub fn relation_list(&self, id: &str) -> Result<Vec<String>> {
+        let out = run("relation-list", &["-r", id, "--format=json"])?;
+        Ok(serde_json::from_slice::<Option<Vec<String>>>(&out)
+            .context("relation-list printed no JSON list")?
+            .unwrap_or_default())
+    }
+
+    /// `relation-get -r <id> [--app] --format=json - <unit or app>`.
+    pub fn relation_get(&self, id: &str, owner: &str, app: bool) -> Result<BTreeMap<String, String>> {
+        let mut args = vec!["-r", id];
+        if app {
+            args.push("--app");
+        }
+        args.extend(["--format=json", "-", owner]);
+        let out = run("relation-get", &args)?;
+        Ok(serde_json::from_slice::<Option<BTreeMap<String, String>>>(&out)
+            .context("relation-get printed no JSON object")?
+            .unwrap_or_default())
+    }
+
+    /// `relation-set -r <id> [--app] k=v ...` (an empty value deletes).
+    pub fn relation_set(&self, id: &str, app: bool, pairs: &[(&str, &str)]) -> Result<()> {
+        let kv: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let mut args = vec!["-r", id];
+        if app {
+            args.push("--app");
+        }
+        args.extend(kv.iter().map(String::as_str));
+        run("relation-set", &args).map(drop)
+    }
+
     /// `is-leader --format=json`.
     #[allow(dead_code)] // for the actions and later issues
     pub fn is_leader(&self) -> Result<bool> {

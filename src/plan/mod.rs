@@ -10,6 +10,7 @@ pub mod kubeconfig;
 pub mod paths;
 pub mod red_flags;
 pub mod render;
+pub mod rolling;
 pub mod settings;
 pub mod x509;
 
@@ -125,6 +126,8 @@ pub struct Desired {
     /// Managed paths that must not exist (our drop-ins in `none` mode).
     pub absent: Vec<String>,
     pub settle_seconds: u64,
+    /// Rolling restart: how long a unit may hold the turn.
+    pub grant_timeout: u64,
     pub ready: Status,
 }
 
@@ -405,6 +408,7 @@ pub fn desired(
         files,
         absent,
         settle_seconds: settings.restart_settle_seconds,
+        grant_timeout: settings.restart_grant_timeout,
         ready: Status::active(format!("magnum-capi-helm {} ready", settings.driver_version)),
     })
 }

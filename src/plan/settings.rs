@@ -133,6 +133,7 @@ pub struct Settings {
     pub disabled_drivers: DisabledDrivers,
     pub service_override: ServiceOverride,
     pub restart_settle_seconds: u64,
+    pub restart_grant_timeout: u64,
     /// `(ini key, value)` for every `[capi_helm]` option that is set, in
     /// CAPI_OPTIONS order, already INI-safe (validated, `$` escaped).
     pub capi_helm: Vec<(&'static str, String)>,
@@ -308,6 +309,15 @@ impl Settings {
             Some(_) => return Err("config restart-settle-seconds is not an integer; fix: juju config magnum-capi restart-settle-seconds=10".into()),
         };
 
+        let restart_grant_timeout = match raw.get("restart-grant-timeout") {
+            None | Some(Value::Null) => 300,
+            Some(Value::Number(n)) => match n.as_u64() {
+                Some(s) if s <= 86400 => s,
+                _ => return Err("config restart-grant-timeout must be 0..86400; fix: juju config magnum-capi restart-grant-timeout=300".into()),
+            },
+            Some(_) => return Err("config restart-grant-timeout is not an integer; fix: juju config magnum-capi restart-grant-timeout=300".into()),
+        };
+
         let mut capi_helm = Vec::new();
         for opt in CAPI_OPTIONS.iter() {
             let value = match (raw.get(opt.option), opt.kind) {
@@ -371,6 +381,7 @@ impl Settings {
             disabled_drivers,
             service_override,
             restart_settle_seconds,
+            restart_grant_timeout,
             capi_helm,
         })
     }

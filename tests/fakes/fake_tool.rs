@@ -117,7 +117,15 @@ fn main() -> ExitCode {
             fs::write(fake.dir.join("app-version"), args.first().cloned().unwrap_or_default()).unwrap();
             ExitCode::SUCCESS
         }
-        "is-leader" => out(&format!("{}\n", fake.get("leader").as_bool().unwrap_or(true))),
+        "is-leader" => match peers_file() {
+            Some(p) => out(&format!(
+                "{}\n",
+                read_json(&p)["leader"].as_str() == Some(me().as_str())
+            )),
+            None => out(&format!("{}\n", fake.get("leader").as_bool().unwrap_or(true))),
+        },
+        "relation-ids" => relation(&args),
+        "relation-list" | "relation-get" | "relation-set" => relation_named(&tool, &args),
         "action-get" => out(&fake
             .world
             .get("action_params")
@@ -173,6 +181,102 @@ fn main() -> ExitCode {
             fake.get("helm_version").as_str().unwrap_or("v3.17.2+gcc0c9f4")
         )),
         other => err(127, &format!("fake-tool: no fake for {other}")),
+    }
+}
+
+/// The peer relation `restart`, shared by the units of a multi-unit test in
+/// `$FAKE_PEERS/peers.json`: {"leader", "members": [..], "app": {..},
+/// "units": {unit: {..}}, "violations": [..]}. Identity: JUJU_UNIT_NAME.
+fn peers_file() -> Option<PathBuf> {
+    std::env::var_os("FAKE_PEERS").map(|d| PathBuf::from(d).join("peers.json"))
+}
+
+fn me() -> String {
+    std::env::var("JUJU_UNIT_NAME").unwrap_or_else(|_| "magnum-capi/0".into())
+}
+
+fn read_json(p: &Path) -> Value {
+    fs::read(p)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or(json!({}))
+}
+
+fn write_json(p: &Path, v: &Value) {
+    let tmp = p.with_extension("tmp");
+    fs::write(&tmp, serde_json::to_vec_pretty(v).unwrap()).unwrap();
+    fs::rename(tmp, p).unwrap();
+}
+
+fn relation(args: &[String]) -> ExitCode {
+    match (args.first().map(String::as_str), peers_file()) {
+        (Some("restart"), Some(_)) => out("[\"restart:7\"]\n"),
+        _ => out("[]\n"),
+    }
+}
+
+fn relation_named(tool: &str, args: &[String]) -> ExitCode {
+    let Some(path) = peers_file() else {
+        return err(1, "ERROR relation not found");
+    };
+    let mut peers = read_json(&path);
+    let me = me();
+    if !peers["members"]
+        .as_array()
+        .is_some_and(|m| m.iter().any(|u| u == me.as_str()))
+    {
+        return err(1, &format!("ERROR unit {me} is not in relation restart:7"));
+    }
+    let app = args.iter().any(|a| a == "--app");
+    let rest: Vec<&String> = args
+        .iter()
+        .filter(|a| !a.starts_with('-') && a.as_str() != "restart:7")
+        .collect();
+    match tool {
+        "relation-list" => {
+            let others: Vec<Value> = peers["members"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|u| *u != me.as_str())
+                .cloned()
+                .collect();
+            out(&format!("{}\n", Value::Array(others)))
+        }
+        "relation-get" => {
+            let owner = rest.last().map(|s| s.as_str()).unwrap_or("");
+            let data = if app {
+                peers["app"].clone()
+            } else {
+                peers["units"].get(owner).cloned().unwrap_or(json!({}))
+            };
+            out(&format!("{}\n", if data.is_null() { json!({}) } else { data }))
+        }
+        _ => {
+            if app && peers["leader"].as_str() != Some(me.as_str()) {
+                return err(1, "ERROR cannot write relation settings: this unit is not the leader");
+            }
+            for kv in rest {
+                let Some((k, v)) = kv.split_once('=') else {
+                    return err(2, "ERROR expected key=value");
+                };
+                let target = if app {
+                    &mut peers["app"]
+                } else {
+                    &mut peers["units"][me.as_str()]
+                };
+                if !target.is_object() {
+                    *target = json!({});
+                }
+                if v.is_empty() {
+                    target.as_object_mut().unwrap().remove(k);
+                } else {
+                    target[k] = json!(v);
+                }
+            }
+            write_json(&path, &peers);
+            ExitCode::SUCCESS
+        }
     }
 }
 
@@ -318,6 +422,23 @@ fn systemctl(fake: &mut Fake, args: &[String]) -> ExitCode {
             ExitCode::SUCCESS
         }
         "restart" | "start" | "stop" => {
+            if verb == "restart" {
+                if let Some(p) = peers_file() {
+                    // A restart outside this unit's turn breaks the roll.
+                    let mut peers = read_json(&p);
+                    let holder = peers["app"]["granted"].as_str().unwrap_or("").to_string();
+                    let me = me();
+                    if holder != me {
+                        let mut violations = peers["violations"].as_array().cloned().unwrap_or_default();
+                        violations.push(json!(format!("{me} restarted while {holder:?} held the turn")));
+                        peers["violations"] = Value::Array(violations);
+                    }
+                    let mut log = peers["restarts"].as_array().cloned().unwrap_or_default();
+                    log.push(json!(me));
+                    peers["restarts"] = Value::Array(log);
+                    write_json(&p, &peers);
+                }
+            }
             let unhealthy = fake.get("unhealthy_if").clone();
             let broken = unhealthy.get("path").and_then(Value::as_str).is_some_and(|p| {
                 fs::read_to_string(fake.unit_path(p))

@@ -24,7 +24,11 @@ pub const CHARM: &str = env!("CARGO_BIN_EXE_magnum-capi");
 pub const FAKE_TOOL: &str = env!("CARGO_BIN_EXE_fake-tool");
 
 /// Every program the charm may run; each is the fake, by name.
-pub const TOOLS: [&str; 18] = [
+pub const TOOLS: [&str; 22] = [
+    "relation-ids",
+    "relation-list",
+    "relation-get",
+    "relation-set",
     "config-get",
     "secret-get",
     "status-set",
@@ -153,6 +157,10 @@ impl Call {
 pub struct Unit {
     dir: tempfile::TempDir,
     pub ids: Ids,
+    /// JUJU_UNIT_NAME, and the shared peer relation store of a multi-unit
+    /// test (FAKE_PEERS).
+    pub name: String,
+    peers: Option<PathBuf>,
     /// The fake systemd on D-Bus, when it runs.
     bus: Option<std::process::Child>,
 }
@@ -219,6 +227,8 @@ impl Unit {
         let mut unit = Unit {
             dir,
             ids: Ids::here(),
+            name: "magnum-capi/0".into(),
+            peers: None,
             bus: None,
         };
         fs::create_dir_all(unit.root()).unwrap();
@@ -262,6 +272,13 @@ impl Unit {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// One of several units sharing a peer relation store (multi-unit tests).
+    pub fn member(mut self, name: &str, peers: &Path) -> Unit {
+        self.name = name.to_string();
+        self.peers = Some(peers.to_path_buf());
+        self
     }
 
     /// No D-Bus: the charm must fall back to `systemctl show`.
@@ -456,9 +473,12 @@ impl Unit {
             .env("FAKE_UNIT", self.fake_dir())
             .env("JUJU_DISPATCH_PATH", dispatch_path)
             .env("JUJU_CHARM_DIR", &charm_dir)
-            .env("JUJU_UNIT_NAME", "magnum-capi/0")
+            .env("JUJU_UNIT_NAME", &self.name)
             .env("JUJU_MODEL_NAME", "openstack")
             .env("JUJU_VERSION", "3.6.4");
+        if let Some(p) = &self.peers {
+            cmd.env("FAKE_PEERS", p);
+        }
         if self.bus.is_some() {
             cmd.env(
                 "DBUS_SYSTEM_BUS_ADDRESS",
