@@ -28,7 +28,7 @@ ACTIONS := verify smoketest
 # needed; zig from PyPI (with cargo-zigbuild) is one, no apt cross packages.
 ZIG_VENV := target/venv-zig
 
-.PHONY: all charm stage binary test test-fast lint clean venv-oslo fuzz
+.PHONY: all charm stage binary test test-fast test-real demo bench lint clean venv-oslo venv-openstack fuzz
 
 all: charm
 
@@ -71,8 +71,24 @@ charm: stage
 venv-oslo:
 	bash tests/venvs/oslo.sh
 
-test: venv-oslo
+venv-openstack:
+	bash tests/venvs/openstack.sh
+
+test: venv-oslo venv-openstack
 	MAGNUM_CAPI_REQUIRE_REAL=1 cargo test --locked --features faults
+
+# The whole lifecycle on a booted Debian magnum unit (real systemd, real pip,
+# real magnum), as assertions (test-real) or as a walk-through (demo).
+# Root, systemd-nspawn; the unit's root filesystem is built once and cached.
+test-real: charm
+	bash tests/realunit/test-real.sh
+
+demo: charm
+	bash tests/realunit/demo.sh
+
+# Rust vs an ops charm vs a /bin/sh floor on a fake unit: BENCHMARKS.md.
+bench:
+	bash bench/run.sh
 
 test-fast:
 	cargo test --locked

@@ -105,6 +105,12 @@ fn main() -> ExitCode {
         "config-get" => out(&fake.get("config").to_string()),
         "secret-get" => secret_get(&fake, &args),
         "status-set" => {
+            // ops passes `--application=False` and `--` before the message.
+            let args: Vec<String> = args
+                .iter()
+                .filter(|a| !a.starts_with("--application") && *a != "--")
+                .cloned()
+                .collect();
             if args.is_empty() || !["maintenance", "blocked", "waiting", "active"].contains(&args[0].as_str()) {
                 return err(2, &format!("ERROR invalid status {:?}", args.first()));
             }

@@ -12,6 +12,7 @@
 #![allow(dead_code)]
 
 pub mod kube_server;
+pub mod openstack;
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
