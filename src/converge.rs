@@ -176,11 +176,11 @@ fn services_up(root: &Root, desired: &Desired, state: &mut State) -> Result<Stat
     }
     tracing::warn!("{} not running: restarting", down.join(", "));
     let _ = state;
-    let since = epoch_now();
+    let since = systemd::journal_mark(&down);
     systemd::reset_failed(&down);
     systemd::restart(&down)?;
     Ok(
-        match health::watch(root, &down, Duration::from_secs(desired.settle_seconds), since)? {
+        match health::watch(root, &down, Duration::from_secs(desired.settle_seconds), &since)? {
             None => desired.ready.clone(),
             Some(v) => Status::blocked(format!(
                 "{} not healthy after restart: {}; fix: {}",
@@ -323,9 +323,9 @@ fn apply(
                 return Ok(waiting);
             }
         }
-        let since = epoch_now();
+        let since = systemd::journal_mark(&SERVICES);
         systemd::restart(&SERVICES).context("restarting the magnum services")?;
-        if let Some(verdict) = health::watch(root, &SERVICES, Duration::from_secs(d.settle_seconds), since)? {
+        if let Some(verdict) = health::watch(root, &SERVICES, Duration::from_secs(d.settle_seconds), &since)? {
             let status = rollback(root, o, d, state, verdict)?;
             if let (Some(p), Some(nonce)) = (peers.as_deref_mut(), state.restart_nonce.take()) {
                 let failed = format!("{nonce} {}", status.message);

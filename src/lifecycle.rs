@@ -164,9 +164,7 @@ pub fn restore(event: &Event, root: &Root, tools: &HookTools) -> Result<()> {
             .filter(|s| pre.services.get(*s).is_none_or(|a| a != "inactive"))
             .collect();
         if !running.is_empty() {
-            let since = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs());
+            let since = systemd::journal_mark(&running);
             systemd::reset_failed(&running);
             systemd::restart(&running)?;
             let settle = tools
@@ -174,7 +172,7 @@ pub fn restore(event: &Event, root: &Root, tools: &HookTools) -> Result<()> {
                 .ok()
                 .and_then(|raw| Settings::parse(&raw).ok())
                 .map_or(10, |s| s.restart_settle_seconds);
-            if let Some(v) = health::watch(root, &running, Duration::from_secs(settle), since)? {
+            if let Some(v) = health::watch(root, &running, Duration::from_secs(settle), &since)? {
                 tracing::error!("after restoring the unit: {}; fix: {}", v.problem, v.fix);
             }
         }

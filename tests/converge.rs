@@ -36,6 +36,8 @@ fn first_install_does_the_runbook_correctly() {
             "pip3 install",
             "python3",
             "systemctl daemon-reload",
+            // A mark in the journal, so only the new instances' lines count.
+            "journalctl",
             "systemctl restart",
             "journalctl",
             "application-version-set",
@@ -307,6 +309,24 @@ fn an_unhealthy_restart_is_rolled_back() {
     unit.hook("config-changed").assert_ok();
     assert_eq!(unit.status().0, "active");
     assert!(unit.text(CAPI_CONF).contains("namespace_prefix = fixed"));
+}
+
+#[test]
+fn red_flags_from_before_the_restart_do_not_count() {
+    // The conductor crash-looped on a hand edit; its last lines are red
+    // flags. The repair's restart is healthy and must be seen so.
+    let unit = converged();
+    let mut journal = unit.world()["journal"].as_array().cloned().unwrap_or_default();
+    journal.push(json!("Traceback (most recent call last):"));
+    journal.push(json!(
+        "oslo_config.cfg.ConfigFileParseError: Failed to parse /etc/magnum/magnum.conf.d/99-capi.conf"
+    ));
+    unit.set("journal", json!(journal));
+    unit.put(CAPI_CONF, "[capi_helm\ngarbage\n", 0o640);
+    let run = unit.hook("config-changed");
+    run.assert_ok();
+    assert_eq!(unit.status().0, "active", "{:?}", unit.status());
+    assert!(unit.text(CAPI_CONF).contains("[capi_helm]\nkubeconfig_file"));
 }
 
 #[test]

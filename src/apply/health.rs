@@ -35,7 +35,12 @@ pub struct Verdict {
     pub fix: String,
 }
 
-pub fn watch(root: &Root, services: &[&str], settle: Duration, since_epoch: u64) -> Result<Option<Verdict>> {
+pub fn watch(
+    root: &Root,
+    services: &[&str],
+    settle: Duration,
+    since: &systemd::JournalMark,
+) -> Result<Option<Verdict>> {
     let deadline = Instant::now() + settle;
     let mut problem;
     loop {
@@ -54,7 +59,7 @@ pub fn watch(root: &Root, services: &[&str], settle: Duration, since_epoch: u64)
         }
         std::thread::sleep(Duration::from_millis(500).min(deadline.saturating_duration_since(Instant::now())));
     }
-    let journal = systemd::journal_since(services, since_epoch).unwrap_or_default();
+    let journal = systemd::journal_after(services, since).unwrap_or_default();
     let flag = first_red_flag(&journal);
     Ok(match (problem, flag) {
         (None, None) => None,

@@ -128,16 +128,66 @@ pub fn reset_failed(services: &[&str]) {
     }
 }
 
+/// A point in the services' journal: lines after it are the new ones.
+/// The cursor of the last line, when the journal has one (exact); else the
+/// wall-clock second (lines of that second from before count too).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JournalMark {
+    pub cursor: Option<String>,
+    pub epoch: u64,
+}
+
+fn unit_args(services: &[&str]) -> Vec<String> {
+    units(services)
+        .into_iter()
+        .flat_map(|u| ["-u".to_string(), u])
+        .collect()
+}
+
+/// Mark the journal now (one journalctl run), before a restart.
+pub fn journal_mark(services: &[&str]) -> JournalMark {
+    let epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let mut args = vec![
+        "--no-pager".to_string(),
+        "-o".into(),
+        "cat".into(),
+        "-n".into(),
+        "1".into(),
+        "--show-cursor".into(),
+    ];
+    args.extend(unit_args(services));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let cursor = run("journalctl", &args).ok().and_then(|out| {
+        out.lines()
+            .rev()
+            .find_map(|l| l.strip_prefix("-- cursor: ").map(|c| c.trim().to_string()))
+    });
+    JournalMark { cursor, epoch }
+}
+
+/// The services' journal after a mark.
+pub fn journal_after(services: &[&str], mark: &JournalMark) -> Result<String> {
+    let mut args = vec!["--no-pager".to_string(), "-o".into(), "cat".into()];
+    match &mark.cursor {
+        Some(c) => args.push(format!("--after-cursor={c}")),
+        None => args.extend(["--since".to_string(), format!("@{}", mark.epoch)]),
+    }
+    args.extend(unit_args(services));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    run("journalctl", &args)
+}
+
 /// The services' journal since a wall-clock time (seconds since the epoch).
 pub fn journal_since(services: &[&str], since_epoch: u64) -> Result<String> {
-    let since = format!("@{since_epoch}");
-    let mut args = vec!["--no-pager", "-o", "cat", "--since", since.as_str()];
-    let units = units(services);
-    for u in &units {
-        args.push("-u");
-        args.push(u);
-    }
-    run("journalctl", &args)
+    journal_after(
+        services,
+        &JournalMark {
+            cursor: None,
+            epoch: since_epoch,
+        },
+    )
 }
 
 #[cfg(test)]

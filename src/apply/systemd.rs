@@ -6,7 +6,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Result;
 
-pub use super::systemctl::{daemon_reload, journal_since, reset_failed, restart, show_properties, ServiceState};
+pub use super::systemctl::{
+    daemon_reload, journal_after, journal_mark, journal_since, reset_failed, restart, show_properties, JournalMark,
+    ServiceState,
+};
 use super::{dbus, systemctl};
 use crate::unit::Root;
 

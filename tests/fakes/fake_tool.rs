@@ -167,6 +167,7 @@ fn main() -> ExitCode {
         },
         "systemctl" => systemctl(&mut fake, &args),
         "journalctl" => {
+            // An append-only journal; cursors are positions in it.
             let lines: Vec<String> = fake
                 .get("journal")
                 .as_array()
@@ -174,7 +175,22 @@ fn main() -> ExitCode {
                 .flatten()
                 .filter_map(|l| l.as_str().map(str::to_string))
                 .collect();
-            out(&lines.iter().map(|l| format!("{l}\n")).collect::<String>())
+            let from = args
+                .iter()
+                .find_map(|a| a.strip_prefix("--after-cursor=fake;i="))
+                .and_then(|n| n.parse::<usize>().ok())
+                .unwrap_or(0)
+                .min(lines.len());
+            let mut text: String = lines[from..].iter().map(|l| format!("{l}\n")).collect();
+            if args.iter().any(|a| a == "--show-cursor") {
+                let last = lines.last().map(|l| format!("{l}\n")).unwrap_or_default();
+                text = if lines.is_empty() {
+                    String::new()
+                } else {
+                    format!("{last}-- cursor: fake;i={}\n", lines.len())
+                };
+            }
+            out(&text)
         }
         "pip3" | "pip" => pip(&fake, &args),
         "python3" | "python" if args.get(1).is_some_and(|s| s.starts_with("# magnum-capi verify")) => {
@@ -462,12 +478,20 @@ fn systemctl(fake: &mut Fake, args: &[String]) -> ExitCode {
                 };
                 fake.world["services"][u] = new;
             }
+            // The journal only grows: the new instances log after the old.
+            let mut journal = fake.world["journal"].as_array().cloned().unwrap_or_default();
             if broken {
-                let lines = unhealthy.get("journal").cloned().unwrap_or(json!([]));
-                fake.world["journal"] = lines;
+                journal.extend(
+                    unhealthy
+                        .get("journal")
+                        .and_then(Value::as_array)
+                        .cloned()
+                        .unwrap_or_default(),
+                );
             } else if verb != "stop" {
-                fake.world["journal"] = json!([]);
+                journal.extend(units.iter().map(|u| json!(format!("Started {u}.service."))));
             }
+            fake.world["journal"] = Value::Array(journal);
             fake.save();
             ExitCode::SUCCESS
         }
