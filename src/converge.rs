@@ -165,6 +165,30 @@ fn finish(tools: &HookTools, desired: &Desired, state: &mut State) -> Result<Sta
 /// failed one is restarted and watched.
 fn services_up(root: &Root, desired: &Desired, state: &mut State) -> Result<Status> {
     let states = systemd::show(root, &SERVICES)?;
+    // Restarted by systemd since the last look: a crash, or a restart loop.
+    let mut looping = Vec::new();
+    for (s, name) in states.iter().zip(SERVICES) {
+        let seen = state.n_restarts.insert(name.to_string(), s.n_restarts).unwrap_or(0);
+        if s.n_restarts > seen || s.sub_state == "auto-restart" {
+            looping.push(format!("{name} restarted {} times by systemd", s.n_restarts));
+        }
+    }
+    if !looping.is_empty() {
+        let recent = epoch_now().saturating_sub(600);
+        let journal = systemd::journal_since(&SERVICES, recent).unwrap_or_default();
+        let (why, fix) = match crate::plan::red_flags::first_red_flag(&journal) {
+            Some((flag, line)) => (format!("{}: {line}", flag.cause), flag.fix.to_string()),
+            None => (
+                "no red flag in the journal".to_string(),
+                "journalctl -u magnum-api -u magnum-conductor on the unit".to_string(),
+            ),
+        };
+        tracing::warn!("{}: {why}", looping.join(", "));
+        return Ok(Status::blocked(format!(
+            "{} since the last check (crash loop?): {why}; fix: {fix}",
+            looping.join(", ")
+        )));
+    }
     let down: Vec<&str> = SERVICES
         .iter()
         .zip(&states)
@@ -343,6 +367,9 @@ fn apply(
     record_applied(root, o, d, state)?;
     state.rejected = None;
     state.pending_restart = false;
+    if c.restart {
+        state.n_restarts.clear();
+    }
     finish(&HookTools, d, state)
 }
 
@@ -477,7 +504,13 @@ fn still_converged(root: &Root, o: &Observed, state: &State) -> Result<bool> {
         return Ok(false);
     }
     let states = systemd::show(root, &SERVICES)?;
-    Ok(states.iter().all(|s| s.active_state == "active"))
+    // Up, and not restarted by systemd since the last look (a service can
+    // read `active` between the crashes of a restart loop).
+    Ok(states.iter().zip(SERVICES).all(|(s, name)| {
+        s.active_state == "active"
+            && s.sub_state != "auto-restart"
+            && s.n_restarts <= state.n_restarts.get(name).copied().unwrap_or(0)
+    }))
 }
 
 /// Put back the last good files, restart on them, and remember the change

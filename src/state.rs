@@ -60,6 +60,10 @@ pub struct State {
     pub restart_nonce: Option<String>,
     #[serde(default)]
     pub leading: bool,
+    /// NRestarts of each service at the last look: more means systemd
+    /// restarted it since (a crash or a restart loop).
+    #[serde(default)]
+    pub n_restarts: BTreeMap<String, u32>,
     /// Loaded from an older format (logged; the next save writes format 2).
     #[serde(skip)]
     pub migrated: bool,

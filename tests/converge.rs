@@ -312,6 +312,30 @@ fn an_unhealthy_restart_is_rolled_back() {
 }
 
 #[test]
+fn a_restart_loop_that_reads_active_is_noticed_on_update_status() {
+    let unit = converged();
+    let mut s = unit.world()["services"].clone();
+    s["magnum-conductor"]["n_restarts"] = json!(2);
+    unit.set("services", s);
+    let mut journal = unit.world()["journal"].as_array().cloned().unwrap_or_default();
+    journal.push(json!("ImportError: No module named magnum_capi_helm"));
+    unit.set("journal", json!(journal));
+    let run = unit.hook("update-status");
+    run.assert_ok();
+    let (kind, message) = unit.status();
+    assert_eq!(kind, "blocked", "{message}");
+    assert!(
+        message.contains("magnum-conductor restarted 2 times") && message.contains("No module named"),
+        "{message}"
+    );
+    assert!(!run.called("systemctl restart"), "a restart does not fix a crash loop");
+    // No new restarts since: the next look is lean and active again.
+    unit.hook("update-status").assert_ok();
+    assert_eq!(unit.status().0, "active", "{:?}", unit.status());
+    assert!(unit.hook("update-status").spawned().is_empty());
+}
+
+#[test]
 fn red_flags_from_before_the_restart_do_not_count() {
     // The conductor crash-looped on a hand edit; its last lines are red
     // flags. The repair's restart is healthy and must be seen so.
