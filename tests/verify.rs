@@ -412,3 +412,46 @@ fn print_verify_example() {
     }
     println!("{}", serde_yaml::to_string(&results).unwrap());
 }
+
+/// Check 11, the runbook's driver check: a template made and deleted
+/// through the Magnum API of the fake cloud.
+#[test]
+fn the_magnum_api_driver_check() {
+    use support::openstack::{FakeOpenStack, Scenario};
+    let cloud = FakeOpenStack::start(Scenario::default());
+    let k8s = server(Api::WithClusterApi);
+    let unit = unit_with(&k8s.token_kubeconfig());
+    let creds = "secret:d1f8kq7mp25c77s6creds";
+    let c = cloud.credentials();
+    unit.set_secret(creds, json!({"auth-url": cloud.auth_url(), "application-credential-id": c.application_credential_id, "application-credential-secret": c.application_credential_secret}));
+    unit.set_config("openstack-credentials-secret", creds);
+
+    unit.action("verify", json!({})).assert_ok();
+    let r = unit.action_results();
+    assert_eq!(status_of(&r, "api-driver-check"), "skip");
+    assert!(r["checks"]["api-driver-check"]["detail"]
+        .as_str()
+        .unwrap()
+        .contains("image="));
+
+    unit.action("verify", json!({"image": "ubuntu-jammy-kube-v1.30.4", "external-network": "public", "flavor": "m1.medium", "keypair": "mykey"})).assert_ok();
+    let r = unit.action_results();
+    assert_eq!(
+        status_of(&r, "api-driver-check"),
+        "pass",
+        "{}",
+        r["checks"]["api-driver-check"]
+    );
+    assert!(cloud.templates().is_empty(), "the throw-away template is deleted");
+    assert_eq!(cloud.count("POST", "/magnum/v1/clustertemplates"), 1);
+
+    unit.action("verify", json!({"image": "cirros-0.6.2", "external-network": "public"}))
+        .assert_ok();
+    let r = unit.action_results();
+    assert_eq!(status_of(&r, "api-driver-check"), "fail");
+    assert!(r["checks"]["api-driver-check"]["fix"]
+        .as_str()
+        .unwrap()
+        .contains("os_distro"));
+    assert!(cloud.templates().is_empty());
+}

@@ -2,7 +2,7 @@
 //! action-log and action-fail.
 
 mod check;
-mod smoketest;
+pub mod smoketest;
 mod verify;
 
 use anyhow::Result;

@@ -115,6 +115,37 @@ fn short_id() -> String {
     format!("{:08x}", (nanos as u64 ^ (u64::from(std::process::id()) << 32)) as u32)
 }
 
+/// The OpenStack client from the credentials secret, authenticated; the
+/// inner error says what to run to fix it.
+pub fn openstack(tools: &HookTools, uri: Option<&str>) -> Result<std::result::Result<OpenStack, String>> {
+    let Some(uri) = uri else {
+        return Ok(Err("openstack-credentials-secret unset: juju add-secret smoketest-creds auth-url=... application-credential-id=... application-credential-secret=... && juju grant-secret smoketest-creds magnum-capi && juju config magnum-capi openstack-credentials-secret=<secret uri>".into()));
+    };
+    let content = match tools.secret_get(uri, false)? {
+        Ok(c) => c,
+        Err(SecretError::NotGranted) => {
+            return Ok(Err(format!(
+                "secret {uri} not granted: juju grant-secret <secret name> magnum-capi"
+            )))
+        }
+        Err(SecretError::NotFound) => {
+            return Ok(Err(format!(
+                "secret {uri} not found: check juju secrets and openstack-credentials-secret"
+            )))
+        }
+        Err(SecretError::Other(e)) => return Ok(Err(format!("cannot read secret {uri}: {e}"))),
+    };
+    let creds = match credentials::parse(&content) {
+        Ok(c) => c,
+        Err(m) => return Ok(Err(m)),
+    };
+    let os = OpenStack::new(creds, Duration::from_secs(30))?;
+    Ok(match os.authenticate() {
+        Ok(()) => Ok(os),
+        Err(e) => Err(format!("{e:#}")),
+    })
+}
+
 struct Run<'a> {
     tools: &'a HookTools,
     results: Vec<(String, String)>,
@@ -150,39 +181,10 @@ pub fn run(_root: &Root, tools: &HookTools) -> Result<()> {
         Ok(s) => s,
         Err(m) => return run.fail("fail", &m),
     };
-    let uri = raw
-        .get("openstack-credentials-secret")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .trim()
-        .to_string();
-    if uri.is_empty() {
-        return run.fail("fail", "openstack-credentials-secret unset: juju add-secret smoketest-creds auth-url=... application-credential-id=... application-credential-secret=... && juju grant-secret smoketest-creds magnum-capi && juju config magnum-capi openstack-credentials-secret=<secret uri>");
-    }
-    let content = match tools.secret_get(&uri, false)? {
-        Ok(c) => c,
-        Err(SecretError::NotGranted) => {
-            return run.fail(
-                "fail",
-                &format!("secret {uri} not granted: juju grant-secret <secret name> magnum-capi"),
-            )
-        }
-        Err(SecretError::NotFound) => {
-            return run.fail(
-                "fail",
-                &format!("secret {uri} not found: check juju secrets and openstack-credentials-secret"),
-            )
-        }
-        Err(SecretError::Other(e)) => return run.fail("fail", &format!("cannot read secret {uri}: {e}")),
-    };
-    let creds = match credentials::parse(&content) {
-        Ok(c) => c,
+    let os = match openstack(tools, settings.openstack_credentials_secret.as_deref())? {
+        Ok(os) => os,
         Err(m) => return run.fail("fail", &m),
     };
-    let os = OpenStack::new(creds, Duration::from_secs(30))?;
-    if let Err(e) = os.authenticate() {
-        return run.fail("fail", &format!("{e:#}"));
-    }
 
     // Preflight: nothing is created unless all of it holds.
     let preflight = match preflight(&os, &params, &settings) {

@@ -128,6 +128,8 @@ pub const CAPI_OPTIONS: [CapiOption; 16] = [
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
     pub kubeconfig_secret: Option<String>,
+    /// The OpenStack credentials secret (smoketest, verify's API check).
+    pub openstack_credentials_secret: Option<String>,
     pub driver_version: String,
     pub pip_index_url: Option<String>,
     pub disabled_drivers: DisabledDrivers,
@@ -256,6 +258,12 @@ impl Settings {
             }
         };
 
+        let openstack_credentials_secret = match get_str(raw, "openstack-credentials-secret")?.map(str::trim) {
+            None | Some("") => None,
+            Some(uri) if valid_secret_uri(uri) => Some(uri.to_string()),
+            Some(_) => return Err("config openstack-credentials-secret is not a secret URI (secret:<id>); fix: juju config magnum-capi openstack-credentials-secret=secret:<id>".into()),
+        };
+
         let driver_version = get_str(raw, "driver-version")?
             .map(str::trim)
             .unwrap_or(DEFAULT_DRIVER_VERSION);
@@ -376,6 +384,7 @@ impl Settings {
             driver_sha256,
             helm_sha256,
             kubeconfig_secret,
+            openstack_credentials_secret,
             driver_version: driver_version.to_string(),
             pip_index_url,
             disabled_drivers,
