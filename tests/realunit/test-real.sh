@@ -352,7 +352,7 @@ hook_ok "config-changed (repairs the file)" $rc
 check "99-capi.conf is the charm's again" U grep -qx 'namespace_prefix = killed-mid-hook' /etc/magnum/magnum.conf.d/99-capi.conf
 check "services healthy on the repaired file" wait_for 20 healthy_stays
 st=$(juju_status)
-known_bug "the healthy repair is not rolled back for the old instance's journal line (status: $st)" test "$st" == "$READY"
+check "the healthy repair is not rolled back for the old instance's journal line (status: $st)" test "$st" == "$READY"
 # Clear a rejection of the good config, if any: config away and back.
 world_set config.namespace-prefix '"elsewhere"'; run_dispatch hooks/config-changed
 world_set config.namespace-prefix '"killed-mid-hook"'; run_dispatch hooks/config-changed
@@ -412,7 +412,7 @@ check "magnum-conductor crash-loops (NRestarts > 1 within 20 s)" wait_for 20 loo
 rc=0; run_dispatch hooks/update-status || rc=$?
 hook_ok "update-status" $rc
 st=$(juju_status)
-known_bug "update-status does not report ready while magnum-conductor crash-loops (NRestarts=$(svc magnum-conductor NRestarts), status: $st)" \
+check "update-status does not report ready while magnum-conductor crash-loops (NRestarts=$(svc magnum-conductor NRestarts), status: $st)" \
     test "$st" != "$READY"
 U rm /run/test-real-crash
 remove_breaker
