@@ -398,14 +398,7 @@ fn await_turn(
         }
     };
     if let Some(halt) = rolling::halted_on(&p.view.app, &nonce).map(str::to_string) {
-        for (path, facts) in state.last_good_files(root)? {
-            match facts {
-                Some(f) => files::write_atomic(&root.path(&path), &f.content, f.mode, f.uid, f.gid)?,
-                None => {
-                    files::remove(&root.path(&path))?;
-                }
-            }
-        }
+        put_back(root, state.last_good_files(root)?)?;
         systemd::daemon_reload()?;
         p.set(tools, &[(rolling::REQUEST, "")])?;
         state.restart_nonce = None;
@@ -435,20 +428,27 @@ fn await_turn(
     ))))
 }
 
+/// Put files back as stored: written with their owner and mode, or removed
+/// when they did not exist.
+fn put_back(root: &Root, stored: BTreeMap<String, Option<FileFacts>>) -> Result<()> {
+    for (path, facts) in stored {
+        let target = root.path(&path);
+        match facts {
+            Some(f) => files::write_atomic(&target, &f.content, f.mode, f.uid, f.gid)?,
+            None => {
+                files::remove(&target)?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The desired state is on the unit and healthy: it becomes the last good
 /// (rollback target) and what update-status compares with.
 fn record_applied(root: &Root, o: &Observed, d: &Desired, state: &mut State) -> Result<()> {
     let mut good: BTreeMap<String, Option<FileFacts>> = BTreeMap::new();
     for f in &d.files {
-        good.insert(
-            f.path.clone(),
-            Some(FileFacts {
-                content: f.content.clone(),
-                mode: f.mode,
-                uid: f.uid,
-                gid: f.gid,
-            }),
-        );
+        good.insert(f.path.clone(), Some(f.facts()));
     }
     for p in &d.absent {
         good.insert(p.clone(), None);
@@ -517,15 +517,7 @@ fn still_converged(root: &Root, o: &Observed, state: &State) -> Result<bool> {
 /// that failed so the next hook does not try it again.
 fn rollback(root: &Root, o: &Observed, d: &Desired, state: &mut State, verdict: health::Verdict) -> Result<Status> {
     tracing::error!("restart unhealthy: {}; rolling back", verdict.problem);
-    for (path, facts) in state.last_good_files(root)? {
-        let target = root.path(&path);
-        match facts {
-            Some(f) => files::write_atomic(&target, &f.content, f.mode, f.uid, f.gid)?,
-            None => {
-                files::remove(&target)?;
-            }
-        }
-    }
+    put_back(root, state.last_good_files(root)?)?;
     systemd::daemon_reload()?;
     systemd::reset_failed(&SERVICES);
     systemd::restart(&SERVICES)?;

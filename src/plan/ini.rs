@@ -5,27 +5,11 @@
 /// `(section, key)` pairs set in `text`, sections and keys lowercased as
 /// oslo.config treats keys (sections are case-sensitive except DEFAULT).
 pub fn keys(text: &str) -> Vec<(String, String)> {
-    let mut section = String::from("DEFAULT");
-    let mut out = Vec::new();
-    for line in text.lines() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
-            continue;
-        }
-        if let Some(rest) = line.strip_prefix('[') {
-            if let Some(name) = rest.strip_suffix(']') {
-                section = name.trim().to_string();
-            }
-            continue;
-        }
-        if let Some((key, _)) = line.split_once(['=', ':']) {
-            let key = key.trim();
-            if !key.is_empty() {
-                out.push((section.clone(), key.replace('-', "_")));
-            }
-        }
-    }
-    out
+    values(text)
+        .into_iter()
+        .filter(|(_, k, _)| !k.is_empty())
+        .map(|(s, k, _)| (s, k.replace('-', "_")))
+        .collect()
 }
 
 /// `(section, key, value)` triples as an INI reader sees them: the value

@@ -106,6 +106,18 @@ pub struct FileSpec {
     pub gid: u32,
 }
 
+impl FileSpec {
+    /// The file as it will be found once written.
+    pub fn facts(&self) -> FileFacts {
+        FileFacts {
+            content: self.content.clone(),
+            mode: self.mode,
+            uid: self.uid,
+            gid: self.gid,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DirSpec {
     pub mode: u32,
@@ -432,13 +444,7 @@ pub fn diff(d: &Desired, o: &Observed) -> Changes {
         ..Changes::default()
     };
     for f in &d.files {
-        let want = FileFacts {
-            content: f.content.clone(),
-            mode: f.mode,
-            uid: f.uid,
-            gid: f.gid,
-        };
-        if o.files.get(&f.path).and_then(Option::as_ref) != Some(&want) {
+        if o.files.get(&f.path).and_then(Option::as_ref) != Some(&f.facts()) {
             c.writes.push(f.clone());
         }
     }

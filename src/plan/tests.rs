@@ -38,15 +38,7 @@ fn applied(o: &Observed, d: &Desired) -> Observed {
         gid: d.conf_d.gid,
     });
     for f in &d.files {
-        o.files.insert(
-            f.path.clone(),
-            Some(FileFacts {
-                content: f.content.clone(),
-                mode: f.mode,
-                uid: f.uid,
-                gid: f.gid,
-            }),
-        );
+        o.files.insert(f.path.clone(), Some(f.facts()));
     }
     o
 }
