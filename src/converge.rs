@@ -192,7 +192,7 @@ fn services_up(root: &Root, desired: &Desired, state: &mut State) -> Result<Stat
     let down: Vec<&str> = SERVICES
         .iter()
         .zip(&states)
-        .filter(|(_, s)| s.active_state != "active" && s.active_state != "activating" && s.active_state != "reloading")
+        .filter(|(_, s)| !s.up())
         .map(|(name, _)| *name)
         .collect();
     if down.is_empty() {

@@ -21,7 +21,7 @@ pub fn assess(states: &[ServiceState]) -> Option<String> {
         if s.n_restarts > 0 {
             return Some(format!("{name} is in a restart loop (NRestarts={})", s.n_restarts));
         }
-        if s.active_state != "active" && s.active_state != "activating" && s.active_state != "reloading" {
+        if !s.up() {
             return Some(format!("{name} is {}", s.active_state));
         }
     }

@@ -16,6 +16,13 @@ pub struct ServiceState {
     pub exec_main_start_monotonic: u64,
 }
 
+impl ServiceState {
+    /// Running or on its way (starting, reloading): not down.
+    pub fn up(&self) -> bool {
+        matches!(self.active_state.as_str(), "active" | "activating" | "reloading")
+    }
+}
+
 pub const SHOW_PROPERTIES: &str = "Id,ActiveState,SubState,Result,NRestarts,ExecMainStartTimestampMonotonic";
 
 fn run(program: &str, args: &[&str]) -> Result<String> {

@@ -546,21 +546,11 @@ fn monotonic_us() -> u64 {
 fn pip(fake: &Fake, args: &[String]) -> ExitCode {
     if args.first().map(String::as_str) == Some("uninstall") {
         // Remove the distribution wherever pip put it.
-        let mut found = false;
-        for base in ["usr/local/lib", "usr/lib"] {
-            for p in fs::read_dir(fake.root.join(base)).into_iter().flatten().flatten() {
-                for d in fs::read_dir(p.path().join("dist-packages"))
-                    .into_iter()
-                    .flatten()
-                    .flatten()
-                {
-                    if d.file_name().to_string_lossy().starts_with("magnum_capi_helm-") {
-                        fs::remove_dir_all(d.path()).unwrap();
-                        found = true;
-                    }
-                }
-            }
+        let dists = driver_dists(fake);
+        for d in &dists {
+            fs::remove_dir_all(d).unwrap();
         }
+        let found = !dists.is_empty();
         return if found {
             out("Successfully uninstalled magnum-capi-helm\n")
         } else {
@@ -719,45 +709,35 @@ fn python_verify(fake: &Fake, args: &str) -> ExitCode {
     ))
 }
 
+/// The magnum-capi-helm dist-info directories in every dist-packages.
+fn driver_dists(fake: &Fake) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for base in ["usr/local/lib", "usr/lib"] {
+        for p in fs::read_dir(fake.root.join(base)).into_iter().flatten().flatten() {
+            for d in fs::read_dir(p.path().join("dist-packages"))
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                if d.file_name().to_string_lossy().starts_with("magnum_capi_helm-") {
+                    out.push(d.path());
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Installed with its entry point (what makes it importable as a driver).
 fn driver_installed(fake: &Fake) -> bool {
-    ["usr/local/lib", "usr/lib"].iter().any(|base| {
-        fs::read_dir(fake.root.join(base))
-            .into_iter()
-            .flatten()
-            .flatten()
-            .any(|p| {
-                fs::read_dir(p.path().join("dist-packages"))
-                    .into_iter()
-                    .flatten()
-                    .flatten()
-                    .any(|d| {
-                        d.file_name().to_string_lossy().starts_with("magnum_capi_helm-")
-                            && d.path().join("entry_points.txt").exists()
-                    })
-            })
-    })
+    driver_dists(fake).iter().any(|d| d.join("entry_points.txt").exists())
 }
 
 /// The import check: answers as the charm's script would on this world.
 fn python(fake: &Fake) -> ExitCode {
     let py = fake.get("python");
     let missing = py.get("missing").cloned().unwrap_or(json!([]));
-    let installed = ["usr/local/lib", "usr/lib"].iter().any(|base| {
-        fs::read_dir(fake.root.join(base))
-            .into_iter()
-            .flatten()
-            .flatten()
-            .any(|p| {
-                fs::read_dir(p.path().join("dist-packages"))
-                    .into_iter()
-                    .flatten()
-                    .flatten()
-                    .any(|d| {
-                        d.file_name().to_string_lossy().starts_with("magnum_capi_helm-")
-                            && d.path().join("entry_points.txt").exists()
-                    })
-            })
-    });
+    let installed = driver_installed(fake);
     let error = match py.get("error").and_then(Value::as_str) {
         Some(e) => json!(e),
         None if !installed => {
