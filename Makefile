@@ -34,10 +34,10 @@ all: charm
 
 ifeq ($(ARCH),arm64)
 binary: $(ZIG_VENV)/bin/cargo-zigbuild
-	PATH="$(CURDIR)/$(ZIG_VENV)/bin:$$PATH" cargo-zigbuild zigbuild --release --locked --target $(TARGET) --bin magnum-capi
+	PATH="$(CURDIR)/$(ZIG_VENV)/bin:$$PATH" cargo-zigbuild zigbuild --release --locked --no-default-features --target $(TARGET) --bin magnum-capi
 else
 binary:
-	cargo build --release --locked --target $(TARGET) --bin magnum-capi
+	cargo build --release --locked --no-default-features --target $(TARGET) --bin magnum-capi
 endif
 
 $(ZIG_VENV)/bin/cargo-zigbuild:

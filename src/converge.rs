@@ -21,15 +21,64 @@ use crate::supply;
 use crate::unit::observe::{observe, pip_version, site_dirs};
 use crate::unit::Root;
 
+/// update-status on a healthy unit, as lean as it gets: the state file,
+/// a stat of every watched path, one D-Bus exchange with systemd. True when
+/// all of it says "as applied, services up": nothing to do, nothing to log.
+/// Anything else (no watch yet, a changed stamp, a service down, the bus
+/// unreachable) is false, and the full hook runs. Called before logging is
+/// set up: the healthy path neither logs nor spawns.
+pub fn healthy_unchanged(root: &Root) -> bool {
+    let Ok(state) = State::load(root) else {
+        return false;
+    };
+    let Some(watch) = &state.watch else {
+        return false;
+    };
+    if !settled(&state) || !watch.unchanged(root) {
+        return false;
+    }
+    match crate::apply::dbus::show(root, &SERVICES, crate::apply::dbus::Detail::Glance) {
+        Ok(states) => services_steady(&states, &state),
+        Err(_) => false,
+    }
+}
+
+/// Nothing owed: active, applied, nothing rejected, no restart pending or
+/// waiting for its turn, no roll to lead.
+fn settled(state: &State) -> bool {
+    state.applied.is_some()
+        && state.status.as_ref().is_some_and(|s| s.kind == StatusKind::Active)
+        && state.rejected.is_none()
+        && !state.pending_restart
+        && state.restart_nonce.is_none()
+        && !state.leading
+}
+
+/// Up, and not restarted by systemd since the last look (a service can
+/// read `active` between the crashes of a restart loop).
+fn services_steady(states: &[systemd::ServiceState], state: &State) -> bool {
+    states.iter().zip(SERVICES).all(|(s, name)| {
+        s.active_state == "active"
+            && s.sub_state != "auto-restart"
+            && s.n_restarts <= state.n_restarts.get(name).copied().unwrap_or(0)
+    })
+}
+
 /// Run a converging hook and report its status.
 pub fn run(event: &Event, root: &Root, tools: &HookTools) -> Result<()> {
     let mut state = State::load(root)?;
     let mut observed = observe(root)?;
     state.complete(root, &mut observed);
     let ids = (observed.root_uid, observed.root_gid);
-    // A healthy, converged unit: update-status looks without spawning.
+    // A converged unit whose stamps went stale (or were never taken):
+    // update-status reads it in full, still without spawning, and stamps it
+    // again so the next one is lean.
     if *event == Event::UpdateStatus && still_converged(root, &observed, &state)? {
         tracing::debug!("{event}: unit as applied, services up");
+        state.watch = Some(observed.watch);
+        if observed.magnum_gid.is_some() {
+            state.save(root, ids)?;
+        }
         return Ok(());
     }
     let status = match converge(event, root, tools, &observed, &mut state) {
@@ -44,6 +93,7 @@ pub fn run(event: &Event, root: &Root, tools: &HookTools) -> Result<()> {
         tools.status_set(&status)?;
         state.status = Some(status);
     }
+    state.watch = restamp(root, observed.watch, &state)?;
     // A hook that changed nothing writes nothing, the state file included.
     // Before magnum arrives there is nothing of ours on the unit to keep.
     if observed.magnum_gid.is_some() {
@@ -470,15 +520,37 @@ fn record_applied(root: &Root, o: &Observed, d: &Desired, state: &mut State) -> 
 /// compare, no spawn) and both services are up (D-Bus, no spawn). Anything
 /// else (drift, a service down, a blocked or waiting unit) takes the full
 /// path, secret-get included, so a unit waiting for a grant retries.
+/// The stamps to keep after a hook: none unless the unit ended settled.
+/// When nothing the hook observed has changed since (it changed nothing),
+/// its own stamps; otherwise the unit is observed again and stamped, if it
+/// is as the charm applied it.
+fn restamp(root: &Root, seen: crate::unit::watch::Watch, state: &State) -> Result<Option<crate::unit::watch::Watch>> {
+    if !settled(state) {
+        return Ok(None);
+    }
+    if seen.unchanged(root) {
+        return Ok(Some(seen));
+    }
+    let mut now = observe(root)?;
+    state.complete(root, &mut now);
+    Ok(as_applied(root, &now, state)?.then_some(now.watch))
+}
+
 fn still_converged(root: &Root, o: &Observed, state: &State) -> Result<bool> {
+    if !settled(state) || !as_applied(root, o, state)? {
+        return Ok(false);
+    }
+    let states = systemd::show(root, &SERVICES)?;
+    Ok(services_steady(&states, state))
+}
+
+/// The observed unit is as the charm last applied it: driver, helm, the
+/// conf.d directory and every managed file.
+fn as_applied(root: &Root, o: &Observed, state: &State) -> Result<bool> {
     let Some(applied) = &state.applied else {
         return Ok(false);
     };
-    if state.leading || state.restart_nonce.is_some() || state.pending_restart {
-        return Ok(false);
-    }
-    let active = state.status.as_ref().is_some_and(|s| s.kind == StatusKind::Active);
-    if !active || state.rejected.is_some() || o.driver_version.as_deref() != Some(&applied.driver_version) {
+    if o.driver_version.as_deref() != Some(&applied.driver_version) {
         return Ok(false);
     }
     if state.helm.is_some() && !o.helm_intact {
@@ -503,14 +575,7 @@ fn still_converged(root: &Root, o: &Observed, state: &State) -> Result<bool> {
         tracing::info!("managed files drifted from what was applied: repairing");
         return Ok(false);
     }
-    let states = systemd::show(root, &SERVICES)?;
-    // Up, and not restarted by systemd since the last look (a service can
-    // read `active` between the crashes of a restart loop).
-    Ok(states.iter().zip(SERVICES).all(|(s, name)| {
-        s.active_state == "active"
-            && s.sub_state != "auto-restart"
-            && s.n_restarts <= state.n_restarts.get(name).copied().unwrap_or(0)
-    }))
+    Ok(true)
 }
 
 /// Put back the last good files, restart on them, and remember the change

@@ -32,8 +32,13 @@ fn dispatch_path() -> String {
 
 fn main() -> ExitCode {
     let root = Root::from_env();
-    log::init(&root);
     let event = Event::from_dispatch_path(&dispatch_path());
+    // Most hooks a unit ever runs: update-status on a healthy unit. Checked
+    // before anything else is set up; it spawns nothing and writes nothing.
+    if event == Event::UpdateStatus && converge::healthy_unchanged(&root) {
+        return ExitCode::SUCCESS;
+    }
+    log::init(&root);
     let tools = HookTools;
     let result = match &event {
         Event::Action(action) => actions::run(*action, &root, &tools),

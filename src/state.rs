@@ -64,6 +64,11 @@ pub struct State {
     /// restarted it since (a crash or a restart loop).
     #[serde(default)]
     pub n_restarts: BTreeMap<String, u32>,
+    /// The unit's paths as stamped when it was last found as applied and
+    /// active (unit::watch): while every stamp holds, update-status needs
+    /// no more than stats and one look at systemd.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watch: Option<crate::unit::watch::Watch>,
     /// Loaded from an older format (logged; the next save writes format 2).
     #[serde(skip)]
     pub migrated: bool,

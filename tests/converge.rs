@@ -125,21 +125,64 @@ fn a_second_config_changed_does_nothing() {
     assert_eq!(unit.service("magnum-api")["start"], started, "no restart");
 }
 
+/// Converged, and stamped by an update-status at least a clock tick after
+/// the last write: the next update-status takes the lean path.
+fn stamped() -> Unit {
+    let unit = converged();
+    unit.tick().hook("update-status").assert_ok();
+    unit
+}
+
+/// What update-status asks systemd when it reads the unit in full (the
+/// stamps did not hold): both services' full state.
+fn full_look() -> Vec<Vec<&'static str>> {
+    let mut calls = vec![vec![
+        "ListUnitsByNames",
+        "magnum-api.service",
+        "magnum-conductor.service",
+    ]];
+    for s in ["magnum-api", "magnum-conductor"] {
+        for p in ["NRestarts", "Result", "ExecMainStartTimestampMonotonic"] {
+            calls.push(vec!["Get", p, s]);
+        }
+    }
+    calls
+}
+
+#[test]
+fn stale_stamps_mean_one_full_look_then_lean_again() {
+    let unit = stamped();
+    // Same bytes, same mode: only the inode's ctime moves.
+    let conf = unit.path("/etc/magnum/magnum.conf.d/99-capi.conf");
+    let mode = std::fs::metadata(&conf).unwrap().permissions();
+    std::fs::set_permissions(&conf, mode).unwrap();
+    let before = unit.snapshot();
+    let run = unit.tick().hook("update-status");
+    run.assert_ok();
+    assert!(run.spawned().is_empty(), "{:?}", run.spawned());
+    assert_eq!(run.bus_calls(), full_look(), "read in full");
+    assert_eq!(unit.snapshot(), before, "nothing to repair");
+    let run = unit.hook("update-status");
+    assert_eq!(run.bus_calls().len(), 3, "lean again: {:?}", run.bus_calls());
+}
+
 #[test]
 fn update_status_on_a_healthy_unit_spawns_nothing() {
-    let unit = converged();
+    let unit = stamped();
     let before = unit.snapshot_all();
     let run = unit.hook("update-status");
     run.assert_ok();
     assert!(run.spawned().is_empty(), "{:?}", run.spawned());
-    // It looked: both services' state came over D-Bus.
-    let loaded: Vec<String> = run
-        .bus_calls()
-        .into_iter()
-        .filter(|c| c[0] == "LoadUnit")
-        .map(|c| c[1].clone())
-        .collect();
-    assert_eq!(loaded, ["magnum-api.service", "magnum-conductor.service"]);
+    // It looked: both services' state came over D-Bus, in one
+    // ListUnitsByNames and one NRestarts per service, with no LoadUnit.
+    assert_eq!(
+        run.bus_calls(),
+        [
+            vec!["ListUnitsByNames", "magnum-api.service", "magnum-conductor.service"],
+            vec!["Get", "NRestarts", "magnum-api"],
+            vec!["Get", "NRestarts", "magnum-conductor"],
+        ]
+    );
     assert_eq!(
         unit.snapshot_all(),
         before,

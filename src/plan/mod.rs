@@ -66,6 +66,8 @@ pub struct Observed {
     /// What the charm recorded installing: the wheel's and helm's sha256.
     pub installed_wheel_sha256: Option<String>,
     pub installed_helm_sha256: Option<String>,
+    /// Every path the above was read from, stamped before it was read.
+    pub watch: crate::unit::watch::Watch,
 }
 
 /// Where the driver comes from.

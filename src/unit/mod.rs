@@ -5,6 +5,7 @@
 mod accounts;
 pub mod observe;
 mod root;
+pub mod watch;
 
 pub use accounts::Accounts;
 pub use root::Root;

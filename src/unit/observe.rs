@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
+use super::watch::{self, Watch};
 use super::{Accounts, Root};
 use crate::plan::paths::{self, BIN_DIRS, CONF_D, MAGNUM_CONF, SERVICES, UNIT_DIRS};
 use crate::plan::{managed_paths, DirFacts, FileFacts, Observed};
@@ -69,6 +70,11 @@ pub fn dir_facts(path: &Path) -> Result<Option<DirFacts>> {
 /// The system Python's package directories under the root, in import order
 /// (pip's root installs first).
 pub fn site_dirs(root: &Root) -> Vec<PathBuf> {
+    site_candidates(root).into_iter().filter(|p| p.is_dir()).collect()
+}
+
+/// Every directory `site_dirs` may return, existing or not.
+fn site_candidates(root: &Root) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for pattern in paths::SITE_DIRS_GLOB {
         let (before, after) = pattern.split_once('*').map_or((pattern, None), |(b, a)| (b, Some(a)));
@@ -91,7 +97,7 @@ pub fn site_dirs(root: &Root) -> Vec<PathBuf> {
             }
         }
     }
-    out.into_iter().filter(|p| p.is_dir()).collect()
+    out
 }
 
 /// `Version:` from a dist-info's METADATA (or an egg-info's PKG-INFO).
@@ -173,10 +179,54 @@ pub fn magnum_drivers(sites: &[PathBuf]) -> Vec<String> {
     out
 }
 
+/// Every path `site_dirs` looks at: the directories its globs list, and
+/// each candidate, found or not.
+fn site_dir_candidates(root: &Root) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for pattern in paths::SITE_DIRS_GLOB {
+        if let Some((before, _)) = pattern.split_once('*') {
+            out.push(root.path(Path::new(before).parent().unwrap_or(Path::new("/"))));
+        }
+    }
+    out.extend(site_candidates(root));
+    out
+}
+
 pub fn observe(root: &Root) -> Result<Observed> {
+    // Stamp each path before it is read (unit::watch).
+    let mut watch = Watch::default();
+    let now = watch::coarse_now();
+    let mut see = |p: &Path| watch.add_at(root, p, now);
+    see(&root.path("/etc/passwd"));
+    see(&root.path("/etc/group"));
     let accounts = Accounts::read(&root.path("/etc/passwd"), &root.path("/etc/group"))?;
     let root_user = accounts.user("root");
+    for dir in site_dir_candidates(root) {
+        see(&dir);
+    }
     let sites = site_dirs(root);
+    for site in &sites {
+        see(site);
+        for dist in dist_dirs(site, |n| n == "magnum_capi_helm" || n.starts_with("magnum")) {
+            see(&dist);
+        }
+    }
+    see(&root.path(MAGNUM_CONF));
+    see(&root.path(CONF_D));
+    for s in SERVICES {
+        for d in UNIT_DIRS {
+            see(&root.path(d).join(format!("{s}.service")));
+        }
+        for d in BIN_DIRS {
+            see(&root.path(d).join(s));
+        }
+    }
+    for p in managed_paths() {
+        see(&root.path(&p));
+    }
+    for d in paths::SERVICE_PATH {
+        see(&root.path(d).join("helm"));
+    }
     let mut o = Observed {
         root_uid: root_user.map_or(0, |a| a.uid),
         root_gid: accounts.group("root").unwrap_or(0),
@@ -207,6 +257,7 @@ pub fn observe(root: &Root) -> Result<Observed> {
     }
     o.files = files;
     o.helm_present = paths::SERVICE_PATH.iter().any(|d| root.path(d).join("helm").is_file());
+    o.watch = watch;
     Ok(o)
 }
 

@@ -1,6 +1,7 @@
 //! A fake systemd on D-Bus: `fake-systemd-bus <socket>` listens on a unix
 //! socket and answers as the system bus would with systemd behind it:
-//! `Hello`, `Manager.LoadUnit`, and the Unit/Service properties the charm
+//! `Hello`, `Manager.LoadUnit`, `Manager.ListUnitsByNames`, and the
+//! Unit/Service properties the charm
 //! reads, from the services in world.json (so a fake `systemctl restart`
 //! is seen). Each call is recorded in calls.jsonl as tool "dbus". Prints
 //! "ready" once it accepts connections.
@@ -57,6 +58,47 @@ impl Manager {
     fn load_unit(&self, name: &str) -> zbus::fdo::Result<OwnedObjectPath> {
         record(&["LoadUnit", name]);
         OwnedObjectPath::try_from(unit_path(name)).map_err(|e| zbus::fdo::Error::InvalidArgs(e.to_string()))
+    }
+
+    /// As systemd: (name, description, load state, active state, sub
+    /// state, following, object path, job id, job type, job path) per name.
+    #[allow(clippy::type_complexity)]
+    fn list_units_by_names(
+        &self,
+        names: Vec<String>,
+    ) -> Vec<(
+        String,
+        String,
+        String,
+        String,
+        String,
+        String,
+        OwnedObjectPath,
+        u32,
+        String,
+        OwnedObjectPath,
+    )> {
+        let mut args = vec!["ListUnitsByNames"];
+        args.extend(names.iter().map(String::as_str));
+        record(&args);
+        names
+            .iter()
+            .map(|unit| {
+                let s = service(unit.strip_suffix(".service").unwrap_or(unit));
+                (
+                    unit.clone(),
+                    format!("fake {unit}"),
+                    "loaded".to_string(),
+                    s["active_state"].as_str().unwrap_or("inactive").to_string(),
+                    s["sub_state"].as_str().unwrap_or("dead").to_string(),
+                    String::new(),
+                    OwnedObjectPath::try_from(unit_path(unit)).unwrap(),
+                    0,
+                    String::new(),
+                    OwnedObjectPath::try_from("/").unwrap(),
+                )
+            })
+            .collect()
     }
 }
 

@@ -560,6 +560,24 @@ impl Unit {
     }
 
     /// Every file and directory under the root, the charm's state included.
+    /// Let the kernel's coarse clock (the one file times come from) move
+    /// past now, so every file written so far is older than any stamp the
+    /// charm takes next: it trusts a stat stamp only for a file changed
+    /// before the tick it was stamped in (src/unit/watch.rs), so a unit
+    /// written to within the same few milliseconds is read in full once.
+    /// Spins on the clock for at most one tick; not a sleep.
+    pub fn tick(&self) -> &Self {
+        let coarse = || {
+            let t = nix::time::clock_gettime(nix::time::ClockId::CLOCK_REALTIME_COARSE).unwrap();
+            (t.tv_sec(), t.tv_nsec())
+        };
+        let start = coarse();
+        while coarse() <= start {
+            std::thread::yield_now();
+        }
+        self
+    }
+
     pub fn snapshot_all(&self) -> Vec<(String, FileState)> {
         let mut out = Vec::new();
         let mut stack = vec![self.root()];
