@@ -28,6 +28,12 @@ use crate::unit::Root;
 /// unreachable) is false, and the full hook runs. Called before logging is
 /// set up: the healthy path neither logs nor spawns.
 pub fn healthy_unchanged(root: &Root) -> bool {
+    use crate::apply::dbus;
+    // Ask systemd first: it answers while the state is read and the
+    // stamps are checked here.
+    let Ok(asked) = dbus::ask(root, &SERVICES, dbus::Detail::Glance) else {
+        return false;
+    };
     let Ok(state) = State::load(root) else {
         return false;
     };
@@ -37,7 +43,7 @@ pub fn healthy_unchanged(root: &Root) -> bool {
     if !settled(&state) || !watch.unchanged(root) {
         return false;
     }
-    match crate::apply::dbus::show(root, &SERVICES, crate::apply::dbus::Detail::Glance) {
+    match asked.answer() {
         Ok(states) => services_steady(&states, &state),
         Err(_) => false,
     }

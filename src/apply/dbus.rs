@@ -77,6 +77,21 @@ pub fn unit_path(unit: &str) -> String {
 
 /// Each service's state, in the order asked.
 pub fn show(root: &Root, services: &[&str], detail: Detail) -> Result<Vec<ServiceState>> {
+    ask(root, services, detail)?.answer()
+}
+
+/// The questions sent, the answers not read yet: the caller can do other
+/// work while dbus-daemon and systemd answer (on another CPU).
+pub struct Asked {
+    conn: wire::Reader<UnixStream>,
+    units: Vec<String>,
+    list_serial: u32,
+    last_serial: u32,
+    gets: Vec<(u32, usize, &'static str)>,
+}
+
+/// Connect and send every question in one write; read nothing.
+pub fn ask(root: &Root, services: &[&str], detail: Detail) -> Result<Asked> {
     let path = socket_path(root)?;
     let mut stream = UnixStream::connect(&path)
         .with_context(|| format!("cannot connect to the system bus at {}", path.display()))?;
@@ -113,7 +128,7 @@ pub fn show(root: &Root, services: &[&str], detail: Detail) -> Result<Vec<Servic
         "ListUnitsByNames",
         &[wire::Arg::StrArray(&names)],
     );
-    let mut properties: &[&str] = &["NRestarts"];
+    let mut properties: &[&'static str] = &["NRestarts"];
     if detail == Detail::Full {
         properties = &["NRestarts", "Result", "ExecMainStartTimestampMonotonic"];
     }
@@ -137,56 +152,74 @@ pub fn show(root: &Root, services: &[&str], detail: Detail) -> Result<Vec<Servic
     stream
         .write_all(&out)
         .with_context(|| format!("cannot write to the system bus at {}", path.display()))?;
+    Ok(Asked {
+        conn: wire::Reader::new(stream),
+        units,
+        list_serial,
+        last_serial: serial,
+        gets,
+    })
+}
 
-    let mut conn = wire::Reader::new(stream);
-    conn.auth_ok()?;
-    let mut states: Vec<ServiceState> = units
-        .iter()
-        .map(|u| ServiceState {
-            id: u.clone(),
-            ..ServiceState::default()
-        })
-        .collect();
-    let mut waiting = serial - 1; // every call but Hello's is awaited; Hello's reply is skipped
-    let mut hello_seen = false;
-    while waiting > 0 || !hello_seen {
-        let msg = conn.next_message()?;
-        let Some(reply_to) = msg.reply_serial.filter(|_| msg.is_reply()) else {
-            continue; // a signal (NameAcquired after Hello)
-        };
-        if let Some(error) = &msg.error {
-            bail!("systemd over D-Bus: {error}");
-        }
-        if reply_to == 1 {
-            hello_seen = true;
-            continue;
-        }
-        waiting -= 1;
-        if reply_to == list_serial {
-            for unit in msg.list_units()? {
-                if let Some(s) = states.iter_mut().find(|s| s.id == unit.name) {
-                    if unit.load_state == "not-found" {
-                        bail!("{} is not loaded (LoadState=not-found)", unit.name);
+impl Asked {
+    /// Read the answers: each service's state, in the order asked.
+    pub fn answer(self) -> Result<Vec<ServiceState>> {
+        let Asked {
+            mut conn,
+            units,
+            list_serial,
+            last_serial: serial,
+            gets,
+        } = self;
+        conn.auth_ok()?;
+        let mut states: Vec<ServiceState> = units
+            .iter()
+            .map(|u| ServiceState {
+                id: u.clone(),
+                ..ServiceState::default()
+            })
+            .collect();
+        let mut waiting = serial - 1; // every call but Hello's is awaited; Hello's reply is skipped
+        let mut hello_seen = false;
+        while waiting > 0 || !hello_seen {
+            let msg = conn.next_message()?;
+            let Some(reply_to) = msg.reply_serial.filter(|_| msg.is_reply()) else {
+                continue; // a signal (NameAcquired after Hello)
+            };
+            if let Some(error) = &msg.error {
+                bail!("systemd over D-Bus: {error}");
+            }
+            if reply_to == 1 {
+                hello_seen = true;
+                continue;
+            }
+            waiting -= 1;
+            if reply_to == list_serial {
+                for unit in msg.list_units()? {
+                    if let Some(s) = states.iter_mut().find(|s| s.id == unit.name) {
+                        if unit.load_state == "not-found" {
+                            bail!("{} is not loaded (LoadState=not-found)", unit.name);
+                        }
+                        s.active_state = unit.active_state;
+                        s.sub_state = unit.sub_state;
                     }
-                    s.active_state = unit.active_state;
-                    s.sub_state = unit.sub_state;
+                }
+            } else if let Some((_, i, property)) = gets.iter().find(|(s, _, _)| *s == reply_to) {
+                let value = msg.variant()?;
+                let s = &mut states[*i];
+                match (*property, value) {
+                    ("NRestarts", wire::Value::U32(n)) => s.n_restarts = n,
+                    ("Result", wire::Value::Str(r)) => s.result = r,
+                    ("ExecMainStartTimestampMonotonic", wire::Value::U64(t)) => s.exec_main_start_monotonic = t,
+                    (p, v) => bail!("systemd over D-Bus: {p} of {} has an unexpected type ({v:?})", s.id),
                 }
             }
-        } else if let Some((_, i, property)) = gets.iter().find(|(s, _, _)| *s == reply_to) {
-            let value = msg.variant()?;
-            let s = &mut states[*i];
-            match (*property, value) {
-                ("NRestarts", wire::Value::U32(n)) => s.n_restarts = n,
-                ("Result", wire::Value::Str(r)) => s.result = r,
-                ("ExecMainStartTimestampMonotonic", wire::Value::U64(t)) => s.exec_main_start_monotonic = t,
-                (p, v) => bail!("systemd over D-Bus: {p} of {} has an unexpected type ({v:?})", s.id),
-            }
         }
+        if let Some(s) = states.iter().find(|s| s.active_state.is_empty()) {
+            bail!("systemd over D-Bus: ListUnitsByNames did not report {}", s.id);
+        }
+        Ok(states)
     }
-    if let Some(s) = states.iter().find(|s| s.active_state.is_empty()) {
-        bail!("systemd over D-Bus: ListUnitsByNames did not report {}", s.id);
-    }
-    Ok(states)
 }
 
 /// The D-Bus wire format, as much of it as `show` uses: method calls with
