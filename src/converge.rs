@@ -73,6 +73,17 @@ fn services_steady(states: &[systemd::ServiceState], state: &State) -> bool {
 /// Run a converging hook and report its status.
 pub fn run(event: &Event, root: &Root, tools: &HookTools) -> Result<()> {
     let mut state = State::load(root)?;
+    // A unit the charm has converged before: this hook will read the
+    // config (update-status only if it finds drift). Start config-get now;
+    // it runs while the unit is observed.
+    if state.applied.is_some() && *event != Event::UpdateStatus {
+        crate::juju::prefetch_config();
+        // And the secret it named last time, alongside (two CPUs: the two
+        // tools run at once instead of one after the other).
+        if let Some(uri) = &state.secret_uri {
+            crate::juju::prefetch_secret(uri, *event == Event::SecretChanged);
+        }
+    }
     let mut observed = observe(root)?;
     state.complete(root, &mut observed);
     let ids = (observed.root_uid, observed.root_gid);
@@ -160,7 +171,10 @@ fn converge(event: &Event, root: &Root, tools: &HookTools, o: &Observed, state: 
     }
     let resources = state.resource_facts();
     let desired = match desired_state(event, tools, o, &resources)? {
-        Ok((_, d)) => d,
+        Ok((settings, d)) => {
+            state.secret_uri = settings.kubeconfig_secret;
+            d
+        }
         Err(status) => return Ok(status),
     };
     if let Some(rejected) = &state.rejected {

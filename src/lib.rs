@@ -6,6 +6,7 @@
 
 pub mod actions;
 pub mod apply;
+pub mod arena;
 pub mod clients;
 pub mod converge;
 pub mod event;

@@ -7,6 +7,11 @@ use magnum_capi::{actions, converge, event, juju, lifecycle, log, unit};
 use std::path::Path;
 use std::process::ExitCode;
 
+/// A bump arena first (src/arena.rs): a hook's few hundred small blocks
+/// without musl's mmap/munmap churn.
+#[global_allocator]
+static ALLOCATOR: magnum_capi::arena::Arena = magnum_capi::arena::Arena;
+
 use event::Event;
 use juju::HookTools;
 use unit::Root;

@@ -69,6 +69,10 @@ pub struct State {
     /// no more than stats and one look at systemd.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub watch: Option<crate::unit::watch::Watch>,
+    /// The kubeconfig secret's URI as the config last named it: a hook
+    /// starts `secret-get` of it ahead, while it reads the config.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_uri: Option<String>,
     /// Loaded from an older format (logged; the next save writes format 2).
     #[serde(skip)]
     pub migrated: bool,

@@ -34,14 +34,65 @@ struct Output {
     stderr: String,
 }
 
+fn command(tool: &str, args: &[&str]) -> Command {
+    let mut c = Command::new(tool);
+    c.args(args).stdin(Stdio::null());
+    c
+}
+
+fn cannot_run(tool: &str) -> String {
+    format!("cannot run hook tool `{tool}`: is this running inside a Juju hook (PATH has the hook tools)?")
+}
+
+/// Hook tools started ahead (`prefetch_*`), not yet waited for, with the
+/// arguments they were started with.
+type Ahead = Vec<(String, Vec<String>, std::process::Child)>;
+static AHEAD: std::sync::Mutex<Ahead> = std::sync::Mutex::new(Vec::new());
+
+/// Start a tool now, for the hook to read when it asks for exactly this
+/// call: it runs while the charm does other work. If the start fails, the
+/// call runs the usual way when it comes.
+fn prefetch(tool: &str, args: &[&str]) {
+    let child = command(tool, args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    if let (Ok(child), Ok(mut ahead)) = (child, AHEAD.lock()) {
+        ahead.push((tool.into(), args.iter().map(|a| a.to_string()).collect(), child));
+    }
+}
+
+/// Start `config-get --format=json` ahead: only for a hook that will read
+/// the config.
+pub fn prefetch_config() {
+    prefetch("config-get", &["--format=json"]);
+}
+
+/// Start `secret-get` of the URI the config named last time ahead, as
+/// `HookTools::secret_get` would run it: for a hook that will read it.
+pub fn prefetch_secret(uri: &str, refresh: bool) {
+    prefetch("secret-get", &secret_args(uri, refresh));
+}
+
+fn secret_args(uri: &str, refresh: bool) -> Vec<&str> {
+    let mut args = vec!["--format=json"];
+    if refresh {
+        args.push("--refresh");
+    }
+    args.push(uri);
+    args
+}
+
 fn spawn(tool: &str, args: &[&str]) -> Result<Output> {
-    let out = Command::new(tool)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .with_context(|| {
-            format!("cannot run hook tool `{tool}`: is this running inside a Juju hook (PATH has the hook tools)?")
-        })?;
+    let ahead = AHEAD.lock().ok().and_then(|mut ahead| {
+        let i = ahead.iter().position(|(t, a, _)| t == tool && a == args)?;
+        Some(ahead.swap_remove(i).2)
+    });
+    let out = match ahead {
+        Some(child) => child.wait_with_output(),
+        None => command(tool, args).output(),
+    }
+    .with_context(|| cannot_run(tool))?;
     Ok(Output {
         ok: out.status.success(),
         code: out.status.code(),
@@ -82,12 +133,7 @@ impl HookTools {
         uri: &str,
         refresh: bool,
     ) -> Result<std::result::Result<BTreeMap<String, String>, SecretError>> {
-        let mut args = vec!["--format=json"];
-        if refresh {
-            args.push("--refresh");
-        }
-        args.push(uri);
-        let out = spawn("secret-get", &args)?;
+        let out = spawn("secret-get", &secret_args(uri, refresh))?;
         if !out.ok {
             return Ok(Err(classify_secret_error(&out.stderr)));
         }

@@ -114,21 +114,46 @@ fn metadata_version(dir: &Path) -> Option<String> {
 /// `.egg-info`) whose normalised distribution name (lowercase, `-` and `.`
 /// as `_`) passes `wanted`.
 fn dist_dirs(site: &Path, wanted: impl Fn(&str) -> bool) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = fs::read_dir(site)
+    dist_entries(site, wanted).into_iter().map(|(_, p)| p).collect()
+}
+
+/// `dist_dirs` with each directory's normalised name, sorted by path.
+fn dist_entries(site: &Path, wanted: impl Fn(&str) -> bool) -> Vec<(String, PathBuf)> {
+    use std::os::unix::ffi::OsStrExt;
+    let metadata = |b: &[u8]| {
+        let ends = |suffix: &[u8]| b.len() > suffix.len() && b[b.len() - suffix.len()..].eq_ignore_ascii_case(suffix);
+        ends(b".dist-info") || ends(b".egg-info")
+    };
+    let mut v: Vec<(String, PathBuf)> = fs::read_dir(site)
         .into_iter()
         .flatten()
         .flatten()
         .filter_map(|e| {
-            let file = e.file_name().to_str()?.to_ascii_lowercase();
+            let file = e.file_name();
+            // Most entries are packages, not metadata: skip them unparsed.
+            if !metadata(file.as_bytes()) {
+                return None;
+            }
+            let file = file.to_str()?.to_ascii_lowercase();
             let stem = file
                 .strip_suffix(".dist-info")
                 .or_else(|| file.strip_suffix(".egg-info"))?;
             let name = stem.split_once('-').map_or(stem, |(n, _)| n).replace(['-', '.'], "_");
-            wanted(&name).then(|| e.path())
+            wanted(&name).then(|| (name, e.path()))
         })
         .collect();
-    v.sort();
+    v.sort_by(|a, b| a.1.cmp(&b.1));
     v
+}
+
+/// The metadata directories of every installed package named magnum*
+/// (magnum, magnum-capi-helm, ...), site by site in import order: one scan
+/// serves the driver's version, the driver list and the watch.
+fn magnum_dists(sites: &[PathBuf]) -> Vec<(String, PathBuf)> {
+    sites
+        .iter()
+        .flat_map(|s| dist_entries(s, |n| n.starts_with("magnum")))
+        .collect()
 }
 
 /// The installed magnum-capi-helm version, as Python would import it.
@@ -166,12 +191,14 @@ pub fn magnum_driver_names(entry_points: &str) -> Vec<String> {
 /// Every `magnum.drivers` entry point of the packages whose name mentions
 /// magnum (magnum itself, magnum-capi-helm, magnum-cluster-api, ...).
 pub fn magnum_drivers(sites: &[PathBuf]) -> Vec<String> {
+    drivers_of(&magnum_dists(sites))
+}
+
+fn drivers_of(dists: &[(String, PathBuf)]) -> Vec<String> {
     let mut out = Vec::new();
-    for site in sites {
-        for dir in dist_dirs(site, |n| n.starts_with("magnum")) {
-            if let Ok(text) = fs::read_to_string(dir.join("entry_points.txt")) {
-                out.extend(magnum_driver_names(&text));
-            }
+    for (_, dir) in dists {
+        if let Ok(text) = fs::read_to_string(dir.join("entry_points.txt")) {
+            out.extend(magnum_driver_names(&text));
         }
     }
     out.sort();
@@ -207,9 +234,10 @@ pub fn observe(root: &Root) -> Result<Observed> {
     let sites = site_dirs(root);
     for site in &sites {
         see(site);
-        for dist in dist_dirs(site, |n| n == "magnum_capi_helm" || n.starts_with("magnum")) {
-            see(&dist);
-        }
+    }
+    let dists = magnum_dists(&sites);
+    for (_, dist) in &dists {
+        see(dist);
     }
     see(&root.path(MAGNUM_CONF));
     see(&root.path(CONF_D));
@@ -232,9 +260,15 @@ pub fn observe(root: &Root) -> Result<Observed> {
         root_gid: accounts.group("root").unwrap_or(0),
         magnum_user: accounts.user("magnum").is_some(),
         magnum_gid: accounts.group("magnum"),
-        magnum_conf: read_optional(&root.path(MAGNUM_CONF))?.map(|b| String::from_utf8_lossy(&b).into_owned()),
-        driver_version: driver_version(&sites),
-        other_drivers: magnum_drivers(&sites),
+        magnum_conf: read_optional(&root.path(MAGNUM_CONF))?.map(|b| {
+            // Valid UTF-8 (the usual case) is kept as read, not copied.
+            String::from_utf8(b).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+        }),
+        driver_version: dists
+            .iter()
+            .filter(|(name, _)| name == "magnum_capi_helm")
+            .find_map(|(_, d)| metadata_version(d)),
+        other_drivers: drivers_of(&dists),
         conf_d: dir_facts(&root.path(CONF_D))?,
         ..Observed::default()
     };
