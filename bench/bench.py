@@ -359,33 +359,6 @@ class Runner:
             "bus_ns": bus_ns,
         }
 
-    def probe(self, program, runs):
-        """bench/dbus_probe against the fake systemd: median wall and CPU of
-        the whole process, and its own phase timings (us)."""
-        _, charm_dir = self.impls["rust"]
-        env = self.unit.env(charm_dir, "hooks/update-status")
-        out = self.unit.dir / "probe.out"
-        walls, cpus, phases = [], [], []
-        for _ in range(runs):
-            fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-            t0 = time.perf_counter_ns()
-            pid = os.posix_spawn(str(program), [str(program)], env, file_actions=[
-                (os.POSIX_SPAWN_DUP2, self.devnull, 0), (os.POSIX_SPAWN_DUP2, fd, 1)])
-            _, status, ru = os.wait4(pid, 0)
-            walls.append(time.perf_counter_ns() - t0)
-            os.close(fd)
-            if status != 0:
-                return None
-            cpus.append(int((ru.ru_utime + ru.ru_stime) * 1e9))
-            phases.append([int(x) for x in out.read_text().split()])
-        self.unit.new_calls()
-        if self.listener:
-            self.listener.drain()
-        return {"wall": statistics.median(walls), "cpu": statistics.median(cpus),
-                "connect_us": statistics.median(p[0] for p in phases),
-                "hello_us": statistics.median(p[1] for p in phases),
-                "getall_us": statistics.median(p[2] for p in phases)}
-
     def tool_cpu(self, call, runs):
         """Median CPU (wait4) of one hook-tool call run alone by the harness,
         with the Rust charm's config-changed environment."""
@@ -493,7 +466,7 @@ def diagnose(runner, out_dir, runs=15):
                     after = statistics.median((p[2] - p[1]) * 1e3 for p in phases if p[1])
                     part.append(f"- timeline (strace -f --seccomp-bpf, median of {runs}): exec to the first "
                                 f"thread (reading state and unit files) {before:.2f} ms; first thread to exit "
-                                f"(the D-Bus part, zbus) {after:.2f} ms; {threads:g} threads started.")
+                                f"{after:.2f} ms; {threads:g} threads started.")
                 else:
                     total = statistics.median((p[2] - p[0]) * 1e3 for p in phases)
                     part.append(f"- timeline (strace -f --seccomp-bpf, median of {runs}): exec to exit "
@@ -521,7 +494,7 @@ def diagnose(runner, out_dir, runs=15):
 # ---------------------------------------------------------------- report
 
 
-def report(args, results, verify, facts, probe=None):
+def report(args, results, verify, facts):
     R = len(results["rust"]["config-changed"])
     lines = []
     w = lines.append
@@ -577,13 +550,6 @@ def report(args, results, verify, facts, probe=None):
           f"{ms(verify['wall'])} ms, hook CPU {ms(verify['cpu'])} ms, charm peak RSS "
           f"{mib(verify['rss'])} MiB, {verify['spawns']} spawns ({verify['spawn_list']}); "
           f"management cluster: {verify['server']}; result: {verify['summary']}.")
-        w("")
-    if probe:
-        w(f"D-Bus without zbus (bench/dbus_probe.rs, one thread, against the same fake systemd, 30 runs): "
-          f"the whole process {ms(probe['wall'])} ms wall, {ms(probe['cpu'])} ms CPU; connect and "
-          f"authenticate {probe['connect_us'] / 1000:.2f} ms, the fake's first reply (Hello) "
-          f"{probe['hello_us'] / 1000:.2f} ms, then all ten properties the charm reads (four GetAll in one "
-          f"write, object paths computed, no LoadUnit) {probe['getall_us'] / 1000:.2f} ms.")
         w("")
     # Targets
     rr = {h: results["rust"][h] for h in HOOKS}
@@ -798,8 +764,6 @@ def main():
             (out_dir / "verify-results.json").write_text(json.dumps(results_json, indent=2))
 
         diag = diagnose(runner, out_dir)
-        probe_bin = work / "dbus_probe"
-        probe = runner.probe(probe_bin, 30) if probe_bin.exists() else None
     finally:
         unit.stop_bus()
 
@@ -821,7 +785,7 @@ def main():
         "charm": (repo / "magnum-capi.charm").stat().st_size,
         "ops_charm": int(sh("sh", "-c", f"cd {args.ops_charm} && rm -f /tmp/bench-ops.zip && zip -q -r -X /tmp/bench-ops.zip dispatch metadata.yaml config.yaml src venv -x '*__pycache__*' && stat -c %s /tmp/bench-ops.zip") or 0),
     }
-    table, _ = report(args, results, verify, facts, probe)
+    table, _ = report(args, results, verify, facts)
     (out_dir / "samples.json").write_text(json.dumps({k: v for k, v in results.items()}, indent=1))
     if args.output:
         write_benchmarks(args.output, table, NOTES, "")

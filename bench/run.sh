@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# make bench: the fake-unit benchmark of issues 11 and 14.
+# make bench: the fake-unit benchmark of issues 11 and 14, then the
+# real-unit table of issue 14 (bench/realunit.sh, as root).
 #   1. builds the release charm (make charm) and the static fakes;
 #   2. stages the ops charm (bench/ops-charm + ops from PyPI in its venv/);
 #   3. bench/bench.py lays out and converges a fake unit, times the Rust
@@ -26,11 +27,8 @@ rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl 
 make --no-print-directory charm
 cargo build --release --locked --target x86_64-unknown-linux-musl --bin fake-tool
 
-# A D-Bus client with no crates, to split update-status's D-Bus time
-# between the charm's client and the fake systemd (BENCHMARKS.md).
 mkdir -p "$work"
-rustc --edition 2021 -O -C panic=abort --target x86_64-unknown-linux-musl \
-    -o "$work/dbus_probe" bench/dbus_probe.rs
+rm -f "$work/dbus_probe"
 
 step "ops charm (bench/ops-charm, ops from PyPI)"
 ops_charm=$work/ops-charm
@@ -54,4 +52,16 @@ step "fake unit, timing"
 "$PY" bench/bench.py --repo "$repo" --work "$work" --ops-charm "$ops_charm" \
     --rounds "${BENCH_ROUNDS:-40}" --warmup "${BENCH_WARMUP:-3}" \
     --verify-runs "${BENCH_VERIFY_RUNS:-10}" --output BENCHMARKS.md
+
+# The real-unit table (issue 14's targets are read there): a booted magnum
+# unit, so root. BENCH_REAL=0 skips it on purpose.
+if [ "${BENCH_REAL:-1}" = 0 ]; then
+    step "real unit: skipped (BENCH_REAL=0)"
+elif [ "$(id -u)" != 0 ]; then
+    echo "=== bench: the real-unit table boots a unit with systemd-nspawn: run make bench as root (or BENCH_REAL=0 to skip it)" >&2
+    exit 1
+else
+    step "real unit (bench/realunit.sh)"
+    BENCH_WORK=$work bash bench/realunit.sh
+fi
 step "done: BENCHMARKS.md"
