@@ -43,7 +43,7 @@ TOKEN = "eyJhbGciOiJSUzI1NiJ9.bench-token-0001.sig"
 TOOLS = [
     "config-get", "secret-get", "status-set", "application-version-set",
     "action-get", "action-set", "action-fail", "action-log", "resource-get",
-    "juju-log", "is-leader", "systemctl", "journalctl", "pip3", "python3",
+    "juju-log", "is-leader", "relation-ids", "relation-list", "relation-get", "relation-set", "systemctl", "journalctl", "pip3", "python3",
     "helm", "pip", "python",
 ]
 HOOKS = ["config-changed", "update-status"]

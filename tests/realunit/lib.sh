@@ -375,7 +375,7 @@ traced_dispatch() {
     HOOK_LOG=$LOGDIR/$(printf '%02d' "$HOOK_N")-${path//\//-}.log
     TRACE=$LOGDIR/$(printf '%02d' "$HOOK_N")-${path//\//-}.strace
     dispatch_argv "$path" "$@"
-    timeout 300 strace -f -qq -s 200 -e trace=execve,connect -e signal=none -o "$TRACE" \
+    timeout 300 strace -f -qq -s 200 -e trace=execve,connect,open,openat -e signal=none -o "$TRACE" \
         "${DISPATCH_ARGV[@]}" >"$HOOK_LOG" 2>&1 || rc=$?
     return "$rc"
 }
@@ -392,6 +392,12 @@ spawned_by_charm() {
 # Basenames of what the charm spawned, sorted, one line.
 spawned_names() {
     spawned_by_charm | awk '{ n = split($1, p, "/"); print p[n] }' | sort | tr '\n' ' ' | sed 's/ $//'
+}
+
+# The files the charm itself opened (sorted, one line), from TRACE.
+opened_by_charm() {
+    awk '/execve\("\.\/dispatch", .* = 0$/ { seen = 1; next } seen && / open(at)?\(.* = [0-9]+$/' "$TRACE" |
+        grep -o '"/[^"]*"' | tr -d '"' | sort -u | tr '\n' ' ' | sed 's/ $//'
 }
 
 # Did the charm connect to the unit's system bus?

@@ -235,6 +235,11 @@ rc=0; traced_dispatch hooks/update-status || rc=$?
 hook_ok "update-status (converged)" $rc
 expect "on the converged unit it spawns no process at all (strace)" "" "$(spawned_names)"
 check "it reads systemd over the system bus (connect to /run/dbus/system_bus_socket)" used_system_bus
+rc=0; traced_dispatch hooks/update-status || rc=$?
+hook_ok "update-status again" $rc
+expect "the next one is the lean path: it opens its state file and nothing else (stat stamps, one D-Bus exchange)" \
+    "/var/lib/magnum-capi/state.json" "$(opened_by_charm)"
+expect "and spawns nothing" "" "$(spawned_names)"
 expect "it restarts nothing" "$a $c" "$(start_ts magnum-api) $(start_ts magnum-conductor)"
 U systemctl stop magnum-conductor.service
 expect "magnum-conductor stopped by hand" "inactive" "$(svc magnum-conductor ActiveState)"
