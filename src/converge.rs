@@ -29,9 +29,19 @@ use crate::unit::Root;
 /// set up: the healthy path neither logs nor spawns.
 pub fn healthy_unchanged(root: &Root) -> bool {
     use crate::apply::dbus;
-    // Ask systemd first: it answers while the state is read and the
-    // stamps are checked here.
-    let Ok(asked) = dbus::ask(root, &SERVICES, dbus::Detail::Glance) else {
+    // Where systemd keeps invocation links, the stamps show any restart
+    // since the last look, so one call for the states is enough; else ask
+    // NRestarts too. Ask first: systemd answers while the state is read
+    // and the stamps are checked here.
+    let links = SERVICES
+        .iter()
+        .all(|s| crate::unit::watch::stamp(&root.path(crate::plan::paths::invocation_link(s))).is_some());
+    let detail = if links {
+        dbus::Detail::States
+    } else {
+        dbus::Detail::Glance
+    };
+    let Ok(asked) = dbus::ask(root, &SERVICES, detail) else {
         return false;
     };
     let Ok(state) = State::load(root) else {

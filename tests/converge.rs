@@ -187,6 +187,47 @@ fn stale_stamps_mean_one_full_look_then_lean_again() {
     assert_eq!(run.bus_calls(), glance(), "lean again");
 }
 
+/// systemd's invocation links, as systemd replaces them at each start of
+/// a unit (a new symlink renamed over the old one).
+fn invocation(unit: &Unit, service: &str, id: &str) {
+    let dir = unit.path("/run/systemd/units");
+    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = dir.join(".tmp-link");
+    let _ = std::fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(id, &tmp).unwrap();
+    std::fs::rename(&tmp, dir.join(format!("invocation:{service}.service"))).unwrap();
+}
+
+#[test]
+fn with_invocation_links_one_call_suffices_and_a_restart_by_systemd_is_still_seen() {
+    let unit = converged();
+    invocation(&unit, "magnum-api", "1111");
+    invocation(&unit, "magnum-conductor", "2222");
+    unit.tick().hook("update-status").assert_ok();
+    let run = unit.hook("update-status");
+    assert!(run.spawned().is_empty(), "{:?}", run.spawned());
+    assert_eq!(
+        run.bus_calls(),
+        [vec![
+            "ListUnitsByNames",
+            "magnum-api.service",
+            "magnum-conductor.service"
+        ]],
+        "the links stand for NRestarts"
+    );
+    // systemd restarts the conductor by itself (a crash): a new invocation,
+    // NRestarts 1, and it reads active again by the time of the hook.
+    let mut services = unit.world()["services"].clone();
+    services["magnum-conductor"]["n_restarts"] = json!(1);
+    unit.set("services", services);
+    invocation(&unit, "magnum-conductor", "3333");
+    let run = unit.hook("update-status");
+    run.assert_ok();
+    let (kind, message) = unit.status();
+    assert_eq!(kind, "blocked", "{message}");
+    assert!(message.contains("magnum-conductor restarted 1 times"), "{message}");
+}
+
 #[test]
 fn update_status_on_a_healthy_unit_spawns_nothing() {
     let unit = stamped();

@@ -34,7 +34,10 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 /// How much of each service's state to read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Detail {
-    /// Load, active and sub state, NRestarts: what update-status needs.
+    /// Load, active and sub state only: one call for all the services.
+    States,
+    /// And NRestarts: what update-status needs when it cannot tell a
+    /// restart by systemd from the invocation links (unit::observe).
     Glance,
     /// Also Result and ExecMainStartTimestampMonotonic (health checks).
     Full,
@@ -128,10 +131,11 @@ pub fn ask(root: &Root, services: &[&str], detail: Detail) -> Result<Asked> {
         "ListUnitsByNames",
         &[wire::Arg::StrArray(&names)],
     );
-    let mut properties: &[&'static str] = &["NRestarts"];
-    if detail == Detail::Full {
-        properties = &["NRestarts", "Result", "ExecMainStartTimestampMonotonic"];
-    }
+    let properties: &[&'static str] = match detail {
+        Detail::States => &[],
+        Detail::Glance => &["NRestarts"],
+        Detail::Full => &["NRestarts", "Result", "ExecMainStartTimestampMonotonic"],
+    };
     let mut gets = Vec::new(); // (serial, unit index, property)
     for (i, unit) in units.iter().enumerate() {
         let object = unit_path(unit);

@@ -62,3 +62,10 @@ pub const SITE_DIRS_GLOB: [&str; 4] = [
 
 /// Where a service's binary may be.
 pub const BIN_DIRS: [&str; 2] = ["/usr/bin", "/usr/local/bin"];
+
+/// systemd's link to a unit's current invocation ID, replaced (a new
+/// inode) at every start of the unit, restarts by systemd included:
+/// watching it tells a restart since the last look without asking systemd.
+pub fn invocation_link(service: &str) -> String {
+    format!("/run/systemd/units/invocation:{service}.service")
+}

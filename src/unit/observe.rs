@@ -255,6 +255,9 @@ pub fn observe(root: &Root) -> Result<Observed> {
     for d in paths::SERVICE_PATH {
         see(&root.path(d).join("helm"));
     }
+    for s in SERVICES {
+        see(&root.path(paths::invocation_link(s)));
+    }
     let mut o = Observed {
         root_uid: root_user.map_or(0, |a| a.uid),
         root_gid: accounts.group("root").unwrap_or(0),

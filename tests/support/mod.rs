@@ -565,14 +565,17 @@ impl Unit {
     /// charm takes next: it trusts a stat stamp only for a file changed
     /// before the tick it was stamped in (src/unit/watch.rs), so a unit
     /// written to within the same few milliseconds is read in full once.
-    /// Spins on the clock for at most one tick; not a sleep.
+    /// File times may also be fine-grained (multigrain timestamps, Linux
+    /// 6.13+), ahead of the coarse clock: so wait until the coarse clock
+    /// passes the fine one as read now. Spins on the clock for at most a
+    /// tick or two; not a sleep.
     pub fn tick(&self) -> &Self {
-        let coarse = || {
-            let t = nix::time::clock_gettime(nix::time::ClockId::CLOCK_REALTIME_COARSE).unwrap();
+        let read = |id| {
+            let t = nix::time::clock_gettime(id).unwrap();
             (t.tv_sec(), t.tv_nsec())
         };
-        let start = coarse();
-        while coarse() <= start {
+        let now = read(nix::time::ClockId::CLOCK_REALTIME);
+        while read(nix::time::ClockId::CLOCK_REALTIME_COARSE) <= now {
             std::thread::yield_now();
         }
         self
