@@ -696,6 +696,52 @@ mod tests {
         assert_eq!(r.next_message().unwrap().variant().unwrap(), Value::U32(5));
     }
 
+    /// What dbus-daemon and systemd 252 sent a real unit's update-status
+    /// (captured with strace; also a fuzz seed): the authentication line,
+    /// Hello's reply, the NameAcquired signal, ListUnitsByNames' reply and
+    /// two NRestarts replies.
+    #[test]
+    fn a_real_systemd_conversation_parses() {
+        let bytes = include_bytes!("../../fuzz/seeds/dbus_reply/systemd-252-update-status");
+        let mut r = Reader::new(&bytes[..]);
+        r.auth_ok().unwrap();
+        let hello = r.next_message().unwrap();
+        assert_eq!((hello.is_reply(), hello.reply_serial), (true, Some(1)));
+        let signal = r.next_message().unwrap();
+        assert!(!signal.is_reply(), "NameAcquired is a signal");
+        let list = r.next_message().unwrap();
+        assert_eq!(list.reply_serial, Some(2));
+        let units: Vec<(String, String, String, String)> = list
+            .list_units()
+            .unwrap()
+            .into_iter()
+            .map(|u| (u.name, u.load_state, u.active_state, u.sub_state))
+            .collect();
+        assert_eq!(
+            units,
+            [
+                (
+                    "magnum-api.service".into(),
+                    "loaded".into(),
+                    "active".into(),
+                    "running".into()
+                ),
+                (
+                    "magnum-conductor.service".into(),
+                    "loaded".into(),
+                    "active".into(),
+                    "running".into()
+                ),
+            ]
+        );
+        for serial in [3, 4] {
+            let m = r.next_message().unwrap();
+            assert_eq!(m.reply_serial, Some(serial));
+            assert!(matches!(m.variant().unwrap(), Value::U32(_)));
+        }
+        assert!(r.next_message().is_err(), "nothing more");
+    }
+
     #[test]
     fn authentication_refused_is_an_error() {
         let mut r = Reader::new(&b"REJECTED EXTERNAL\r\n"[..]);
