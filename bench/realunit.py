@@ -11,6 +11,9 @@ dispatchers in a shuffled order:
   ops    bench/ops-charm (ops from PyPI) doing the same work
   floor  /bin/sh: for update-status an empty dispatch; for config-changed
          one making the Rust charm's two calls (bench/floor/dispatch)
+  dbus   bench/dbus_floor.rs: only the D-Bus exchange (connect, Hello,
+         ListUnitsByNames, wait for the answer), the least any charm that
+         asks systemd over the bus spends
 
 Wall and CPU come from the harness (timed inside the unit, no nsenter in
 the span); the dispatcher's own peak RSS, threads and the programs it ran
@@ -36,8 +39,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import taskstats  # noqa: E402
 
 HOOKS = ["update-status", "config-changed"]
-IMPLS = ["rust", "ops", "floor"]
-NAMES = {"rust": "Rust (ELF dispatch)", "ops": "ops", "floor": "/bin/sh floor"}
+IMPLS = ["rust", "ops", "floor", "dbus"]
+NAMES = {"rust": "Rust (ELF dispatch)", "ops": "ops", "floor": "/bin/sh floor",
+         "dbus": "D-Bus floor (bench/dbus_floor.rs)"}
 SETTLE_S = 0.02  # pause between runs (not timed): let dbus-daemon and systemd finish with the last one
 BEGIN = "<!-- bench/realunit.sh: real-unit table begin -->"
 END = "<!-- bench/realunit.sh: real-unit table end -->"
@@ -172,11 +176,12 @@ def report(args, results, facts):
     w("")
     w("Paired ratios (median over rounds of the ratio within a round):")
     w("")
-    w("| hook | Rust / floor, wall | Rust / floor, hook CPU | ops / Rust, wall | ops / Rust, hook CPU |")
-    w("| --- | ---: | ---: | ---: | ---: |")
+    w("| hook | Rust / floor, wall | Rust / floor, hook CPU | ops / Rust, wall | ops / Rust, hook CPU | "
+      "D-Bus floor / floor, wall | Rust / D-Bus floor, wall |")
+    w("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     ratios = {}
     for hook in HOOKS:
-        r, o, f = (results[i][hook] for i in IMPLS)
+        r, o, f, d = (results[i][hook] for i in IMPLS)
 
         def paired(a, b, key):
             return statistics.median(x[key] / y[key] for x, y in zip(a, b) if y[key])
@@ -184,8 +189,10 @@ def report(args, results, facts):
         q = ratios[hook] = {
             "rf_wall": paired(r, f, "wall_ns"), "rf_cpu": paired(r, f, "cpu_ns"),
             "or_wall": paired(o, r, "wall_ns"), "or_cpu": paired(o, r, "cpu_ns"),
+            "df_wall": paired(d, f, "wall_ns"), "rd_wall": paired(r, d, "wall_ns"),
         }
-        w(f"| {hook} | {q['rf_wall']:.2f}x | {q['rf_cpu']:.2f}x | {q['or_wall']:.1f}x | {q['or_cpu']:.1f}x |")
+        w(f"| {hook} | {q['rf_wall']:.2f}x | {q['rf_cpu']:.2f}x | {q['or_wall']:.1f}x | {q['or_cpu']:.1f}x | "
+          f"{q['df_wall']:.2f}x | {q['rd_wall']:.2f}x |")
     w("")
     missed = []
 
@@ -224,6 +231,13 @@ NOTES = """How it is measured (bench/realunit.sh, bench/realunit.py, bench/unit_
 - **own peak RSS**, **threads** and **spawns** come from the kernel's taskstats
   exit records read on the host: the dispatcher's own address space after
   exec (not its tools'), how many threads it had, the programs it ran.
+- The D-Bus floor (bench/dbus_floor.rs, static, no crates) does nothing but
+  the D-Bus exchange of update-status: connect to the system bus, AUTH, BEGIN,
+  Hello and one ListUnitsByNames in a single write, then read until systemd's
+  answer is in. It runs for both hooks (the same work each time). Against
+  the /bin/sh floor it shows what the bus round trip through dbus-daemon to
+  systemd and back costs on this machine; Rust / D-Bus floor is the charm's
+  own share of update-status.
 - The floors are `#!/bin/sh` dispatch scripts (dash): for update-status an
   empty one, for config-changed bench/floor/dispatch, which makes the Rust
   charm's two calls (`config-get`, `secret-get`) through `$(...)`.

@@ -4,8 +4,9 @@
 # (make charm) and the staged ops charm (bench/run.sh makes both first).
 #   1. boots a magnum unit (tests/realunit), installs the charm and its
 #      resources where a Juju agent puts them, converges it with `install`;
-#   2. copies in the ops charm, the /bin/sh floor and bench/unit_harness.py;
-#   3. bench/realunit.py times the three interleaved from inside the unit
+#   2. copies in the ops charm, the /bin/sh floor, the D-Bus floor
+#      (bench/dbus_floor.rs) and bench/unit_harness.py;
+#   3. bench/realunit.py times the four interleaved from inside the unit
 #      and writes the table into BENCHMARKS.md.
 # Environment: BENCH_ROUNDS (50), BENCH_WARMUP (5), BENCH_WORK
 # (target/bench), BENCH_STRICT (1: exit 1 on a missed target), NAME.
@@ -42,6 +43,12 @@ U mkdir -p "$OPS_DIR" "$FLOOR_DIR" "$OPS_FAKE" /opt/bench
 realunit_copy_in "$NAME" "$ops_charm" "$OPS_DIR"
 realunit_copy_in "$NAME" "$REPO/bench/floor/dispatch" "$FLOOR_DIR/dispatch"
 realunit_copy_in "$NAME" "$REPO/bench/unit_harness.py" /opt/bench/unit_harness.py
+# The D-Bus floor: only update-status's exchange with systemd (std only).
+DBUS_DIR=/opt/bench/dbus-floor
+rustc --edition 2021 -O -C panic=abort -C target-feature=+crt-static -C relocation-model=static \
+    --target x86_64-unknown-linux-musl -o "$work/dbus_floor" "$REPO/bench/dbus_floor.rs"
+U mkdir -p "$DBUS_DIR"
+realunit_copy_in "$NAME" "$work/dbus_floor" "$DBUS_DIR/dispatch"
 U cp "$FAKE_DIR/world.json" "$OPS_FAKE/world.json"
 U rm -f "$OPS_DIR/.unit-state.db"
 
@@ -59,7 +66,8 @@ cat >"$cfg" <<EOF
  "impls": {
   "rust": {"charm_dir": "$CHARM_DIR", "env": $(env_json "$FAKE_DIR" magnum-capi/0)},
   "ops": {"charm_dir": "$OPS_DIR", "env": $(env_json "$OPS_FAKE" bench-ops/0)},
-  "floor": {"charm_dir": "$FLOOR_DIR", "env": $(env_json "$FAKE_DIR" bench-floor/0)}
+  "floor": {"charm_dir": "$FLOOR_DIR", "env": $(env_json "$FAKE_DIR" bench-floor/0)},
+  "dbus": {"charm_dir": "$DBUS_DIR", "env": $(env_json "$FAKE_DIR" bench-dbus/0)}
  },
  "facts": {
   "nproc": $(nproc),
