@@ -44,17 +44,17 @@ pub fn healthy_unchanged(root: &Root) -> bool {
     let Ok(asked) = dbus::ask(root, &SERVICES, detail) else {
         return false;
     };
-    let Ok(state) = State::load(root) else {
+    let Some(glance) = crate::state::Glance::load(root) else {
         return false;
     };
-    let Some(watch) = &state.watch else {
+    let Some(watch) = &glance.watch else {
         return false;
     };
-    if !settled(&state) || !watch.unchanged(root) {
+    if !glance.settled() || !watch.unchanged(root) {
         return false;
     }
     match asked.answer() {
-        Ok(states) => services_steady(&states, &state),
+        Ok(states) => services_steady(&states, &glance.n_restarts),
         Err(_) => false,
     }
 }
@@ -62,21 +62,23 @@ pub fn healthy_unchanged(root: &Root) -> bool {
 /// Nothing owed: active, applied, nothing rejected, no restart pending or
 /// waiting for its turn, no roll to lead.
 fn settled(state: &State) -> bool {
-    state.applied.is_some()
-        && state.status.as_ref().is_some_and(|s| s.kind == StatusKind::Active)
-        && state.rejected.is_none()
-        && !state.pending_restart
-        && state.restart_nonce.is_none()
-        && !state.leading
+    crate::state::settled(
+        state.status.as_ref(),
+        state.applied.is_some(),
+        state.rejected.is_some(),
+        state.pending_restart,
+        state.restart_nonce.is_some(),
+        state.leading,
+    )
 }
 
 /// Up, and not restarted by systemd since the last look (a service can
 /// read `active` between the crashes of a restart loop).
-fn services_steady(states: &[systemd::ServiceState], state: &State) -> bool {
+fn services_steady(states: &[systemd::ServiceState], seen: &BTreeMap<String, u32>) -> bool {
     states.iter().zip(SERVICES).all(|(s, name)| {
         s.active_state == "active"
             && s.sub_state != "auto-restart"
-            && s.n_restarts <= state.n_restarts.get(name).copied().unwrap_or(0)
+            && s.n_restarts <= seen.get(name).copied().unwrap_or(0)
     })
 }
 
@@ -571,7 +573,7 @@ fn still_converged(root: &Root, o: &Observed, state: &State) -> Result<bool> {
         return Ok(false);
     }
     let states = systemd::show(root, &SERVICES)?;
-    Ok(services_steady(&states, state))
+    Ok(services_steady(&states, &state.n_restarts))
 }
 
 /// The observed unit is as the charm last applied it: driver, helm, the

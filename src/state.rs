@@ -20,6 +20,64 @@ use crate::unit::Root;
 /// 1: status, applied, rejected, last good. 2: + the pre-install state.
 pub const FORMAT: u32 = 2;
 
+/// What update-status's lean look needs of the state file, and no more:
+/// the rest (last good, pre-install state, resources) is skipped unparsed.
+#[derive(Debug, Deserialize)]
+pub struct Glance {
+    pub status: Option<Status>,
+    pub applied: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    pub rejected: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    pub pending_restart: bool,
+    #[serde(default)]
+    pub restart_nonce: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    pub leading: bool,
+    #[serde(default)]
+    pub n_restarts: BTreeMap<String, u32>,
+    #[serde(default)]
+    pub watch: Option<crate::unit::watch::Watch>,
+}
+
+impl Glance {
+    /// `None` when the file is missing or unreadable (the full hook then
+    /// reads it, and says why).
+    pub fn load(root: &Root) -> Option<Glance> {
+        let bytes = std::fs::read(root.path(STATE_FILE)).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    /// Nothing owed: active, applied, nothing rejected, no restart pending
+    /// or waiting for its turn, no roll to lead.
+    pub fn settled(&self) -> bool {
+        settled(
+            self.status.as_ref(),
+            self.applied.is_some(),
+            self.rejected.is_some(),
+            self.pending_restart,
+            self.restart_nonce.is_some(),
+            self.leading,
+        )
+    }
+}
+
+pub fn settled(
+    status: Option<&Status>,
+    applied: bool,
+    rejected: bool,
+    pending_restart: bool,
+    restart_nonce: bool,
+    leading: bool,
+) -> bool {
+    applied
+        && status.is_some_and(|s| s.kind == crate::juju::StatusKind::Active)
+        && !rejected
+        && !pending_restart
+        && !restart_nonce
+        && !leading
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct State {
     pub format: u32,

@@ -241,19 +241,29 @@ pub fn observe(root: &Root) -> Result<Observed> {
     }
     see(&root.path(MAGNUM_CONF));
     see(&root.path(CONF_D));
+    // Where the first of several candidates is found, the ones after it do
+    // not change what is observed: watch up to the first one there.
+    let mut up_to_first = |candidates: Vec<PathBuf>| {
+        for c in candidates {
+            see(&c);
+            if c.is_file() {
+                break;
+            }
+        }
+    };
     for s in SERVICES {
-        for d in UNIT_DIRS {
-            see(&root.path(d).join(format!("{s}.service")));
-        }
-        for d in BIN_DIRS {
-            see(&root.path(d).join(s));
-        }
+        up_to_first(
+            UNIT_DIRS
+                .iter()
+                .map(|d| root.path(d).join(format!("{s}.service")))
+                .collect(),
+        );
+        up_to_first(BIN_DIRS.iter().map(|d| root.path(d).join(s)).collect());
     }
+    up_to_first(paths::SERVICE_PATH.iter().map(|d| root.path(d).join("helm")).collect());
+    see(&root.path(paths::HELM)); // the one the charm installs, wherever PATH finds one
     for p in managed_paths() {
         see(&root.path(&p));
-    }
-    for d in paths::SERVICE_PATH {
-        see(&root.path(d).join("helm"));
     }
     for s in SERVICES {
         see(&root.path(paths::invocation_link(s)));

@@ -189,12 +189,21 @@ impl Run {
 
     /// The programs run, labelled (`systemctl restart`, `config-get`, ...).
     /// D-Bus calls are not spawns: see `bus_calls`.
+    /// On a converged unit the charm starts `config-get` and `secret-get`
+    /// together (both run while it observes the unit): which one the fakes
+    /// record first is a race between two processes, so a leading pair of
+    /// them reads in one order, config-get first.
     pub fn spawned(&self) -> Vec<String> {
-        self.calls
+        let mut labels: Vec<String> = self
+            .calls
             .iter()
             .filter(|c| c.tool != "dbus")
             .map(Call::label)
-            .collect()
+            .collect();
+        if labels.len() >= 2 && labels[0] == "secret-get" && labels[1] == "config-get" {
+            labels.swap(0, 1);
+        }
+        labels
     }
 
     /// Calls the fake systemd received over D-Bus (`LoadUnit`, `Get`).
