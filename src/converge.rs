@@ -44,6 +44,11 @@ pub fn healthy_unchanged(root: &Root) -> bool {
     let Ok(asked) = dbus::ask(root, &SERVICES, detail) else {
         return false;
     };
+    // A unix socket write wakes its reader "in sync" (the scheduler pulls
+    // dbus-daemon onto this CPU, expecting the writer to sleep): let it
+    // run now, so it forwards the question while the stats run, not after.
+    // Measured on a real unit: 1.22x -> 1.12x an empty /bin/sh dispatch.
+    std::thread::yield_now();
     let Some(glance) = crate::state::Glance::load(root) else {
         return false;
     };
