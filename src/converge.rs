@@ -19,6 +19,7 @@ use crate::plan::{self, Changes, Desired, DirFacts, DriverSource, FileFacts, Obs
 use crate::state::{file_stat, Applied, HelmRecord, Meta, Rejected, State};
 use crate::supply;
 use crate::unit::observe::{observe, pip_version, site_dirs};
+use crate::unit::watch::Watch;
 use crate::unit::Root;
 
 /// update-status on a healthy unit, as lean as it gets: the state file,
@@ -62,19 +63,6 @@ pub fn healthy_unchanged(root: &Root) -> bool {
         Ok(states) => services_steady(&states, &glance.n_restarts),
         Err(_) => false,
     }
-}
-
-/// Nothing owed: active, applied, nothing rejected, no restart pending or
-/// waiting for its turn, no roll to lead.
-fn settled(state: &State) -> bool {
-    crate::state::settled(
-        state.status.as_ref(),
-        state.applied.is_some(),
-        state.rejected.is_some(),
-        state.pending_restart,
-        state.restart_nonce.is_some(),
-        state.leading,
-    )
 }
 
 /// Up, and not restarted by systemd since the last look (a service can
@@ -553,16 +541,12 @@ fn record_applied(root: &Root, o: &Observed, d: &Desired, state: &mut State) -> 
     Ok(())
 }
 
-/// update-status's lean path: the unit is exactly as last applied (stat and
-/// compare, no spawn) and both services are up (D-Bus, no spawn). Anything
-/// else (drift, a service down, a blocked or waiting unit) takes the full
-/// path, secret-get included, so a unit waiting for a grant retries.
 /// The stamps to keep after a hook: none unless the unit ended settled.
 /// When nothing the hook observed has changed since (it changed nothing),
 /// its own stamps; otherwise the unit is observed again and stamped, if it
 /// is as the charm applied it.
-fn restamp(root: &Root, seen: crate::unit::watch::Watch, state: &State) -> Result<Option<crate::unit::watch::Watch>> {
-    if !settled(state) {
+fn restamp(root: &Root, seen: Watch, state: &State) -> Result<Option<Watch>> {
+    if !state.settled() {
         return Ok(None);
     }
     if seen.unchanged(root) {
@@ -573,8 +557,13 @@ fn restamp(root: &Root, seen: crate::unit::watch::Watch, state: &State) -> Resul
     Ok(as_applied(root, &now, state)?.then_some(now.watch))
 }
 
+/// update-status when the stamps did not hold: the unit is exactly as last
+/// applied (read and compare, no spawn) and both services are up (D-Bus, no
+/// spawn). Anything else (drift, a service down, a blocked or waiting unit)
+/// takes the full path, secret-get included, so a unit waiting for a grant
+/// retries.
 fn still_converged(root: &Root, o: &Observed, state: &State) -> Result<bool> {
-    if !settled(state) || !as_applied(root, o, state)? {
+    if !state.settled() || !as_applied(root, o, state)? {
         return Ok(false);
     }
     let states = systemd::show(root, &SERVICES)?;

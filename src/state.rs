@@ -48,8 +48,7 @@ impl Glance {
         serde_json::from_slice(&bytes).ok()
     }
 
-    /// Nothing owed: active, applied, nothing rejected, no restart pending
-    /// or waiting for its turn, no roll to lead.
+    /// See `State::settled`.
     pub fn settled(&self) -> bool {
         settled(
             self.status.as_ref(),
@@ -62,7 +61,9 @@ impl Glance {
     }
 }
 
-pub fn settled(
+/// Nothing owed: active, applied, nothing rejected, no restart pending or
+/// waiting for its turn, no roll to lead. For `State` and `Glance` alike.
+fn settled(
     status: Option<&Status>,
     applied: bool,
     rejected: bool,
@@ -205,6 +206,19 @@ fn stored_name(path: &str) -> String {
 }
 
 impl State {
+    /// Nothing owed: active, applied, nothing rejected, no restart pending
+    /// or waiting for its turn, no roll to lead.
+    pub fn settled(&self) -> bool {
+        settled(
+            self.status.as_ref(),
+            self.applied.is_some(),
+            self.rejected.is_some(),
+            self.pending_restart,
+            self.restart_nonce.is_some(),
+            self.leading,
+        )
+    }
+
     pub fn load(root: &Root) -> Result<State> {
         let path = root.path(STATE_FILE);
         match read_optional(&path)? {

@@ -19,19 +19,8 @@ static DBUS_DOWN: AtomicBool = AtomicBool::new(false);
 
 /// Each service's state, in the order asked.
 pub fn show(root: &Root, services: &[&str]) -> Result<Vec<ServiceState>> {
-    read(root, services, dbus::Detail::Full)
-}
-
-/// Load, active and sub state and NRestarts only (`result` empty,
-/// `exec_main_start_monotonic` 0 unless they came from the fallback): the
-/// least systemd has to answer for update-status.
-pub fn glance(root: &Root, services: &[&str]) -> Result<Vec<ServiceState>> {
-    read(root, services, dbus::Detail::Glance)
-}
-
-fn read(root: &Root, services: &[&str], detail: dbus::Detail) -> Result<Vec<ServiceState>> {
     if !DBUS_DOWN.load(Ordering::Relaxed) {
-        match dbus::show(root, services, detail) {
+        match dbus::show(root, services, dbus::Detail::Full) {
             Ok(states) => return Ok(states),
             Err(e) => {
                 DBUS_DOWN.store(true, Ordering::Relaxed);

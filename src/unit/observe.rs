@@ -156,12 +156,13 @@ fn magnum_dists(sites: &[PathBuf]) -> Vec<(String, PathBuf)> {
         .collect()
 }
 
-/// The installed magnum-capi-helm version, as Python would import it.
-pub fn driver_version(sites: &[PathBuf]) -> Option<String> {
-    sites
+/// The installed magnum-capi-helm version, as Python would import it,
+/// from `magnum_dists`.
+fn driver_version(dists: &[(String, PathBuf)]) -> Option<String> {
+    dists
         .iter()
-        .flat_map(|s| dist_dirs(s, |n| n == "magnum_capi_helm"))
-        .find_map(|d| metadata_version(&d))
+        .filter(|(name, _)| name == "magnum_capi_helm")
+        .find_map(|(_, d)| metadata_version(d))
 }
 
 /// The installed pip's version (its flags differ across releases).
@@ -189,12 +190,9 @@ pub fn magnum_driver_names(entry_points: &str) -> Vec<String> {
 }
 
 /// Every `magnum.drivers` entry point of the packages whose name mentions
-/// magnum (magnum itself, magnum-capi-helm, magnum-cluster-api, ...).
-pub fn magnum_drivers(sites: &[PathBuf]) -> Vec<String> {
-    drivers_of(&magnum_dists(sites))
-}
-
-fn drivers_of(dists: &[(String, PathBuf)]) -> Vec<String> {
+/// magnum (magnum itself, magnum-capi-helm, magnum-cluster-api, ...), from
+/// `magnum_dists`.
+fn magnum_drivers(dists: &[(String, PathBuf)]) -> Vec<String> {
     let mut out = Vec::new();
     for (_, dir) in dists {
         if let Ok(text) = fs::read_to_string(dir.join("entry_points.txt")) {
@@ -206,17 +204,13 @@ fn drivers_of(dists: &[(String, PathBuf)]) -> Vec<String> {
     out
 }
 
-/// Every path `site_dirs` looks at: the directories its globs list, and
-/// each candidate, found or not.
-fn site_dir_candidates(root: &Root) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for pattern in paths::SITE_DIRS_GLOB {
-        if let Some((before, _)) = pattern.split_once('*') {
-            out.push(root.path(Path::new(before).parent().unwrap_or(Path::new("/"))));
-        }
-    }
-    out.extend(site_candidates(root));
-    out
+/// The directories `site_candidates` lists to expand its globs.
+fn site_glob_parents(root: &Root) -> Vec<PathBuf> {
+    paths::SITE_DIRS_GLOB
+        .iter()
+        .filter_map(|pattern| pattern.split_once('*'))
+        .map(|(before, _)| root.path(Path::new(before).parent().unwrap_or(Path::new("/"))))
+        .collect()
 }
 
 pub fn observe(root: &Root) -> Result<Observed> {
@@ -228,13 +222,16 @@ pub fn observe(root: &Root) -> Result<Observed> {
     see(&root.path("/etc/group"));
     let accounts = Accounts::read(&root.path("/etc/passwd"), &root.path("/etc/group"))?;
     let root_user = accounts.user("root");
-    for dir in site_dir_candidates(root) {
+    // Every place site_dirs looks: the glob parents it lists, and each
+    // candidate, found or not (one that appears later changes the stamp).
+    for dir in site_glob_parents(root) {
         see(&dir);
     }
-    let sites = site_dirs(root);
-    for site in &sites {
-        see(site);
+    let candidates = site_candidates(root);
+    for dir in &candidates {
+        see(dir);
     }
+    let sites: Vec<PathBuf> = candidates.into_iter().filter(|p| p.is_dir()).collect();
     let dists = magnum_dists(&sites);
     for (_, dist) in &dists {
         see(dist);
@@ -277,11 +274,8 @@ pub fn observe(root: &Root) -> Result<Observed> {
             // Valid UTF-8 (the usual case) is kept as read, not copied.
             String::from_utf8(b).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
         }),
-        driver_version: dists
-            .iter()
-            .filter(|(name, _)| name == "magnum_capi_helm")
-            .find_map(|(_, d)| metadata_version(d)),
-        other_drivers: drivers_of(&dists),
+        driver_version: driver_version(&dists),
+        other_drivers: magnum_drivers(&dists),
         conf_d: dir_facts(&root.path(CONF_D))?,
         ..Observed::default()
     };

@@ -67,14 +67,10 @@ pub fn stamp(path: &Path) -> Option<Stamp> {
 pub struct Watch(pub Vec<(String, Option<Stamp>)>);
 
 impl Watch {
-    /// Stamp `host_path` (under the unit root) now. Call it before reading
-    /// the path: a change made after the stamp shows as a new stamp later.
-    /// A symlink's target is stamped too (as `<path>/`).
-    pub fn add(&mut self, root: &Root, host_path: &Path) {
-        self.add_at(root, host_path, coarse_now());
-    }
-
-    /// `add`, with the coarse time of the stamp given.
+    /// Stamp `host_path` (under the unit root) now; `now` is `coarse_now()`
+    /// as read before (one reading serves a whole observation). Call it
+    /// before reading the path: a change made after the stamp shows as a new
+    /// stamp later. A symlink's target is stamped too (as `<path>/`).
     pub fn add_at(&mut self, root: &Root, host_path: &Path, now: u64) {
         let unit_path = host_path.strip_prefix(root.dir()).map_or_else(
             |_| host_path.to_string_lossy().into_owned(),
