@@ -385,6 +385,11 @@ def median(xs):
     return statistics.median(xs) if xs else None
 
 
+def paired(a, b, key):
+    """Median over rounds of a[i][key] / b[i][key] (runs of the same round)."""
+    return statistics.median(x[key] / y[key] for x, y in zip(a, b) if y[key])
+
+
 def ms(ns):
     return "n/a" if ns is None else f"{ns / 1e6:.2f}"
 
@@ -531,10 +536,6 @@ def report(args, results, verify, facts):
     ratios = {}
     for hook in HOOKS:
         r, o, f = (results[i][hook] for i in IMPLS)
-
-        def paired(a, b, key):
-            return statistics.median(x[key] / y[key] for x, y in zip(a, b) if y[key])
-
         ratios[hook] = {
             "rust_floor_wall": paired(r, f, "wall_ns"), "rust_floor_cpu": paired(r, f, "cpu_ns"),
             "ops_rust_wall": paired(o, r, "wall_ns"), "ops_rust_cpu": paired(o, r, "cpu_ns"),
@@ -584,18 +585,22 @@ def report(args, results, verify, facts):
     return "\n".join(lines), ratios
 
 
+def write_section(path: Path, begin: str, end: str, body: str):
+    """Put `body` between the `begin` and `end` markers of BENCHMARKS.md,
+    keeping everything else; a file without them gets the section added at
+    its end (a new file gets a title first)."""
+    block = f"{begin}\n{body}\n{end}\n"
+    text = path.read_text() if path.exists() else "# Benchmarks\n\n"
+    if begin in text and end in text:
+        pre, rest = text.split(begin, 1)
+        post = rest.split(end, 1)[1].lstrip("\n")
+        path.write_text(pre + block + ("\n" + post if post else ""))
+    else:
+        path.write_text(text.rstrip("\n") + "\n\n" + block)
+
+
 def write_benchmarks(path: Path, table: str, notes: str, diag: str):
-    block = f"{BEGIN}\n## Fake unit\n\n{table}\n\n{diag}{notes}\n{END}\n"
-    if path.exists():
-        text = path.read_text()
-        if BEGIN in text and END in text:
-            pre, rest = text.split(BEGIN, 1)
-            post = rest.split(END, 1)[1].lstrip("\n")
-            path.write_text(pre + block + ("\n" + post if post else ""))
-            return
-    path.write_text("# Benchmarks\n\n`make bench` (bench/run.sh) measures the charm on a fake unit, side by side "
-                    "with a Python `ops` charm doing the same work and a `/bin/sh` floor, and rewrites the "
-                    "section below. Issues 11 and 14 set the targets.\n\n" + block)
+    write_section(path, BEGIN, END, f"## Fake unit\n\n{table}\n\n{diag}{notes}")
 
 
 NOTES = """### What is measured

@@ -37,6 +37,7 @@ from pathlib import Path
 sys.dont_write_bytecode = True
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import taskstats  # noqa: E402
+from bench import ms, paired, spawn_list, write_section  # noqa: E402
 
 HOOKS = ["update-status", "config-changed"]
 IMPLS = ["rust", "ops", "floor", "dbus"]
@@ -141,15 +142,6 @@ def main():
             sys.exit(1)
 
 
-def ms(ns):
-    return f"{ns / 1e6:.2f}"
-
-
-def spawn_list(samples):
-    lists = {", ".join(x["spawns"]) or "none" for x in samples}
-    return " / ".join(sorted(lists))
-
-
 def report(args, results, facts):
     R = args.rounds
     lines = []
@@ -182,10 +174,6 @@ def report(args, results, facts):
     ratios = {}
     for hook in HOOKS:
         r, o, f, d = (results[i][hook] for i in IMPLS)
-
-        def paired(a, b, key):
-            return statistics.median(x[key] / y[key] for x, y in zip(a, b) if y[key])
-
         q = ratios[hook] = {
             "rf_wall": paired(r, f, "wall_ns"), "rf_cpu": paired(r, f, "cpu_ns"),
             "or_wall": paired(o, r, "wall_ns"), "or_cpu": paired(o, r, "cpu_ns"),
@@ -252,14 +240,7 @@ NOTES = """How it is measured (bench/realunit.sh, bench/realunit.py, bench/unit_
 
 
 def write_benchmarks(path: Path, table: str):
-    block = f"{BEGIN}\n## Real unit\n\n{table}\n{END}\n"
-    text = path.read_text() if path.exists() else "# Benchmarks\n\n"
-    if BEGIN in text and END in text:
-        pre, rest = text.split(BEGIN, 1)
-        post = rest.split(END, 1)[1].lstrip("\n")
-        path.write_text(pre + block + ("\n" + post if post else ""))
-    else:
-        path.write_text(text.rstrip("\n") + "\n\n" + block)
+    write_section(path, BEGIN, END, f"## Real unit\n\n{table}")
 
 
 if __name__ == "__main__":
