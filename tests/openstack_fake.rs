@@ -13,6 +13,8 @@
 
 #[path = "support/openstack.rs"]
 mod openstack;
+#[path = "support/skip.rs"]
+mod skip;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -29,25 +31,8 @@ const IMAGE: &str = "ubuntu-jammy-kube-v1.30.4";
 // The real CLI.
 // ---------------------------------------------------------------------------
 
-fn require_real() -> bool {
-    std::env::var_os("MAGNUM_CAPI_REQUIRE_REAL").is_some()
-}
-
 fn skip(what: &str, how: &str) {
-    if require_real() {
-        panic!("MAGNUM_CAPI_REQUIRE_REAL is set and {how}");
-    }
-    let test = std::thread::current().name().unwrap_or("?").to_string();
-    eprintln!("SKIPPED {test}: {how}");
-    // eprintln! is captured for a passing test: say it once on the real
-    // stderr too, so a skipped real-client run cannot pass unseen.
-    static LOUD: std::sync::Once = std::sync::Once::new();
-    LOUD.call_once(|| {
-        let _ = writeln!(
-            std::io::stderr(),
-            "\n**************** SKIPPED: tests/openstack_fake.rs ({what}) ****************\n{how}\n(set MAGNUM_CAPI_REQUIRE_REAL=1 to make this a failure)\n***************************************************************\n"
-        );
-    });
+    skip::skip_real(&format!("tests/openstack_fake.rs ({what})"), how);
 }
 
 /// The venv's `openstack`, or None (after saying why) when the test should

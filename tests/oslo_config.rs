@@ -42,21 +42,7 @@ impl Oslo {
             "the real oslo.config venv is missing at {}: create it with `bash tests/venvs/oslo.sh`",
             venv.display()
         );
-        if std::env::var_os("MAGNUM_CAPI_REQUIRE_REAL").is_some() {
-            panic!("MAGNUM_CAPI_REQUIRE_REAL is set and {how}");
-        }
-        let test = std::thread::current().name().unwrap_or("?").to_string();
-        eprintln!("SKIPPED {test}: {how}");
-        // eprintln! is captured for a passing test: say it once on the real
-        // stderr too, so a skipped real-parser run cannot pass unseen.
-        static LOUD: std::sync::Once = std::sync::Once::new();
-        LOUD.call_once(|| {
-            use std::io::Write;
-            let _ = writeln!(
-                std::io::stderr(),
-                "\n**************** SKIPPED: tests/oslo_config.rs ****************\n{how}\n(set MAGNUM_CAPI_REQUIRE_REAL=1 to make this a failure)\n***************************************************************\n"
-            );
-        });
+        support::skip::skip_real("tests/oslo_config.rs", &how);
         None
     }
 

@@ -13,6 +13,7 @@
 
 pub mod kube_server;
 pub mod openstack;
+pub mod skip;
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
