@@ -20,6 +20,9 @@
 set -euo pipefail
 
 START=$(date +%s)
+NAME=openstack
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 VENV=${OPENSTACK_VENV:-$REPO/target/venv-openstack}
 PYTHON=${PYTHON:-python3}
@@ -88,10 +91,6 @@ wrapt==2.5.2'
 WANT="python-openstackclient==$OSC_VERSION python-magnumclient==$MAGNUMCLIENT_VERSION constraints:$(printf '%s' "$CONSTRAINTS" | sha256sum | cut -c1-16)"
 MARKER=$VENV/.magnum-capi-openstack
 
-done_in() {
-    echo "openstack venv: $1 in $(( $(date +%s) - START ))s ($VENV)"
-}
-
 # The venv's own view of what it holds, so a half-built or hand-edited venv
 # is not mistaken for a good one: the versions, the `coe` commands reachable
 # through the plugin entry point, and a CLI that starts.
@@ -118,30 +117,9 @@ PY
     "$VENV/bin/openstack" --version >/dev/null 2>&1
 }
 
-if [[ -f $MARKER && $(cat "$MARKER") == "$WANT" && -x $VENV/bin/openstack ]] && check; then
-    done_in "already up to date"
-    exit 0
-fi
+exit_if_current "$VENV/bin/openstack"
 
-"$PYTHON" - <<'PY'
-import sys
-if sys.version_info[:2] != (3, 11):
-    sys.exit(f"tests/venvs/openstack.sh needs CPython 3.11 (the pins are 3.11's), got {sys.version.split()[0]}: set PYTHON=python3.11")
-PY
-
-echo "openstack venv: building $VENV ($WANT)"
-rm -rf "$VENV"
-mkdir -p "$(dirname "$VENV")"
-"$PYTHON" -m venv "$VENV"
-CONSTRAINTS_FILE=$VENV/constraints.txt
-printf '%s\n' "$CONSTRAINTS" > "$CONSTRAINTS_FILE"
-PIP=("$VENV/bin/python" -m pip --disable-pip-version-check --no-input)
+fresh_venv
 "${PIP[@]}" install --quiet -c "$CONSTRAINTS_FILE" \
     "python-openstackclient==$OSC_VERSION" "python-magnumclient==$MAGNUMCLIENT_VERSION"
-"${PIP[@]}" check
-if ! check; then
-    echo "openstack venv: $VENV was built but fails its own check" >&2
-    exit 1
-fi
-echo "$WANT" > "$MARKER"
-done_in "built"
+finish_venv

@@ -19,6 +19,9 @@
 set -euo pipefail
 
 START=$(date +%s)
+NAME=oslo
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 VENV=${OSLO_VENV:-$REPO/target/venv-oslo}
 PYTHON=${PYTHON:-python3}
@@ -154,10 +157,6 @@ zipp==3.17.0'
 WANT="magnum==$MAGNUM_VERSION magnum-capi-helm==$DRIVER_VERSION constraints:$(printf '%s' "$CONSTRAINTS" | sha256sum | cut -c1-16)"
 MARKER=$VENV/.magnum-capi-oslo
 
-done_in() {
-    echo "oslo venv: $1 in $(( $(date +%s) - START ))s ($VENV)"
-}
-
 # The venv's own view of what it holds, so a half-built or hand-edited venv
 # is not mistaken for a good one.
 check() {
@@ -181,28 +180,10 @@ if not eps or eps[0].value != "magnum_capi_helm.driver:Driver":
 PY
 }
 
-if [[ -f $MARKER && $(cat "$MARKER") == "$WANT" && -x $VENV/bin/python ]] && check; then
-    done_in "already up to date"
-    exit 0
-fi
+exit_if_current "$VENV/bin/python"
 
-"$PYTHON" - <<'PY'
-import sys
-if sys.version_info[:2] != (3, 11):
-    sys.exit(f"tests/venvs/oslo.sh needs CPython 3.11 (the pins are 3.11's), got {sys.version.split()[0]}: set PYTHON=python3.11")
-PY
-
-echo "oslo venv: building $VENV ($WANT)"
-rm -rf "$VENV"
-mkdir -p "$(dirname "$VENV")"
-"$PYTHON" -m venv "$VENV"
-CONSTRAINTS_FILE=$VENV/constraints.txt
-printf '%s\n' "$CONSTRAINTS" > "$CONSTRAINTS_FILE"
-PIP=("$VENV/bin/python" -m pip --disable-pip-version-check --no-input)
+fresh_venv
 "${PIP[@]}" install --quiet -c "$CONSTRAINTS_FILE" "magnum==$MAGNUM_VERSION"
 # As the charm installs it: the driver alone, against the magnum already there.
 "${PIP[@]}" install --quiet --no-deps "magnum-capi-helm==$DRIVER_VERSION"
-"${PIP[@]}" check
-check
-echo "$WANT" > "$MARKER"
-done_in "built"
+finish_venv
