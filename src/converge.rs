@@ -3,7 +3,7 @@
 //! event -> observe -> plan -> apply -> status.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 
@@ -122,10 +122,6 @@ pub fn run(event: &Event, root: &Root, tools: &HookTools) -> Result<()> {
         state.save(root, ids)?;
     }
     Ok(())
-}
-
-fn epoch_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 /// The desired state from Juju's config and secret and the observed unit,
@@ -249,7 +245,7 @@ fn services_up(root: &Root, desired: &Desired, state: &mut State) -> Result<Stat
         }
     }
     if !looping.is_empty() {
-        let recent = epoch_now().saturating_sub(600);
+        let recent = crate::clock::epoch_secs().saturating_sub(600);
         let journal = systemd::journal_since(&SERVICES, recent).unwrap_or_default();
         let (why, fix) = match crate::plan::red_flags::first_red_flag(&journal) {
             Some((flag, line)) => (format!("{}: {line}", flag.cause), flag.fix.to_string()),
@@ -464,7 +460,7 @@ fn await_turn(
     let nonce = match &state.restart_nonce {
         Some(n) if rolling::change_of(n) == fingerprint => n.clone(),
         _ => {
-            let n = format!("{fingerprint}-{}", epoch_now());
+            let n = format!("{fingerprint}-{}", crate::clock::epoch_secs());
             p.set(tools, &[(rolling::REQUEST, n.as_str()), (rolling::FAILED, "")])?;
             state.restart_nonce = Some(n.clone());
             state.save(root, (o.root_uid, o.root_gid))?;

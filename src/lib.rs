@@ -8,6 +8,7 @@ pub mod actions;
 pub mod apply;
 pub mod arena;
 pub mod clients;
+pub mod clock;
 pub mod converge;
 pub mod event;
 pub mod fault;

@@ -21,12 +21,6 @@ pub fn me() -> String {
     std::env::var("JUJU_UNIT_NAME").unwrap_or_else(|_| "magnum-capi/0".into())
 }
 
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 /// The peers, or `None` when this unit is alone (it restarts directly).
 pub fn load(tools: &HookTools, timeout: u64) -> Result<Option<Peers>> {
     let Some(id) = tools.relation_ids("restart")?.into_iter().next() else {
@@ -39,7 +33,7 @@ pub fn load(tools: &HookTools, timeout: u64) -> Result<Option<Peers>> {
     let me = me();
     let app_name = me.split('/').next().unwrap_or("magnum-capi").to_string();
     let mut view = View {
-        now: now(),
+        now: crate::clock::epoch_secs(),
         timeout,
         ..View::default()
     };

@@ -153,9 +153,7 @@ fn unit_args(services: &[&str]) -> Vec<String> {
 
 /// Mark the journal now (one journalctl run), before a restart.
 pub fn journal_mark(services: &[&str]) -> JournalMark {
-    let epoch = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let epoch = crate::clock::epoch_secs();
     let mut args = vec![
         "--no-pager".to_string(),
         "-o".into(),

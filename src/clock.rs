@@ -1,0 +1,9 @@
+//! The wall clock, as the charm records times: whole seconds since the
+//! epoch (journal marks, rolling-restart nonces and deadlines). 0 if the
+//! clock is before 1970.
+
+pub fn epoch_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
