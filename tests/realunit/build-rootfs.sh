@@ -65,17 +65,14 @@ T_TOTAL=$(now)
 
 # --- host tools ------------------------------------------------------------
 ensure_host_tools() {
-    local missing=0 t
+    local missing=0 t out
     for t in debootstrap systemd-nspawn zstd unshare nsenter; do
         command -v "$t" >/dev/null 2>&1 || missing=1
     done
     [[ $missing -eq 0 ]] && return 0
-    log "installing host tools: debootstrap systemd-container zstd"
-    apt-get update -qq
-    # No recommends: systemd-container would pull libnss-mymachines, which
-    # edits the host's /etc/nsswitch.conf.
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-        debootstrap systemd-container zstd >/dev/null
+    # The project's one set-up step (group real) has the package list.
+    out=$(bash "$(dirname "${BASH_SOURCE[0]}")/../../.ci/deps.sh" real) || die "the set-up step (.ci/deps.sh real) failed"
+    log "$out"
 }
 
 # Refuse to touch a ROOT that a running unit (unit.sh boot) is using.

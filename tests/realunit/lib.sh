@@ -80,11 +80,11 @@ wait_for() {
 ensure_inputs() {
     [[ $EUID -eq 0 ]] || ru_die "run as root (systemd-nspawn)"
     local t
-    if ! command -v strace >/dev/null || ! command -v openssl >/dev/null || ! command -v file >/dev/null; then
-        ru_log "installing host tools: strace openssl file"
-        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-            strace openssl file >/dev/null || ru_die "cannot install strace, openssl and file"
-    fi
+    # The host tools come from the project's one set-up step (.ci/deps.sh,
+    # group real), which installs only what is missing.
+    local out
+    out=$(bash "$REPO/.ci/deps.sh" real) || ru_die "the set-up step (.ci/deps.sh real) failed"
+    [[ $out == *"nothing to install"* ]] || echo "$out" >&2
     for t in nsenter strace python3 file openssl; do
         command -v "$t" >/dev/null || ru_die "$t is not installed on the host"
     done
