@@ -52,7 +52,10 @@ if [[ -x $HERE/tests/realunit/unit.sh ]]; then
         [[ -d $d ]] && bash "$HERE/tests/realunit/unit.sh" stop "$(basename "$d")" >/dev/null 2>&1 || true
     done
 fi
-pkgs=(musl-tools kubernetes-client qemu-user-static debootstrap systemd-container)
+# kubectl: a new machine of this kind has google-cloud-cli's `kubectl` package
+# (its /usr/bin/kubectl); removed too, so the install path of Debian's
+# kubernetes-client is what is checked.
+pkgs=(musl-tools kubernetes-client kubectl qemu-user-static debootstrap systemd-container)
 installed=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null | grep -q '^ii' && installed+=("$p")
