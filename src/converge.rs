@@ -311,61 +311,16 @@ fn apply(
     if state.last_good.is_none() {
         state.save_last_good(root, ids, &o.files)?;
     }
-    // A restart is owed from here on, even if this process dies before it.
+    // A restart is owed from here on, even if this process dies before it;
+    // a step that fails having changed nothing gives it back.
+    let owed = state.pending_restart;
     state.pending_restart |= c.restart;
     state.save(root, ids)?;
 
     if c.install_driver {
-        let sites = site_dirs(root);
-        let pip_v = pip_version(&sites);
-        let mut args = match &d.driver_source {
-            DriverSource::Wheels { .. } => {
-                let dir = root.path(STAGED_WHEELS);
-                pip::install_from_wheels_args(&d.driver_version, &dir.to_string_lossy(), pip_v.as_deref())
-            }
-            DriverSource::Index { url, sha256: Some(sha) } => {
-                let reqs = root.path(REQUIREMENTS);
-                files::write_atomic(
-                    &reqs,
-                    pip::requirements(&d.driver_version, sha).as_bytes(),
-                    0o600,
-                    o.root_uid,
-                    o.root_gid,
-                )?;
-                pip::install_pinned_args(&reqs.to_string_lossy(), url.as_deref(), pip_v.as_deref())
-            }
-            DriverSource::Index { url, sha256: None } => {
-                pip::install_args(&d.driver_version, url.as_deref(), pip_v.as_deref())
-            }
-        };
-        if o.driver_version.as_deref() == Some(d.driver_version.as_str()) {
-            // Same version, new bytes (a new wheel was attached).
-            args.insert(1, "--force-reinstall".into());
-        }
-        tracing::info!("installing magnum-capi-helm {}", d.driver_version);
-        if let Err(e) = pip::install(&args) {
-            return Ok(Status::blocked(format!(
-                "{e:#}; fix the index or juju config magnum-capi driver-version=<version>"
-            )));
-        }
-        state.installed_wheel_sha256 = match &d.driver_source {
-            DriverSource::Wheels { sha256 } => Some(sha256.clone()),
-            DriverSource::Index { sha256, .. } => sha256.clone(),
-        };
-        let check = pip::import_check()?;
-        if let Some(problem) = check.problem() {
-            // Do not go on to restart magnum onto a driver that cannot load,
-            // on this hook or the next: wait for a different desired state.
-            let status = Status::blocked(format!(
-                "{problem}; fix: juju config magnum-capi driver-version=<a working version>"
-            ));
-            state.rejected = Some(Rejected {
-                fingerprint: d.fingerprint(),
-                status: status.clone(),
-            });
+        if let Some(status) = install_driver(root, o, d, state, owed)? {
             return Ok(status);
         }
-        tracing::info!("driver loads: {}", check.entry_point.unwrap_or_default());
     }
     if c.install_helm {
         let staged = std::fs::read(root.path(STAGED_HELM))
@@ -442,6 +397,98 @@ fn apply(
         state.n_restarts.clear();
     }
     finish(&HookTools, d, state)
+}
+
+/// The pip arguments that install `version` from `source`.
+fn pip_args(root: &Root, o: &Observed, version: &str, source: &DriverSource) -> Result<Vec<String>> {
+    let sites = site_dirs(root);
+    let pip_v = pip_version(&sites);
+    let mut args = match source {
+        DriverSource::Wheels { .. } => {
+            let dir = root.path(STAGED_WHEELS);
+            pip::install_from_wheels_args(version, &dir.to_string_lossy(), pip_v.as_deref())
+        }
+        DriverSource::Index { url, sha256: Some(sha) } => {
+            let reqs = root.path(REQUIREMENTS);
+            files::write_atomic(
+                &reqs,
+                pip::requirements(version, sha).as_bytes(),
+                0o600,
+                o.root_uid,
+                o.root_gid,
+            )?;
+            pip::install_pinned_args(&reqs.to_string_lossy(), url.as_deref(), pip_v.as_deref())
+        }
+        DriverSource::Index { url, sha256: None } => pip::install_args(version, url.as_deref(), pip_v.as_deref()),
+    };
+    if o.driver_version.as_deref() == Some(version) {
+        // Same version, new bytes (a new wheel was attached).
+        args.insert(1, "--force-reinstall".into());
+    }
+    Ok(args)
+}
+
+/// Install the desired driver and check that it loads. `Some(status)` when
+/// the change failed; then the unit is as it was: pip failed having
+/// changed nothing, or the new driver did not load and the one before it
+/// was put back. Either way the restart this change would have owed is
+/// given back (`owed`: what was owed before it), so the applied config
+/// on the next hook finds nothing to do.
+fn install_driver(root: &Root, o: &Observed, d: &Desired, state: &mut State, owed: bool) -> Result<Option<Status>> {
+    let args = pip_args(root, o, &d.driver_version, &d.driver_source)?;
+    tracing::info!("installing magnum-capi-helm {}", d.driver_version);
+    if let Err(e) = pip::install(&args) {
+        state.pending_restart = owed;
+        return Ok(Some(Status::blocked(format!(
+            "{e:#}; fix the index or juju config magnum-capi driver-version=<version>"
+        ))));
+    }
+    let check = pip::import_check()?;
+    let Some(problem) = check.problem() else {
+        tracing::info!("driver loads: {}", check.entry_point.unwrap_or_default());
+        state.installed_wheel_sha256 = match &d.driver_source {
+            DriverSource::Wheels { sha256 } => Some(sha256.clone()),
+            DriverSource::Index { sha256, .. } => sha256.clone(),
+        };
+        return Ok(None);
+    };
+    // Do not go on to restart magnum onto a driver that cannot load, on
+    // this hook or the next: put back the driver the services run, and
+    // wait for a different desired state.
+    let mut put_back = String::new();
+    if let Some(prev) = o.driver_version.as_deref().filter(|v| *v != d.driver_version) {
+        let source = match &d.driver_source {
+            DriverSource::Index { url, .. } => DriverSource::Index {
+                url: url.clone(),
+                sha256: None,
+            },
+            wheels => wheels.clone(),
+        };
+        let back = Observed {
+            driver_version: None,
+            ..o.clone()
+        };
+        match pip_args(root, &back, prev, &source).and_then(|a| pip::install(&a)) {
+            Ok(()) => {
+                tracing::info!("put back magnum-capi-helm {prev}");
+                state.pending_restart = owed;
+            }
+            Err(e) => {
+                tracing::error!("could not put back magnum-capi-helm {prev}: {e:#}");
+                put_back = format!(" (and magnum-capi-helm {prev} could not be put back: the next hook retries)");
+            }
+        }
+    } else if o.driver_version.is_none() {
+        state.pending_restart = owed;
+    }
+    let status = Status::blocked(format!(
+        "{problem}{put_back}; fix: juju config magnum-capi driver-version=<a working version>"
+    ));
+    state.rejected = Some(Rejected {
+        fingerprint: d.fingerprint(),
+        status: status.clone(),
+    });
+    Ok(Some(status))
 }
 
 /// With other units: ask for the restart turn (once per change), and wait

@@ -603,6 +603,15 @@ fn pip(fake: &Fake, args: &[String]) -> ExitCode {
             return err(1, &format!("ERROR: Could not find a version that satisfies the requirement magnum-capi-helm=={version} (from versions: none)\nERROR: No matching distribution found for magnum-capi-helm=={version}"));
         }
     }
+    // The index's versions, when the test world names them: pip's own
+    // message for a version the index lacks (pip 23, `pip install
+    // magnum-capi-helm==9.9.9` against PyPI).
+    if let Some(have) = pip.get("index_versions").and_then(Value::as_array) {
+        let have: Vec<&str> = have.iter().filter_map(Value::as_str).collect();
+        if !args.iter().any(|a| a == "--find-links") && !have.contains(&version) {
+            return err(1, &format!("ERROR: Could not find a version that satisfies the requirement magnum-capi-helm=={version} (from versions: {})\nERROR: No matching distribution found for magnum-capi-helm=={version}", have.join(", ")));
+        }
+    }
     let python = pip.get("python").and_then(Value::as_str).unwrap_or("3.11");
     let site = fake.unit_path(&format!("/usr/local/lib/python{python}/dist-packages"));
     // pip replaces an older version in the same site.
@@ -618,7 +627,14 @@ fn pip(fake: &Fake, args: &[String]) -> ExitCode {
         format!("Metadata-Version: 2.1\nName: magnum-capi-helm\nVersion: {version}\n"),
     )
     .unwrap();
-    if !pip.get("no_entry_point").and_then(Value::as_bool).unwrap_or(false) {
+    // no_entry_point: true (every version) or one version: a wheel that
+    // installs but does not register the driver.
+    let broken = match pip.get("no_entry_point") {
+        Some(Value::Bool(b)) => *b,
+        Some(Value::String(v)) => v == version,
+        _ => false,
+    };
+    if !broken {
         fs::write(
             dist.join("entry_points.txt"),
             "[magnum.drivers]\nk8s_capi_helm_v1 = magnum_capi_helm.driver:Driver\n",
