@@ -10,7 +10,7 @@ command -v cargo-fuzz >/dev/null || bash ../.ci/deps.sh fuzz
 export RUSTC_BOOTSTRAP=1
 cargo fuzz build -O
 total=0
-for t in kubeconfig config ini_render dbus_reply; do
+for t in kubeconfig config ini_render dbus_reply x509; do
     corpus=corpus/$t
     mkdir -p "$corpus"
     cp -n seeds/$t/* "$corpus"/ 2>/dev/null || true

@@ -151,7 +151,11 @@ pub fn desired_state(
             })
         }
     };
-    let kubeconfig = match plan::kubeconfig_from_secret(settings.kubeconfig_secret.as_deref(), secret.as_ref()) {
+    let kubeconfig = match plan::kubeconfig_from_secret(
+        settings.kubeconfig_secret.as_deref(),
+        secret.as_ref(),
+        crate::clock::epoch_secs() as i64,
+    ) {
         Ok(k) => k,
         Err(status) => return Ok(Err(status)),
     };

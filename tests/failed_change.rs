@@ -8,9 +8,10 @@ use serde_json::json;
 use support::{Unit, KUBECONFIG, SECRET_URI};
 
 fn converged() -> Unit {
-    let unit = Unit::new()
-        .kubeconfig(KUBECONFIG)
-        .with("pip", json!({"index_versions": ["1.0.0", "1.1.0", "1.2.0", "1.3.0", "1.4.0"]}));
+    let unit = Unit::new().kubeconfig(KUBECONFIG).with(
+        "pip",
+        json!({"index_versions": ["1.0.0", "1.1.0", "1.2.0", "1.3.0", "1.4.0"]}),
+    );
     unit.hook("install").assert_ok();
     assert_eq!(unit.status().0, "active", "{:?}", unit.status());
     unit
@@ -40,8 +41,17 @@ fn costs_nothing(break_it: impl FnOnce(&Unit), hook: &str, want: &str, mend: imp
     let again = unit.hook(hook);
     again.assert_ok();
     assert_eq!(unit.status().0, "active", "{want}: {:?}", unit.status());
-    for tool in ["pip3 install", "pip3 uninstall", "systemctl restart", "systemctl daemon-reload"] {
-        assert!(!again.called(tool), "{want}: the applied config again ran {tool}: {:?}", again.spawned());
+    for tool in [
+        "pip3 install",
+        "pip3 uninstall",
+        "systemctl restart",
+        "systemctl daemon-reload",
+    ] {
+        assert!(
+            !again.called(tool),
+            "{want}: the applied config again ran {tool}: {:?}",
+            again.spawned()
+        );
     }
     assert_eq!(unit.snapshot(), before, "{want}: the unit's files changed");
     let now: Vec<_> = ["magnum-api", "magnum-conductor"]
@@ -98,7 +108,12 @@ fn a_driver_that_does_not_load() {
 #[test]
 fn a_bad_kubeconfig_rotation() {
     costs_nothing(
-        |u| u.set_secret(SECRET_URI, json!({"kubeconfig": KUBECONFIG.replace("https://", "http://")})),
+        |u| {
+            u.set_secret(
+                SECRET_URI,
+                json!({"kubeconfig": KUBECONFIG.replace("https://", "http://")}),
+            )
+        },
         "secret-changed",
         "https",
         |u| u.set_secret(SECRET_URI, json!({"kubeconfig": KUBECONFIG})),

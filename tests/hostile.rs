@@ -6,6 +6,7 @@
 mod support;
 
 use serde_json::{json, Value};
+use support::kube_server::{Api, KubeServer, Pki};
 use support::{Run, Unit, KUBECONFIG, SECRET_URI};
 
 const CREDS_URI: &str = "secret:d1f8kq7mp25c77s6creds";
@@ -31,6 +32,19 @@ fn smoketest_params(extra: Value) -> Value {
         p[k] = v.clone();
     }
     p
+}
+
+/// A certificate kubeconfig from a fresh test PKI, one part of it changed.
+fn cert_kubeconfig(change: impl FnOnce(&mut Pki)) -> String {
+    let mut pki = Pki::new((2099, 1, 1));
+    change(&mut pki);
+    let b64 = support::kube_server::b64;
+    format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: mgmt\n  cluster:\n    server: https://10.20.0.10:6443\n    certificate-authority-data: {}\ncontexts:\n- name: m\n  context:\n    cluster: mgmt\n    user: magnum\ncurrent-context: m\nusers:\n- name: magnum\n  user:\n    client-certificate-data: {}\n    client-key-data: {}\n",
+        b64(pki.ca_pem.as_bytes()),
+        b64(pki.client_cert_pem.as_bytes()),
+        b64(pki.client_key_pem.as_bytes())
+    )
 }
 
 fn table() -> Vec<(&'static str, Input, &'static str)> {
@@ -214,6 +228,58 @@ fn table() -> Vec<(&'static str, Input, &'static str)> {
             "kubeconfig duplicate keys",
             Kubeconfig(KUBECONFIG.replace("kind: Config\n", "kind: Config\nkind: Config\n")),
             "YAML",
+        ),
+        // Each PEM field of a certificate kubeconfig wrong in turn (issue
+        // 23, item 6): valid base64 of something that is not what the
+        // field claims.
+        (
+            "kubeconfig CA not PEM",
+            Kubeconfig(cert_kubeconfig(|p| p.ca_pem = "not a certificate".into())),
+            "certificate-authority-data holds no PEM certificate",
+        ),
+        (
+            "kubeconfig CA a key",
+            Kubeconfig(cert_kubeconfig(|p| p.ca_pem = p.server_key_pem.clone())),
+            "certificate-authority-data holds a private key",
+        ),
+        (
+            "kubeconfig client cert not PEM",
+            Kubeconfig(cert_kubeconfig(|p| p.client_cert_pem = "\u{1}\u{2}binary".into())),
+            "client-certificate-data holds no PEM certificate",
+        ),
+        (
+            "kubeconfig client cert a key",
+            Kubeconfig(cert_kubeconfig(|p| p.client_cert_pem = p.client_key_pem.clone())),
+            "client-certificate-data holds a private key",
+        ),
+        (
+            "kubeconfig client key not PEM",
+            Kubeconfig(cert_kubeconfig(|p| {
+                p.client_key_pem = "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC".into()
+            })),
+            "client-key-data must hold exactly one PEM private key",
+        ),
+        (
+            "kubeconfig client key a certificate",
+            Kubeconfig(cert_kubeconfig(|p| p.client_key_pem = p.client_cert_pem.clone())),
+            "client-key-data holds a certificate",
+        ),
+        (
+            "kubeconfig client key of another certificate",
+            Kubeconfig(cert_kubeconfig(|p| p.client_key_pem = p.server_key_pem.clone())),
+            "client-key-data is not the private key of client-certificate-data",
+        ),
+        (
+            "kubeconfig client key garbage DER",
+            Kubeconfig(cert_kubeconfig(|p| {
+                p.client_key_pem = "-----BEGIN PRIVATE KEY-----\nMAMCAQA=\n-----END PRIVATE KEY-----\n".into()
+            })),
+            "client-key-data is not a usable",
+        ),
+        (
+            "kubeconfig client certificate expired",
+            Kubeconfig(KubeServer::start(Pki::new((2024, 1, 2)), Api::WithClusterApi).cert_kubeconfig()),
+            "client certificate expired on 2024-01-02",
         ),
         (
             "secret without the key",

@@ -4,7 +4,9 @@
 
 use serde_yaml::Value;
 
-use super::base64;
+use rustls_pki_types::pem::{PemObject, SectionKind};
+
+use super::{base64, x509};
 
 /// Larger than any sane kubeconfig; Juju caps a secret value at 1 MB too.
 pub const MAX_BYTES: usize = 1024 * 1024;
@@ -31,17 +33,79 @@ fn named<'a>(doc: &'a Value, list: &str, name: &str, field: &str) -> Option<&'a 
         .get(field)
 }
 
-fn data_field(section: &Value, field: &str, what: &str) -> Result<Option<()>, String> {
+/// A `*-data` field: absent, or its base64-decoded bytes.
+fn data_field(section: &Value, field: &str, what: &str) -> Result<Option<Vec<u8>>, String> {
     match section.get(field) {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) if base64::decode(s).is_some_and(|d| !d.is_empty()) => Ok(Some(())),
+        Some(Value::String(s)) => match base64::decode(s) {
+            Some(d) if !d.is_empty() => Ok(Some(d)),
+            _ => Err(format!("kubeconfig {what} {field} is not valid base64")),
+        },
         Some(_) => Err(format!("kubeconfig {what} {field} is not valid base64")),
     }
 }
 
-/// Validate kubeconfig bytes. The error is the `blocked` message, without
-/// the fix (the caller knows where the bytes came from).
-pub fn validate(bytes: &[u8]) -> Result<KubeconfigInfo, String> {
+/// The PEM sections of a field, or None if it is not valid PEM.
+fn sections(pem: &[u8]) -> Option<Vec<(SectionKind, Vec<u8>)>> {
+    <(SectionKind, Vec<u8>)>::pem_slice_iter(pem)
+        .collect::<Result<_, _>>()
+        .ok()
+}
+
+fn is_key(kind: SectionKind) -> bool {
+    matches!(
+        kind,
+        SectionKind::RsaPrivateKey | SectionKind::EcPrivateKey | SectionKind::PrivateKey
+    )
+}
+
+/// The certificates in a PEM field: at least one, each a readable X.509
+/// certificate, nothing else. Messages name the field, never its content.
+fn certs_in(pem: &[u8], field: &str, what: &str) -> Result<Vec<x509::Cert>, String> {
+    let field = format!("kubeconfig {what} {field}");
+    let mut certs = Vec::new();
+    for (kind, der) in sections(pem).ok_or_else(|| format!("{field} is not valid PEM"))? {
+        match kind {
+            SectionKind::Certificate => certs.push(
+                x509::parse(&der).ok_or_else(|| format!("{field} holds a certificate that is not readable X.509"))?,
+            ),
+            k if is_key(k) => return Err(format!("{field} holds a private key, not a certificate")),
+            _ => return Err(format!("{field} holds PEM that is not a certificate")),
+        }
+    }
+    if certs.is_empty() {
+        return Err(format!("{field} holds no PEM certificate"));
+    }
+    Ok(certs)
+}
+
+/// The one private key in `client-key-data`, as its public key.
+fn key_in(pem: &[u8]) -> Result<Vec<u8>, String> {
+    const FIELD: &str = "kubeconfig user client-key-data";
+    let mut keys = Vec::new();
+    for (kind, der) in sections(pem).ok_or_else(|| format!("{FIELD} is not valid PEM"))? {
+        let form = match kind {
+            SectionKind::RsaPrivateKey => x509::KeyForm::Pkcs1,
+            SectionKind::EcPrivateKey => x509::KeyForm::Sec1,
+            SectionKind::PrivateKey => x509::KeyForm::Pkcs8,
+            SectionKind::Certificate => return Err(format!("{FIELD} holds a certificate, not a private key")),
+            _ => return Err(format!("{FIELD} holds PEM that is not a private key")),
+        };
+        keys.push((form, der));
+    }
+    let [(form, der)] = keys.as_slice() else {
+        return Err(format!(
+            "{FIELD} must hold exactly one PEM private key, not {}",
+            keys.len()
+        ));
+    };
+    x509::public_key(*form, der).map_err(|why| format!("{FIELD} {why}"))
+}
+
+/// Validate kubeconfig bytes, `now` in seconds since the epoch (for the
+/// client certificate's expiry). The error is the `blocked` message,
+/// without the fix (the caller knows where the bytes came from).
+pub fn validate(bytes: &[u8], now: i64) -> Result<KubeconfigInfo, String> {
     if bytes.len() > MAX_BYTES {
         return Err(format!("kubeconfig is {} bytes, over the 1 MiB limit", bytes.len()));
     }
@@ -87,7 +151,9 @@ pub fn validate(bytes: &[u8]) -> Result<KubeconfigInfo, String> {
     if server.bytes().any(|b| !(0x21..0x7f).contains(&b)) {
         return Err("kubeconfig server URL has spaces or non-ASCII characters".into());
     }
-    data_field(cluster, "certificate-authority-data", "cluster")?;
+    if let Some(ca) = data_field(cluster, "certificate-authority-data", "cluster")? {
+        certs_in(&ca, "certificate-authority-data", "cluster")?;
+    }
     if cluster.get("certificate-authority").is_some() {
         return Err("kubeconfig cluster uses certificate-authority (a file path on another machine); embed it as certificate-authority-data".into());
     }
@@ -106,9 +172,21 @@ pub fn validate(bytes: &[u8]) -> Result<KubeconfigInfo, String> {
         .and_then(Value::as_str)
         .filter(|t| !t.trim().is_empty());
     let auth = match (cert, key, token) {
-        (Some(()), Some(()), _) => Auth::ClientCertificate,
+        (Some(cert), Some(key), _) => {
+            let leaf = certs_in(&cert, "client-certificate-data", "user")?.swap_remove(0);
+            if key_in(&key)? != leaf.public_key {
+                return Err("kubeconfig user client-key-data is not the private key of client-certificate-data".into());
+            }
+            if leaf.not_after < now {
+                return Err(format!(
+                    "kubeconfig user client certificate expired on {} and cannot work; use a renewed certificate or a service-account token kubeconfig",
+                    x509::date(leaf.not_after)
+                ));
+            }
+            Auth::ClientCertificate
+        }
         (None, None, Some(_)) => Auth::Token,
-        (Some(()), None, _) | (None, Some(()), _) => {
+        (Some(_), None, _) | (None, Some(_), _) => {
             return Err("kubeconfig user has only one of client-certificate-data and client-key-data".into())
         }
         (None, None, None) => return Err("kubeconfig user has neither client certificate data nor a token".into()),
@@ -193,7 +271,7 @@ clusters:
 - name: mgmt
   cluster:
     server: https://10.0.0.10:6443
-    certificate-authority-data: Zm9vYmFy
+    certificate-authority-data: LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCk1JSUJoVENDQVN1Z0F3SUJBZ0lVTHpVVlMwTXJQTTJlazR6NDFmdVlsMnN4c0ZRd0NnWUlLb1pJemowRUF3SXcKRnpFVk1CTUdBMVVFQXd3TVkyRndhUzF0WjIxMExXTmhNQ0FYRFRJMk1USXdOakEwTVRBeE5Gb1lEekl4TWpZeApNVEV5TURReE1ERTBXakFYTVJVd0V3WURWUVFEREF4allYQnBMVzFuYlhRdFkyRXdXVEFUQmdjcWhrak9QUUlCCkJnZ3Foa2pPUFFNQkJ3TkNBQVJuY1ZtL3hVaHExSmFJS3hoeGttM1VHb09BWGF1K3FzbExTaS93ckhuZklBSmoKb3hLQmE1RG5ZUTVuZHRPMWtBaktVVFdPRlZEY2cyTGxDTXoxcXhpWG8xTXdVVEFkQmdOVkhRNEVGZ1FVbGFGOQpscmFaVHpLRU9YVlMzQlArdGdGSkFIUXdId1lEVlIwakJCZ3dGb0FVbGFGOWxyYVpUektFT1hWUzNCUCt0Z0ZKCkFIUXdEd1lEVlIwVEFRSC9CQVV3QXdFQi96QUtCZ2dxaGtqT1BRUURBZ05JQURCRkFpRUF4RjFBWWNZSUZ2Wm0KOTlFY3dTREs4c2Y1OWo0dzNSTXk1ejg5U0tDSFcxNENJR0dTcFMweWdkV1BLZ0kzeDkvU2M4Z2V0dUFNK2w0MgpXdzhUZTFLMVhsVzUKLS0tLS1FTkQgQ0VSVElGSUNBVEUtLS0tLQo=
 contexts:
 - name: capi
   context:
@@ -206,20 +284,133 @@ users:
     token: abc.def
 ";
 
+    /// 2026-12-06, the day these tests were written: the fixtures'
+    /// certificates outlive it by a century, expired.crt died in 2024.
+    pub const NOW: i64 = 1796515200;
+
+    fn b64(pem: &str) -> String {
+        use ::base64::Engine;
+        ::base64::engine::general_purpose::STANDARD.encode(pem)
+    }
+
+    /// A kubeconfig whose user holds this certificate and key (PEM).
+    pub fn cert_kubeconfig(cert: &str, key: &str) -> String {
+        TOKEN_KUBECONFIG.replace(
+            "    token: abc.def",
+            &format!(
+                "    client-certificate-data: {}\n    client-key-data: {}",
+                b64(cert),
+                b64(key)
+            ),
+        )
+    }
+
+    const RSA_CRT: &str = include_str!("testdata/rsa.crt");
+    const RSA_KEY: &str = include_str!("testdata/rsa.key");
+    const EC_CRT: &str = include_str!("testdata/ec.crt");
+    const EC_KEY: &str = include_str!("testdata/ec.key");
+    const EC_PK8: &str = include_str!("testdata/ec.pk8");
+    const EXPIRED_CRT: &str = include_str!("testdata/expired.crt");
+    const CA_CRT: &str = include_str!("testdata/ca.crt");
+
     #[test]
     fn a_token_kubeconfig_is_valid() {
-        let info = validate(TOKEN_KUBECONFIG.as_bytes()).unwrap();
+        let info = validate(TOKEN_KUBECONFIG.as_bytes(), NOW).unwrap();
         assert_eq!(info.server, "https://10.0.0.10:6443");
         assert_eq!(info.auth, Auth::Token);
     }
 
     #[test]
-    fn a_cert_kubeconfig_is_valid() {
-        let k = TOKEN_KUBECONFIG.replace(
-            "    token: abc.def",
-            "    client-certificate-data: Zm9v\n    client-key-data: YmFy",
-        );
-        assert_eq!(validate(k.as_bytes()).unwrap().auth, Auth::ClientCertificate);
+    fn cert_kubeconfigs_of_each_key_form_are_valid() {
+        for (cert, key) in [(RSA_CRT, RSA_KEY), (EC_CRT, EC_KEY), (EC_CRT, EC_PK8)] {
+            let k = cert_kubeconfig(cert, key);
+            assert_eq!(validate(k.as_bytes(), NOW).unwrap().auth, Auth::ClientCertificate);
+        }
+    }
+
+    /// Each PEM field wrong in turn (issue 23, item 6): refused, naming the
+    /// field, never echoing it.
+    #[test]
+    fn each_pem_field_wrong_in_turn() {
+        let not_pem = "this is not a PEM block at all";
+        let good = cert_kubeconfig(RSA_CRT, RSA_KEY);
+        let ca = b64(CA_CRT);
+        let cases: Vec<(String, &str)> = vec![
+            // certificate-authority-data
+            (
+                good.replace(&ca, &b64(not_pem)),
+                "certificate-authority-data holds no PEM certificate",
+            ),
+            (
+                good.replace(&ca, &b64(RSA_KEY)),
+                "certificate-authority-data holds a private key",
+            ),
+            (
+                good.replace(
+                    &ca,
+                    &b64("-----BEGIN CERTIFICATE-----\nMIIBdTCCARugAwIBAgII\n-----END CERTIFICATE-----\n"),
+                ),
+                "certificate-authority-data holds a certificate that is not readable",
+            ),
+            // client-certificate-data
+            (
+                cert_kubeconfig(not_pem, RSA_KEY),
+                "client-certificate-data holds no PEM certificate",
+            ),
+            (
+                cert_kubeconfig(RSA_KEY, RSA_KEY),
+                "client-certificate-data holds a private key",
+            ),
+            // client-key-data
+            (
+                cert_kubeconfig(RSA_CRT, not_pem),
+                "client-key-data must hold exactly one PEM private key",
+            ),
+            (cert_kubeconfig(RSA_CRT, RSA_CRT), "client-key-data holds a certificate"),
+            (
+                cert_kubeconfig(
+                    RSA_CRT,
+                    "-----BEGIN RSA PRIVATE KEY-----\nMAMCAQA=\n-----END RSA PRIVATE KEY-----\n",
+                ),
+                "client-key-data is not a usable RSA private key",
+            ),
+            (
+                cert_kubeconfig(
+                    EC_CRT,
+                    "-----BEGIN EC PRIVATE KEY-----\nMAMCAQA=\n-----END EC PRIVATE KEY-----\n",
+                ),
+                "client-key-data is not a readable EC private key",
+            ),
+            // the pair
+            (
+                cert_kubeconfig(RSA_CRT, EC_KEY),
+                "client-key-data is not the private key of client-certificate-data",
+            ),
+            (
+                cert_kubeconfig(EC_CRT, RSA_KEY),
+                "client-key-data is not the private key of client-certificate-data",
+            ),
+            (
+                cert_kubeconfig(EXPIRED_CRT, RSA_KEY),
+                "client certificate expired on 2024-01-02",
+            ),
+        ];
+        let secrets: Vec<String> = [RSA_KEY, EC_KEY, RSA_CRT]
+            .iter()
+            .flat_map(|p| {
+                p.lines()
+                    .filter(|l| !l.starts_with("-----"))
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        for (text, want) in cases {
+            let e = validate(text.as_bytes(), NOW).unwrap_err();
+            assert!(e.contains(want), "{e:?} does not say {want:?}");
+            for line in &secrets {
+                assert!(!e.contains(line.as_str()), "the message echoes key material: {e}");
+            }
+        }
     }
 
     #[test]
@@ -237,7 +428,7 @@ users:
                 "not in contexts",
             ),
             (TOKEN_KUBECONFIG.replace("https://", "http://"), "https"),
-            (TOKEN_KUBECONFIG.replace("Zm9vYmFy", "\"%%%\""), "base64"),
+            (TOKEN_KUBECONFIG.replace(&b64(CA_CRT), "\"%%%\""), "base64"),
             (
                 TOKEN_KUBECONFIG.replace(
                     "token: abc.def",
@@ -250,7 +441,7 @@ users:
                 "exec",
             ),
             (
-                TOKEN_KUBECONFIG.replace("token: abc.def", "client-certificate-data: Zm9v"),
+                TOKEN_KUBECONFIG.replace("token: abc.def", &format!("client-certificate-data: {}", b64(RSA_CRT))),
                 "only one",
             ),
             (TOKEN_KUBECONFIG.replace("token: abc.def", "username: x"), "neither"),
@@ -260,7 +451,7 @@ users:
             ),
         ];
         for (text, want) in cases {
-            let e = validate(text.as_bytes()).unwrap_err();
+            let e = validate(text.as_bytes(), NOW).unwrap_err();
             assert!(e.contains(want), "{e:?} does not say {want:?}");
             assert!(!e.contains("abc.def"), "message leaks the token: {e}");
         }
@@ -270,15 +461,15 @@ users:
     fn oversized_and_binary_input_is_refused() {
         let mut big = TOKEN_KUBECONFIG.as_bytes().to_vec();
         big.resize(MAX_BYTES + 1, b' ');
-        assert!(validate(&big).unwrap_err().contains("1 MiB"));
-        assert!(validate(&[0xff, 0xfe, 0x00]).is_err());
+        assert!(validate(&big, NOW).unwrap_err().contains("1 MiB"));
+        assert!(validate(&[0xff, 0xfe, 0x00], NOW).is_err());
     }
 
     #[test]
     fn yaml_bombs_do_not_explode() {
         let bomb = "a: &a [x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\ne: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]\nf: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]\ng: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]\nh: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]\ni: [*h,*h,*h,*h,*h,*h,*h,*h,*h]\n";
-        assert!(validate(bomb.as_bytes()).is_err());
+        assert!(validate(bomb.as_bytes(), NOW).is_err());
         let deep = "[".repeat(100_000);
-        assert!(validate(deep.as_bytes()).is_err());
+        assert!(validate(deep.as_bytes(), NOW).is_err());
     }
 }

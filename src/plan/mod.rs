@@ -251,7 +251,7 @@ pub fn principal_missing(o: &Observed) -> Option<Status> {
 
 /// Turn the kubeconfig secret into the bytes to write, or a blocked status
 /// that says what to run.
-pub fn kubeconfig_from_secret(uri: Option<&str>, secret: Option<&SecretInput>) -> Result<Vec<u8>, Status> {
+pub fn kubeconfig_from_secret(uri: Option<&str>, secret: Option<&SecretInput>, now: i64) -> Result<Vec<u8>, Status> {
     let Some(uri) = uri else {
         return Err(Status::blocked(
             "kubeconfig-secret unset: juju add-secret capi-kubeconfig kubeconfig#file=mgmt.kubeconfig && juju grant-secret capi-kubeconfig magnum-capi && juju config magnum-capi kubeconfig-secret=<secret uri>",
@@ -279,7 +279,7 @@ pub fn kubeconfig_from_secret(uri: Option<&str>, secret: Option<&SecretInput>) -
             "secret {uri} has no key kubeconfig: juju update-secret {uri} kubeconfig#file=mgmt.kubeconfig"
         )));
     };
-    kubeconfig::validate(kubeconfig.as_bytes()).map_err(|e| {
+    kubeconfig::validate(kubeconfig.as_bytes(), now).map_err(|e| {
         Status::blocked(format!(
             "secret {uri}: {e}; fix: juju update-secret {uri} kubeconfig#file=<good kubeconfig>"
         ))

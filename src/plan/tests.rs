@@ -135,16 +135,31 @@ fn the_principal_is_awaited() {
 #[test]
 fn secret_problems_say_what_to_run() {
     let uri = "secret:cs2ltv7mp25c77s6iqgg";
-    let unset = kubeconfig_from_secret(None, None).unwrap_err();
+    let unset = kubeconfig_from_secret(None, None, kubeconfig::tests::NOW).unwrap_err();
     assert!(unset.message.contains("juju add-secret"));
-    let ng = kubeconfig_from_secret(Some(uri), Some(&SecretInput::Error(SecretError::NotGranted))).unwrap_err();
+    let ng = kubeconfig_from_secret(
+        Some(uri),
+        Some(&SecretInput::Error(SecretError::NotGranted)),
+        kubeconfig::tests::NOW,
+    )
+    .unwrap_err();
     assert!(ng.message.contains("juju grant-secret"), "{}", ng.message);
-    let nf = kubeconfig_from_secret(Some(uri), Some(&SecretInput::Error(SecretError::NotFound))).unwrap_err();
+    let nf = kubeconfig_from_secret(
+        Some(uri),
+        Some(&SecretInput::Error(SecretError::NotFound)),
+        kubeconfig::tests::NOW,
+    )
+    .unwrap_err();
     assert!(nf.message.contains("not found"));
-    let nokey = kubeconfig_from_secret(Some(uri), Some(&SecretInput::Content(BTreeMap::new()))).unwrap_err();
+    let nokey = kubeconfig_from_secret(
+        Some(uri),
+        Some(&SecretInput::Content(BTreeMap::new())),
+        kubeconfig::tests::NOW,
+    )
+    .unwrap_err();
     assert!(nokey.message.contains("no key kubeconfig"));
     let bad = BTreeMap::from([("kubeconfig".to_string(), "kind: Pod\n".to_string())]);
-    let e = kubeconfig_from_secret(Some(uri), Some(&SecretInput::Content(bad))).unwrap_err();
+    let e = kubeconfig_from_secret(Some(uri), Some(&SecretInput::Content(bad)), kubeconfig::tests::NOW).unwrap_err();
     assert!(e.message.contains("kind: Config"));
 }
 
