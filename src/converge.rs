@@ -114,6 +114,11 @@ pub fn run(event: &Event, root: &Root, tools: &HookTools) -> Result<()> {
     if state.status.as_ref() != Some(&status) {
         tools.status_set(&status)?;
         state.status = Some(status);
+        // Set again after a panic's own status (src/panic.rs): known now.
+        let marker = root.path(crate::plan::paths::STATUS_UNKNOWN);
+        if marker.exists() {
+            files::remove(&marker)?;
+        }
     }
     state.watch = restamp(root, observed.watch, &state)?;
     // A hook that changed nothing writes nothing, the state file included.
@@ -163,6 +168,7 @@ pub fn desired_state(
 }
 
 fn converge(event: &Event, root: &Root, tools: &HookTools, o: &Observed, state: &mut State) -> Result<Status> {
+    crate::panic::point("converge");
     if let Some(waiting) = plan::principal_missing(o) {
         return Ok(waiting);
     }

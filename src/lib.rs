@@ -15,6 +15,7 @@ pub mod fault;
 pub mod juju;
 pub mod lifecycle;
 pub mod log;
+pub mod panic;
 pub mod peers;
 pub mod plan;
 pub mod state;

@@ -38,6 +38,8 @@ fn dispatch_path() -> String {
 fn main() -> ExitCode {
     let root = Root::from_env();
     let event = Event::from_dispatch_path(&dispatch_path());
+    // A bug still ends in action-fail or a status (never the panic's text).
+    magnum_capi::panic::install(&root, &event);
     // Most hooks a unit ever runs: update-status on a healthy unit. Checked
     // before anything else is set up; it spawns nothing and writes nothing.
     if event == Event::UpdateStatus && converge::healthy_unchanged(&root) {

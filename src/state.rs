@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::apply::files::{ensure_dir, write_atomic};
 use crate::juju::Status;
-use crate::plan::paths::{LAST_GOOD_DIR, PRESTATE_DIR, STATE_DIR, STATE_FILE};
+use crate::plan::paths::{LAST_GOOD_DIR, PRESTATE_DIR, STATE_DIR, STATE_FILE, STATUS_UNKNOWN};
 use crate::plan::{FileFacts, Observed};
 use crate::unit::observe::read_optional;
 use crate::unit::Root;
@@ -227,10 +227,18 @@ impl State {
                 ..State::default()
             }),
             Some(bytes) => match serde_json::from_slice::<State>(&bytes) {
-                Ok(s) => Ok(State {
-                    persisted: Some(bytes),
-                    ..s.migrated()
-                }),
+                Ok(s) => {
+                    let mut s = State {
+                        persisted: Some(bytes),
+                        ..s.migrated()
+                    };
+                    // A hook panicked after setting a status of its own:
+                    // what Juju shows is not the copy kept here.
+                    if root.path(STATUS_UNKNOWN).exists() {
+                        s.status = None;
+                    }
+                    Ok(s)
+                }
                 Err(e) => {
                     // A state file we cannot read is not fatal: converge
                     // from scratch (it only loses "unchanged" shortcuts).

@@ -97,6 +97,7 @@ impl Verify<'_> {
 }
 
 pub fn run(root: &Root, tools: &HookTools) -> Result<()> {
+    crate::panic::point("verify");
     let mut v = Verify {
         tools,
         checks: Vec::new(),

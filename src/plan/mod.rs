@@ -146,27 +146,44 @@ pub struct Desired {
 }
 
 impl Desired {
-    /// A stable fingerprint (FNV-1a 64) of everything that would be applied,
-    /// to recognise a change that was already tried and rolled back.
+    /// A stable fingerprint of everything that would be applied, to
+    /// recognise a change already tried (rolled back, or waiting for its
+    /// restart turn). SHA-256 over an explicit encoding (each field
+    /// length-prefixed, in a fixed order, versioned), never over `Debug`
+    /// output: a charm built by another compiler gives the same value for
+    /// the same desired state (pinned by a test in plan/tests.rs).
     pub fn fingerprint(&self) -> String {
-        let mut h: u64 = 0xcbf29ce484222325;
+        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
         let mut feed = |bytes: &[u8]| {
-            for b in bytes.iter().chain(&[0xff]) {
-                h ^= u64::from(*b);
-                h = h.wrapping_mul(0x100000001b3);
-            }
+            ctx.update(&(bytes.len() as u64).to_be_bytes());
+            ctx.update(bytes);
         };
+        feed(b"magnum-capi desired state v1");
         feed(self.driver_version.as_bytes());
-        feed(format!("{:?} {:?}", self.driver_source, self.helm).as_bytes());
+        match &self.driver_source {
+            DriverSource::Index { url, sha256 } => {
+                feed(b"index");
+                feed(url.as_deref().unwrap_or("").as_bytes());
+                feed(sha256.as_deref().unwrap_or("").as_bytes());
+            }
+            DriverSource::Wheels { sha256 } => {
+                feed(b"wheels");
+                feed(sha256.as_bytes());
+            }
+        }
+        feed(self.helm.as_deref().unwrap_or("").as_bytes());
+        feed(&(self.files.len() as u64).to_be_bytes());
         for f in &self.files {
             feed(f.path.as_bytes());
             feed(&f.content);
-            feed(format!("{:o} {} {}", f.mode, f.uid, f.gid).as_bytes());
+            feed(&[f.mode, f.uid, f.gid].map(u32::to_be_bytes).concat());
         }
+        feed(&(self.absent.len() as u64).to_be_bytes());
         for p in &self.absent {
             feed(p.as_bytes());
         }
-        format!("{h:016x}")
+        let digest = ctx.finish();
+        digest.as_ref()[..16].iter().map(|b| format!("{b:02x}")).collect()
     }
 }
 

@@ -9,6 +9,9 @@ pub const KUBECONFIG: &str = "/etc/magnum/kubeconfig";
 pub const STATE_DIR: &str = "/var/lib/magnum-capi";
 pub const STATE_FILE: &str = "/var/lib/magnum-capi/state.json";
 pub const LAST_GOOD_DIR: &str = "/var/lib/magnum-capi/last-good";
+/// Left by a hook that panicked after setting its own status (src/panic.rs):
+/// the status the charm remembers is not what Juju shows.
+pub const STATUS_UNKNOWN: &str = "/var/lib/magnum-capi/status-unknown";
 
 /// The services the driver runs in.
 pub const SERVICES: [&str; 2] = ["magnum-api", "magnum-conductor"];

@@ -192,3 +192,51 @@ fn a_runbook_dropin_is_adopted_and_an_operators_is_left() {
     assert!(d.absent.contains(&api));
     assert!(!d.absent.contains(&conductor));
 }
+
+/// The fingerprint of a fixed desired state is pinned: a charm built by
+/// another compiler (or a refactored one) must not see a change where
+/// there is none (issue 23, item 4). Changing the encoding on purpose
+/// means changing this value in the same commit, knowingly.
+#[test]
+fn the_fingerprint_is_stable() {
+    let d = Desired {
+        driver_version: "1.4.0".into(),
+        driver_source: DriverSource::Index {
+            url: Some("https://pypi.example/simple".into()),
+            sha256: None,
+        },
+        helm: Some("ab".repeat(32)),
+        conf_d: DirSpec {
+            mode: 0o750,
+            uid: 0,
+            gid: 64060,
+        },
+        files: vec![FileSpec {
+            path: "/etc/magnum/magnum.conf.d/99-capi.conf".into(),
+            content: b"[capi_helm]\nkubeconfig_file = /etc/magnum/kubeconfig\n".to_vec(),
+            mode: 0o640,
+            uid: 0,
+            gid: 64060,
+        }],
+        absent: vec!["/etc/systemd/system/magnum-api.service.d/override.conf".into()],
+        settle_seconds: 20,
+        grant_timeout: 600,
+        ready: crate::juju::Status::active("ready"),
+    };
+    // Computed independently: Python hashlib over the same encoding.
+    assert_eq!(d.fingerprint(), "aa3f792e4404eb5e5d8d3497688fbca2");
+    // Every part that is applied moves it; what is not applied does not.
+    let mut other = d.clone();
+    other.files[0].mode = 0o644;
+    assert_ne!(other.fingerprint(), d.fingerprint());
+    let mut other = d.clone();
+    other.driver_source = DriverSource::Wheels { sha256: String::new() };
+    assert_ne!(other.fingerprint(), d.fingerprint());
+    let mut other = d.clone();
+    other.absent.clear();
+    assert_ne!(other.fingerprint(), d.fingerprint());
+    let mut other = d.clone();
+    other.ready = crate::juju::Status::active("other words");
+    other.settle_seconds = 5;
+    assert_eq!(other.fingerprint(), d.fingerprint());
+}

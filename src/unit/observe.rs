@@ -220,6 +220,9 @@ pub fn observe(root: &Root) -> Result<Observed> {
     let mut see = |p: &Path| watch.add_at(root, p, now);
     see(&root.path("/etc/passwd"));
     see(&root.path("/etc/group"));
+    // Appears when a hook panicked (src/panic.rs): the lean update-status
+    // then takes the full path, which sets the status again.
+    see(&root.path(crate::plan::paths::STATUS_UNKNOWN));
     let accounts = Accounts::read(&root.path("/etc/passwd"), &root.path("/etc/group"))?;
     let root_user = accounts.user("root");
     // Every place site_dirs looks: the glob parents it lists, and each
