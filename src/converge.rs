@@ -281,7 +281,7 @@ fn services_up(root: &Root, desired: &Desired, state: &mut State) -> Result<Stat
     }
     tracing::warn!("{} not running: restarting", down.join(", "));
     let _ = state;
-    let since = systemd::journal_mark(&down);
+    let since = systemd::journal_mark(root, &down);
     systemd::reset_failed(&down);
     systemd::restart(&down)?;
     Ok(
@@ -383,7 +383,7 @@ fn apply(
                 return Ok(waiting);
             }
         }
-        let since = systemd::journal_mark(&SERVICES);
+        let since = systemd::journal_mark(root, &SERVICES);
         systemd::restart(&SERVICES).context("restarting the magnum services")?;
         if let Some(verdict) = health::watch(root, &SERVICES, Duration::from_secs(d.settle_seconds), &since)? {
             let status = rollback(root, o, d, state, verdict)?;

@@ -164,7 +164,7 @@ pub fn restore(event: &Event, root: &Root, tools: &HookTools) -> Result<()> {
             .filter(|s| pre.services.get(*s).is_none_or(|a| a != "inactive"))
             .collect();
         if !running.is_empty() {
-            let since = systemd::journal_mark(&running);
+            let since = systemd::journal_mark(root, &running);
             systemd::reset_failed(&running);
             systemd::restart(&running)?;
             let settle = tools

@@ -409,6 +409,41 @@ fn an_unhealthy_restart_is_rolled_back() {
     assert!(unit.text(CAPI_CONF).contains("namespace_prefix = fixed"));
 }
 
+/// Found on a real unit (test-real, a fresh machine's CI): a Python
+/// service logs as the restart stops it, after the journal mark. The old
+/// instance's red flag must not fail the new instance's healthy start.
+#[test]
+fn the_old_instance_dying_words_do_not_fail_a_healthy_restart() {
+    let unit = converged();
+    invocation(&unit, "magnum-api", "1111");
+    invocation(&unit, "magnum-conductor", "2222");
+    unit.set(
+        "at_stop",
+        json!({"magnum-conductor": ["oslo_config.cfg.ConfigFileValueError: Value for option namespace_prefix is not valid (the old config, at stop)"]}),
+    );
+    unit.set_config("namespace-prefix", "repaired");
+    let run = unit.hook("config-changed");
+    run.assert_ok();
+    assert!(run.called("systemctl restart"));
+    assert_eq!(unit.status().0, "active", "{:?}", unit.status());
+    assert!(unit.text(CAPI_CONF).contains("namespace_prefix = repaired"));
+
+    // The new instance's own red flag still counts.
+    unit.set("at_stop", json!({}));
+    unit.set(
+        "unhealthy_if",
+        json!({"path": CAPI_CONF, "contains": "namespace_prefix = broken", "journal": ["oslo_config.cfg.ConfigFileValueError: Value for option namespace_prefix is not valid (new)"]}),
+    );
+    unit.set_config("namespace-prefix", "broken");
+    unit.hook("config-changed").assert_ok();
+    let (kind, message) = unit.status();
+    assert_eq!(kind, "blocked");
+    assert!(
+        message.contains("rolled back") && message.contains("(new)"),
+        "{message}"
+    );
+}
+
 #[test]
 fn a_restart_loop_that_reads_active_is_noticed_on_update_status() {
     let unit = converged();

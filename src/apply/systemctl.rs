@@ -137,11 +137,16 @@ pub fn reset_failed(services: &[&str]) {
 
 /// A point in the services' journal: lines after it are the new ones.
 /// The cursor of the last line, when the journal has one (exact); else the
-/// wall-clock second (lines of that second from before count too).
+/// wall-clock second (lines of that second from before count too). And
+/// the invocations running at the mark: what they log after it (a Python
+/// service logs as the restart stops it) is the old config's, not the new
+/// one's (found on a real unit: a healthy repair was rolled back for the
+/// old instance's dying words).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct JournalMark {
     pub cursor: Option<String>,
     pub epoch: u64,
+    pub old_invocations: Vec<String>,
 }
 
 fn unit_args(services: &[&str]) -> Vec<String> {
@@ -151,9 +156,17 @@ fn unit_args(services: &[&str]) -> Vec<String> {
         .collect()
 }
 
-/// Mark the journal now (one journalctl run), before a restart.
-pub fn journal_mark(services: &[&str]) -> JournalMark {
+/// Mark the journal now (one journalctl run), before a restart. The
+/// running invocations are read from systemd's invocation links
+/// (/run/systemd/units/invocation:<unit>, systemd >= 232), no spawn.
+pub fn journal_mark(root: &crate::unit::Root, services: &[&str]) -> JournalMark {
     let epoch = crate::clock::epoch_secs();
+    let old_invocations = services
+        .iter()
+        .filter_map(|s| std::fs::read_link(root.path(crate::plan::paths::invocation_link(s))).ok())
+        .map(|id| id.to_string_lossy().into_owned())
+        .filter(|id| !id.is_empty())
+        .collect();
     let mut args = vec![
         "--no-pager".to_string(),
         "-o".into(),
@@ -169,19 +182,63 @@ pub fn journal_mark(services: &[&str]) -> JournalMark {
             .rev()
             .find_map(|l| l.strip_prefix("-- cursor: ").map(|c| c.trim().to_string()))
     });
-    JournalMark { cursor, epoch }
+    JournalMark {
+        cursor,
+        epoch,
+        old_invocations,
+    }
 }
 
-/// The services' journal after a mark.
+/// The services' journal after a mark, without what the invocations
+/// running at the mark logged (when the mark knows them).
 pub fn journal_after(services: &[&str], mark: &JournalMark) -> Result<String> {
-    let mut args = vec!["--no-pager".to_string(), "-o".into(), "cat".into()];
+    let json = !mark.old_invocations.is_empty();
+    let mut args = vec!["--no-pager".to_string(), "-o".into()];
+    if json {
+        args.extend(["json".into(), "--output-fields=MESSAGE,_SYSTEMD_INVOCATION_ID".into()]);
+    } else {
+        args.push("cat".into());
+    }
     match &mark.cursor {
         Some(c) => args.push(format!("--after-cursor={c}")),
         None => args.extend(["--since".to_string(), format!("@{}", mark.epoch)]),
     }
     args.extend(unit_args(services));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    run("journalctl", &args)
+    let out = run("journalctl", &args)?;
+    Ok(if json {
+        messages_not_of(&out, &mark.old_invocations)
+    } else {
+        out
+    })
+}
+
+/// `journalctl -o json` lines to messages, one a line, leaving out the
+/// entries of the `old` invocations. MESSAGE is a string, or an array of
+/// bytes when it is not UTF-8 (journalctl(1), "json").
+fn messages_not_of(json_lines: &str, old: &[String]) -> String {
+    let mut text = String::new();
+    for line in json_lines.lines() {
+        let Ok(entry) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        if entry["_SYSTEMD_INVOCATION_ID"]
+            .as_str()
+            .is_some_and(|id| old.iter().any(|o| o == id))
+        {
+            continue;
+        }
+        match &entry["MESSAGE"] {
+            serde_json::Value::String(m) => text.push_str(m),
+            serde_json::Value::Array(bytes) => {
+                let bytes: Vec<u8> = bytes.iter().filter_map(|b| b.as_u64()).map(|b| b as u8).collect();
+                text.push_str(&String::from_utf8_lossy(&bytes));
+            }
+            _ => continue,
+        }
+        text.push('\n');
+    }
+    text
 }
 
 /// The services' journal since a wall-clock time (seconds since the epoch).
@@ -191,6 +248,7 @@ pub fn journal_since(services: &[&str], since_epoch: u64) -> Result<String> {
         &JournalMark {
             cursor: None,
             epoch: since_epoch,
+            old_invocations: Vec::new(),
         },
     )
 }

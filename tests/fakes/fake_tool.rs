@@ -13,8 +13,12 @@
 //!   unhealthy_if {path, contains, journal}   a restart while the unit file
 //!                            at path contains the text ends in a restart loop
 //!                            and logs `journal`
-//!   journal [lines]          journalctl output
-//!   pip {fail: stderr, no_entry_point: bool, python: "3.11"}
+//!   journal [lines]          journalctl output: a line is a message, or
+//!                            {message, invocation} for a service's own line
+//!   at_stop {unit: [lines]}  what a running instance logs as a restart
+//!                            stops it (a Python service does)
+//!   pip {fail: stderr, no_entry_point: bool | version, python: "3.11",
+//!        index_versions: [..]}
 //!   python {missing: [], error: str}
 //!   helm_version str
 //!   fail {"tool" or "tool verb": {code, stderr}}
@@ -167,27 +171,48 @@ fn main() -> ExitCode {
         },
         "systemctl" => systemctl(&mut fake, &args),
         "journalctl" => {
-            // An append-only journal; cursors are positions in it.
-            let lines: Vec<String> = fake
+            // An append-only journal; cursors are positions in it. `-o cat`
+            // prints messages; `-o json` one object a line, as journalctl
+            // 252 does (checked on the real unit): MESSAGE, and
+            // _SYSTEMD_INVOCATION_ID on a service's own lines (systemd's
+            // "Started ..." lines have none), plus __CURSOR.
+            let entries: Vec<(String, Option<String>)> = fake
                 .get("journal")
                 .as_array()
                 .into_iter()
                 .flatten()
-                .filter_map(|l| l.as_str().map(str::to_string))
+                .filter_map(|l| match l {
+                    Value::String(m) => Some((m.clone(), None)),
+                    Value::Object(o) => Some((
+                        o.get("message")?.as_str()?.to_string(),
+                        o.get("invocation").and_then(Value::as_str).map(str::to_string),
+                    )),
+                    _ => None,
+                })
                 .collect();
             let from = args
                 .iter()
                 .find_map(|a| a.strip_prefix("--after-cursor=fake;i="))
                 .and_then(|n| n.parse::<usize>().ok())
                 .unwrap_or(0)
-                .min(lines.len());
-            let mut text: String = lines[from..].iter().map(|l| format!("{l}\n")).collect();
-            if args.iter().any(|a| a == "--show-cursor") {
-                let last = lines.last().map(|l| format!("{l}\n")).unwrap_or_default();
-                text = if lines.is_empty() {
-                    String::new()
+                .min(entries.len());
+            let json_out = args.windows(2).any(|w| w[0] == "-o" && w[1] == "json");
+            let mut text = String::new();
+            for (i, (m, inv)) in entries.iter().enumerate().skip(from) {
+                if json_out {
+                    let mut e = json!({"__CURSOR": format!("fake;i={}", i + 1), "MESSAGE": m});
+                    if let Some(id) = inv {
+                        e["_SYSTEMD_INVOCATION_ID"] = json!(id);
+                    }
+                    text.push_str(&format!("{e}\n"));
                 } else {
-                    format!("{last}-- cursor: fake;i={}\n", lines.len())
+                    text.push_str(&format!("{m}\n"));
+                }
+            }
+            if args.iter().any(|a| a == "--show-cursor") {
+                text = match entries.last() {
+                    None => String::new(),
+                    Some((last, _)) => format!("{last}\n-- cursor: fake;i={}\n", entries.len()),
                 };
             }
             out(&text)
@@ -466,6 +491,33 @@ fn systemctl(fake: &mut Fake, args: &[String]) -> ExitCode {
                 fs::read_to_string(fake.unit_path(p))
                     .is_ok_and(|t| t.contains(unhealthy["contains"].as_str().unwrap_or("\u{0}")))
             });
+            // The journal only grows: the old instances' last words (as the
+            // restart stops them), then the new instances'.
+            let mut journal = fake.world["journal"].as_array().cloned().unwrap_or_default();
+            // systemd's invocation links, where the unit has them: the old
+            // instance's id tags its lines, a new id is linked (as systemd
+            // does at each start).
+            let mut new_ids = Vec::new();
+            for u in &units {
+                let link = fake.unit_path(&format!("/run/systemd/units/invocation:{u}.service"));
+                let old = fs::read_link(&link).ok().map(|p| p.to_string_lossy().into_owned());
+                let stopped = if verb == "start" {
+                    None
+                } else {
+                    fake.get("at_stop").get(u).and_then(Value::as_array)
+                };
+                for line in stopped.into_iter().flatten() {
+                    journal.push(json!({"message": line, "invocation": old}));
+                }
+                let new = old.as_ref().map(|_| format!("{:032x}", monotonic_us()));
+                if let Some(id) = &new {
+                    let tmp = link.with_extension("fake-tmp");
+                    let _ = fs::remove_file(&tmp);
+                    std::os::unix::fs::symlink(id, &tmp).unwrap();
+                    fs::rename(&tmp, &link).unwrap();
+                }
+                new_ids.push(new);
+            }
             for u in &units {
                 let s = fake.world["services"].get(u).cloned().unwrap_or(default_state.clone());
                 let start = monotonic_us().max(s["start"].as_u64().unwrap_or(0) + 1);
@@ -478,16 +530,15 @@ fn systemctl(fake: &mut Fake, args: &[String]) -> ExitCode {
                 };
                 fake.world["services"][u] = new;
             }
-            // The journal only grows: the new instances log after the old.
-            let mut journal = fake.world["journal"].as_array().cloned().unwrap_or_default();
             if broken {
-                journal.extend(
-                    unhealthy
-                        .get("journal")
-                        .and_then(Value::as_array)
-                        .cloned()
-                        .unwrap_or_default(),
-                );
+                // The new instances' own lines.
+                let id = new_ids.iter().flatten().next().cloned();
+                for line in unhealthy.get("journal").and_then(Value::as_array).into_iter().flatten() {
+                    journal.push(match &id {
+                        Some(id) => json!({"message": line, "invocation": id}),
+                        None => line.clone(),
+                    });
+                }
             } else if verb != "stop" {
                 journal.extend(units.iter().map(|u| json!(format!("Started {u}.service."))));
             }

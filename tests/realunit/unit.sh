@@ -101,7 +101,7 @@ _ru_cgroup_cleanup() {
     local cg
     for cg in $(_ru_cgroup_dirs "$1"); do
         [[ -d "$cg" ]] && find "$cg" -depth -type d -exec rmdir {} \; 2>/dev/null
-        rmdir "$(dirname "$cg")" 2>/dev/null
+        rmdir "$(dirname "$cg")" 2>/dev/null || true
     done
     return 0
 }
