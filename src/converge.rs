@@ -384,8 +384,14 @@ fn apply(
             }
         }
         let since = systemd::journal_mark(root, &SERVICES);
-        systemd::restart(&SERVICES).context("restarting the magnum services")?;
-        if let Some(verdict) = health::watch(root, &SERVICES, Duration::from_secs(d.settle_seconds), &since)? {
+        let verdict = match systemd::restart(&SERVICES) {
+            Ok(()) => health::watch(root, &SERVICES, Duration::from_secs(d.settle_seconds), &since)?,
+            // Refused at once: as unhealthy as a crash, rolled back once.
+            Err(e) if e.is::<systemd::JobFailed>() => Some(health::refused(&SERVICES, &since, &e)),
+            // systemd not reached: the restart stays owed, retried next hook.
+            Err(e) => return Err(e.context("restarting the magnum services")),
+        };
+        if let Some(verdict) = verdict {
             let status = rollback(root, o, d, state, verdict)?;
             if let (Some(p), Some(nonce)) = (peers.as_deref_mut(), state.restart_nonce.take()) {
                 let failed = format!("{nonce} {}", status.message);
@@ -664,10 +670,16 @@ fn rollback(root: &Root, o: &Observed, d: &Desired, state: &mut State, verdict: 
     put_back(root, state.last_good_files(root)?)?;
     systemd::daemon_reload()?;
     systemd::reset_failed(&SERVICES);
-    systemd::restart(&SERVICES)?;
+    // On the last good files; if even that is refused, say so (the next
+    // hooks do not retry the rejected change; update-status restarts a
+    // service that is down once the cause is fixed by hand).
+    let again = match systemd::restart(&SERVICES) {
+        Ok(()) => String::new(),
+        Err(e) => format!(" (and restarting on it failed too: {e:#})"),
+    };
     let _ = o;
     let status = Status::blocked(format!(
-        "restart unhealthy, rolled back to the last good config: {}; fix: {}",
+        "restart unhealthy, rolled back to the last good config{again}: {}; fix: {}",
         verdict.problem, verdict.fix
     ));
     state.pending_restart = false;

@@ -444,6 +444,55 @@ fn the_old_instance_dying_words_do_not_fail_a_healthy_restart() {
     );
 }
 
+/// Issue 23, item 5: a start job systemd refuses at once (an ExecStartPre
+/// fails) is an unhealthy restart: rolled back once, blocked on one line
+/// naming the service, and not retried on later hooks.
+#[test]
+fn a_refused_restart_job_is_rolled_back_once() {
+    let unit = converged();
+    let good_conf = unit.file(CAPI_CONF);
+    unit.set(
+        "unhealthy_if",
+        json!({"path": CAPI_CONF, "contains": "namespace_prefix = refused", "refuse": true, "journal": ["magnum-conductor.service: Control process exited, code=exited, status=1/FAILURE"]}),
+    );
+    unit.set_config("namespace-prefix", "refused");
+    let run = unit.hook("config-changed");
+    run.assert_ok();
+    let (kind, message) = unit.status();
+    assert_eq!(kind, "blocked");
+    assert!(message.contains("rolled back to the last good config"), "{message}");
+    assert!(
+        message.contains("magnum-conductor: start job failed: the control process exited with error code"),
+        "{message}"
+    );
+    assert!(message.contains("systemctl status"), "{message}");
+    assert!(
+        !message.contains('\n') && !message.contains("for details."),
+        "{message}"
+    );
+    assert_eq!(unit.file(CAPI_CONF), good_conf, "last good config restored");
+    assert!(run.called("systemctl reset-failed"));
+    assert_eq!(unit.service("magnum-conductor")["active_state"], "active");
+    assert_eq!(
+        run.calls_of("systemctl")
+            .iter()
+            .filter(|c| c.args.first().map(String::as_str) == Some("restart"))
+            .count(),
+        2
+    );
+
+    for hook in ["update-status", "config-changed", "update-status"] {
+        let again = unit.tick().hook(hook);
+        again.assert_ok();
+        assert!(
+            !again.called("systemctl restart"),
+            "{hook} retried the refused change: {:?}",
+            again.spawned()
+        );
+        assert_eq!(unit.status().0, "blocked");
+    }
+}
+
 #[test]
 fn a_restart_loop_that_reads_active_is_noticed_on_update_status() {
     let unit = converged();

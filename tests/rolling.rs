@@ -191,11 +191,22 @@ fn a_config_change_rolls_one_unit_at_a_time_in_any_order() {
 
 #[test]
 fn a_bad_change_stops_after_the_first_unit() {
+    a_bad_change_halts(false);
+}
+
+/// Issue 23, item 5: a start job systemd refuses at once halts the roll
+/// like a crash loop does (it once left the others queued forever).
+#[test]
+fn a_refused_start_job_halts_the_roll() {
+    a_bad_change_halts(true);
+}
+
+fn a_bad_change_halts(refuse: bool) {
     for seed in 1..=8 {
         let mut c = installed(seed);
         let good: Vec<String> = c.units.iter().map(|u| u.text(CAPI_CONF)).collect();
         for u in &c.units {
-            u.set("unhealthy_if", json!({"path": CAPI_CONF, "contains": "namespace_prefix = broken", "journal": ["oslo_config.cfg.ConfigFileValueError: Value for option namespace_prefix is not valid"]}));
+            u.set("unhealthy_if", json!({"path": CAPI_CONF, "contains": "namespace_prefix = broken", "refuse": refuse, "journal": ["oslo_config.cfg.ConfigFileValueError: Value for option namespace_prefix is not valid"]}));
         }
         let before = c.restarts().len();
         c.config("namespace-prefix", json!("broken"));

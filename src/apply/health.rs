@@ -59,9 +59,32 @@ pub fn watch(
         }
         std::thread::sleep(Duration::from_millis(500).min(deadline.saturating_duration_since(Instant::now())));
     }
+    Ok(verdict(services, since, problem))
+}
+
+/// A restart systemd refused at once (an ExecStartPre failed, the unit
+/// cannot load, the start limit was hit): unhealthy like any other, with
+/// the journal's red flag when there is one.
+pub fn refused(services: &[&str], since: &systemd::JournalMark, why: &anyhow::Error) -> Verdict {
+    verdict(services, since, Some(format!("{why:#}"))).unwrap_or_else(|| Verdict {
+        problem: format!("{why:#}"),
+        fix: fix_for(services),
+    })
+}
+
+fn fix_for(services: &[&str]) -> String {
+    let units: Vec<String> = services.iter().map(|s| format!("-u {s}")).collect();
+    format!(
+        "read `systemctl status {}` and `journalctl {}` on the unit",
+        services.join(" "),
+        units.join(" ")
+    )
+}
+
+fn verdict(services: &[&str], since: &systemd::JournalMark, problem: Option<String>) -> Option<Verdict> {
     let journal = systemd::journal_after(services, since).unwrap_or_default();
     let flag = first_red_flag(&journal);
-    Ok(match (problem, flag) {
+    match (problem, flag) {
         (None, None) => None,
         (p, Some((flag, line))) => Some(Verdict {
             problem: format!(
@@ -73,9 +96,9 @@ pub fn watch(
         }),
         (Some(p), None) => Some(Verdict {
             problem: p,
-            fix: "read journalctl -u magnum-api -u magnum-conductor on the unit".to_string(),
+            fix: fix_for(services),
         }),
-    })
+    }
 }
 
 #[cfg(test)]

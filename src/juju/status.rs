@@ -30,11 +30,29 @@ pub struct Status {
     pub message: String,
 }
 
+/// A status message is one line (`juju status` shows one): a multi-line
+/// text (a tool's stderr) is joined with "; ", blank lines and systemctl's
+/// `See "systemctl status ..." ... for details.` pointers dropped (the
+/// message carries its own fix).
+pub fn one_line(message: &str) -> String {
+    message
+        .lines()
+        .map(str::trim)
+        .filter(|l| !(l.is_empty() || l.starts_with("See \"systemctl status") && l.ends_with("for details.")))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 impl Status {
     pub fn new(kind: StatusKind, message: impl Into<String>) -> Status {
+        let message = message.into();
         Status {
             kind,
-            message: message.into(),
+            message: if message.contains(['\n', '\r']) {
+                one_line(&message)
+            } else {
+                message
+            },
         }
     }
     pub fn active(m: impl Into<String>) -> Status {
@@ -54,5 +72,21 @@ impl Status {
 impl fmt::Display for Status {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.kind.as_str(), self.message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_status_is_one_line() {
+        let s = Status::blocked(
+            "`systemctl restart magnum-conductor.service` failed (exit status: 1): Job for magnum-conductor.service failed because the control process exited with error code.\nSee \"systemctl status magnum-conductor.service\" and \"journalctl -xeu magnum-conductor.service\" for details.\n",
+        );
+        assert!(!s.message.contains('\n'), "{}", s.message);
+        assert!(!s.message.contains("See \"systemctl"), "{}", s.message);
+        assert!(s.message.ends_with("with error code."), "{}", s.message);
+        assert_eq!(Status::active("a\r\n\nb").message, "a; b");
     }
 }

@@ -10,9 +10,12 @@
 //!   secrets {uri: {content {}} | {error: "not-found"|"denied"}}
 //!   leader bool, action_params {}, resources {name: path}
 //!   services {name: {active_state, sub_state, result, n_restarts, start}}
-//!   unhealthy_if {path, contains, journal}   a restart while the unit file
-//!                            at path contains the text ends in a restart loop
-//!                            and logs `journal`
+//!   unhealthy_if {path, contains, journal, refuse}   a restart while the
+//!                            unit file at path contains the text ends in a
+//!                            restart loop and logs `journal`; with refuse,
+//!                            the start job fails at once (an ExecStartPre
+//!                            failed): the unit `failed`, systemctl exits 1
+//!                            with systemd 252's job failure message
 //!   journal [lines]          journalctl output: a line is a message, or
 //!                            {message, invocation} for a service's own line
 //!   at_stop {unit: [lines]}  what a running instance logs as a restart
@@ -487,6 +490,7 @@ fn systemctl(fake: &mut Fake, args: &[String]) -> ExitCode {
                 }
             }
             let unhealthy = fake.get("unhealthy_if").clone();
+            let refuse = unhealthy.get("refuse").and_then(Value::as_bool).unwrap_or(false);
             let broken = unhealthy.get("path").and_then(Value::as_str).is_some_and(|p| {
                 fs::read_to_string(fake.unit_path(p))
                     .is_ok_and(|t| t.contains(unhealthy["contains"].as_str().unwrap_or("\u{0}")))
@@ -523,6 +527,8 @@ fn systemctl(fake: &mut Fake, args: &[String]) -> ExitCode {
                 let start = monotonic_us().max(s["start"].as_u64().unwrap_or(0) + 1);
                 let new = if verb == "stop" {
                     json!({"active_state": "inactive", "sub_state": "dead", "result": "success", "n_restarts": 0, "start": s["start"]})
+                } else if broken && refuse {
+                    json!({"active_state": "failed", "sub_state": "failed", "result": "exit-code", "n_restarts": 0, "start": s["start"]})
                 } else if broken {
                     json!({"active_state": "activating", "sub_state": "auto-restart", "result": "exit-code", "n_restarts": 3, "start": start})
                 } else {
@@ -544,6 +550,12 @@ fn systemctl(fake: &mut Fake, args: &[String]) -> ExitCode {
             }
             fake.world["journal"] = Value::Array(journal);
             fake.save();
+            if broken && refuse && verb != "stop" {
+                // systemctl's words (systemd 252, log_job_error_with_service_result)
+                // for the first unit whose job failed.
+                let u = units.last().map(String::as_str).unwrap_or("magnum-conductor");
+                return err(1, &format!("Job for {u}.service failed because the control process exited with error code.\nSee \"systemctl status {u}.service\" and \"journalctl -xeu {u}.service\" for details."));
+            }
             ExitCode::SUCCESS
         }
         other => err(1, &format!("fake systemctl: unsupported verb {other:?}")),
