@@ -20,6 +20,11 @@ echo "== charm-proof $staged"
 rc=0
 out=$("$venv/bin/charm-proof" "$staged" 2>&1) || rc=$?
 echo "$out"
+# The one filtered finding: charm-tools 3.0.9 (a legacy linter, last
+# changed before Juju 3.1) knows no `type: secret`, which Juju accepts since
+# 3.1 and the Juju, ops and charmcraft docs ask for (charmcraft PR 1625).
+# Only these exact lines, for the two secret options, are dropped.
+out=$(grep -vxE 'W: config.yaml: option (kubeconfig-secret|openstack-credentials-secret) has an invalid type \(secret\)' <<<"$out" || true)
 if grep -E '^(W|E):' <<<"$out" || [ "$rc" -ge 100 ]; then
     echo "charm-proof reported warnings or errors (exit $rc)" >&2
     exit 1

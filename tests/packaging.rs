@@ -47,7 +47,7 @@ fn every_config_option_is_typed_defaulted_and_hyphenated() {
         let name = name.as_str().unwrap();
         assert!(!name.contains('_'), "{name}: hyphens only");
         assert!(
-            ["string", "int", "boolean", "float"].contains(&opt["type"].as_str().unwrap_or("")),
+            ["string", "int", "boolean", "float", "secret"].contains(&opt["type"].as_str().unwrap_or("")),
             "{name}: type"
         );
         assert!(!opt["default"].is_null(), "{name}: charm-proof wants a default");
@@ -58,6 +58,17 @@ fn every_config_option_is_typed_defaulted_and_hyphenated() {
     }
     assert_eq!(c["options"]["driver-version"]["default"], "1.1.0");
     assert_eq!(c["options"]["kubeconfig-secret"]["default"], "");
+    // Juju >= 3.1 checks a secret option's URI at `juju config` time, and
+    // the Juju, ops and charmcraft docs ask for the type (issue 19, item 3).
+    for name in ["kubeconfig-secret", "openstack-credentials-secret"] {
+        assert_eq!(c["options"][name]["type"], "secret", "{name}");
+    }
+    // Long or read-only actions must not hold the machine lock (Juju's
+    // runaction.go NeedsGlobalMachineLock: every action without it does).
+    let a = yaml("actions.yaml");
+    for name in ["verify", "smoketest"] {
+        assert_eq!(a[name]["parallel"], true, "{name}");
+    }
 }
 
 #[test]

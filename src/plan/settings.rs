@@ -222,8 +222,13 @@ fn valid_driver_name(n: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
 }
 
-/// A Juju secret URI: `secret:<id>` or `secret://<model-uuid>/<id>`.
+/// A Juju secret URI: `secret:<id>`, `secret://<model-uuid>/<id>`, or a
+/// bare ID (`[0-9a-z]{20}`, an xid), which Juju's own parser takes as
+/// `secret:<id>` (juju/juju core/secrets ParseURI) and `secret-get` accepts.
 pub fn valid_secret_uri(uri: &str) -> bool {
+    if uri.len() == 20 && uri.bytes().all(|b| b.is_ascii_digit() || b.is_ascii_lowercase()) {
+        return true;
+    }
     let Some(rest) = uri.strip_prefix("secret:") else {
         return false;
     };
@@ -494,9 +499,12 @@ mod tests {
         assert!(valid_secret_uri(
             "secret://5a0f30a7-1b3a-4c4f-8a4e-0d2f7e1f0c9a/cs2ltv7mp25c77s6iqgg"
         ));
+        // A bare ID, as Juju's ParseURI takes one.
+        assert!(valid_secret_uri("cs2ltv7mp25c77s6iqgg"));
         for bad in [
             "",
-            "cs2ltv7mp25c77s6iqgg",
+            "cs2ltv7mp25c77s6iqg",
+            "CS2LTV7MP25C77S6IQGG",
             "secret:",
             "secret:../x",
             "secret:a b",
