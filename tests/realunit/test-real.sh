@@ -397,6 +397,58 @@ check "both services active, NRestarts=0, and stay up" healthy_stays
 run_dispatch hooks/update-status
 expect "unit recovered: status" "$READY" "$(juju_status)"
 
+section "a failed change, then the applied config: no write, no pip, no restart"
+# Issue 23, item 1: a driver version the wheelhouse lacks fails in pip;
+# setting the version the unit runs back must cost nothing.
+no_exec() { ! grep -qE "$1" "$TRACE"; }
+snap=$(unit_snapshot)
+a=$(start_ts magnum-api) c=$(start_ts magnum-conductor)
+world_set config.driver-version '"9.9.9"'
+rc=0; run_dispatch hooks/config-changed || rc=$?
+hook_ok "config-changed (driver-version=9.9.9, which the index lacks)" $rc
+check "blocked, naming 9.9.9 ($(juju_status))" grep -q '^blocked: .*9\.9\.9' <<<"$(juju_status)"
+world_set config.driver-version "\"$DRIVER_VERSION\""
+rc=0; traced_dispatch hooks/config-changed || rc=$?
+hook_ok "config-changed (the applied driver-version again)" $rc
+expect "active again" "$READY" "$(juju_status)"
+check "it ran no pip" no_exec 'execve\("[^"]*pip'
+check "it ran no systemctl restart or daemon-reload" no_exec 'execve\("[^"]*systemctl", \["systemctl", "(restart|daemon-reload)'
+expect "no file of the unit changed" "$snap" "$(unit_snapshot)"
+expect "nothing restarted" "$a $c" "$(start_ts magnum-api) $(start_ts magnum-conductor)"
+
+section "a start job systemd refuses (ExecStartPre fails) is rolled back once"
+# Issue 23, item 5: an operator's pre-start check refuses the new config;
+# systemctl restart fails at once ("Job for ... failed because the control
+# process exited with error code").
+PRECHECK=/etc/systemd/system/magnum-conductor.service.d/50-test-precheck.conf
+printf '%s\n' '[Service]' \
+    "ExecStartPre=/bin/sh -c '! grep -qx \"namespace_prefix = refused\" /etc/magnum/magnum.conf.d/99-capi.conf'" |
+    U sh -ec "cat > $PRECHECK"
+U systemctl daemon-reload
+good=$(file_sum /etc/magnum/magnum.conf.d/99-capi.conf)
+world_set config.namespace-prefix '"refused"'
+rc=0; run_dispatch hooks/config-changed || rc=$?
+hook_ok "config-changed (a config the pre-start check refuses)" $rc
+st=$(juju_status)
+check "blocked: rolled back, naming the refused start job ($st)" \
+    grep -q '^blocked: restart unhealthy, rolled back to the last good config: magnum-conductor: start job failed' <<<"$st"
+expect "the status is one line" 1 "$(wc -l <<<"$st")"
+expect "99-capi.conf is the last good file again" "$good" "$(file_sum /etc/magnum/magnum.conf.d/99-capi.conf)"
+check "services end healthy on the last good files (within 30 s)" wait_for 30 healthy_stays
+a=$(start_ts magnum-api) c=$(start_ts magnum-conductor)
+for h in update-status config-changed; do
+    rc=0; run_dispatch hooks/$h || rc=$?
+    hook_ok "$h after it" $rc
+done
+check "still blocked: the refused change is not retried" grep -q '^blocked: restart unhealthy, rolled back' <<<"$(juju_status)"
+expect "and nothing restarted" "$a $c" "$(start_ts magnum-api) $(start_ts magnum-conductor)"
+U rm -f "$PRECHECK"
+U systemctl daemon-reload
+world_set config.namespace-prefix '"killed-mid-hook"'
+rc=0; run_dispatch hooks/config-changed || rc=$?
+hook_ok "config-changed (back to the good config)" $rc
+expect "active again" "$READY" "$(juju_status)"
+
 section "update-status on a service that crash-loops for a reason outside the charm"
 U sh -ec '[ -e /usr/bin/magnum-conductor.real ] || mv /usr/bin/magnum-conductor /usr/bin/magnum-conductor.real'
 cat <<'EOF' | U sh -ec 'cat > /usr/bin/magnum-conductor; chmod 0755 /usr/bin/magnum-conductor'
