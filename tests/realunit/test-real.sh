@@ -79,6 +79,15 @@ no_temp_files() {
     [[ -z "$(U find /etc/magnum /etc/systemd/system /var/lib/magnum-capi -name '*.magnum-capi-tmp')" ]]
 }
 file_sum() { U sh -c 'sha256sum < "$1" 2>/dev/null || echo absent' sh "$1"; }
+# healthy_within SECONDS: healthy_stays within the time, or print what
+# systemd says of both services (a failing check says why).
+healthy_within() {
+    wait_for "$1" healthy_stays && return 0
+    U systemctl show -p Id,ActiveState,SubState,Result,NRestarts,ExecMainStartTimestampMonotonic magnum-api magnum-conductor | tr '\n' ' ' >&2
+    echo >&2
+    U journalctl --no-pager -o short-monotonic -n 12 -u magnum-api -u magnum-conductor | cut -c1-220 >&2
+    return 1
+}
 
 # Both services healthy now, and after a short while still (a crash loop
 # can read `active` between two starts).
@@ -328,7 +337,7 @@ check "magnum-conductor really failed on the new file (its journal)" \
     U sh -c 'journalctl --no-pager -o cat -u magnum-conductor.service | grep -q "injected by test-real"'
 expect "99-capi.conf is the old file again" "$good" "$(file_sum /etc/magnum/magnum.conf.d/99-capi.conf)"
 check "no *.magnum-capi-tmp file left" no_temp_files
-check "services end healthy on the old config (within 30 s)" wait_for 30 healthy_stays
+check "services end healthy on the old config (within 30 s)" healthy_within 30
 a=$(start_ts magnum-api) c=$(start_ts magnum-conductor)
 rc=0; run_dispatch hooks/config-changed || rc=$?
 hook_ok "config-changed again, same breaking config" $rc
@@ -384,7 +393,7 @@ hook_ok "the next config-changed" $rc
 st=$(juju_status)
 check "it reports the broken restart: blocked, rolled back ($st)" grep -q '^blocked: restart unhealthy, rolled back to the last good config' <<<"$st"
 expect "99-capi.conf is the last good file again" "$good" "$(file_sum /etc/magnum/magnum.conf.d/99-capi.conf)"
-check "services end healthy on it (within 30 s)" wait_for 30 healthy_stays
+check "services end healthy on it (within 30 s)" healthy_within 30
 check "no *.magnum-capi-tmp file left" no_temp_files
 rc=0; run_dispatch hooks/update-status || rc=$?
 hook_ok "update-status after it" $rc
