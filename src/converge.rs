@@ -86,7 +86,7 @@ pub fn run(event: &Event, root: &Root, tools: &HookTools) -> Result<()> {
         // And the secret it named last time, alongside (two CPUs: the two
         // tools run at once instead of one after the other).
         if let Some(uri) = &state.secret_uri {
-            crate::juju::prefetch_secret(uri, *event == Event::SecretChanged);
+            crate::juju::prefetch_secret(uri, refresh_for(event, uri));
         }
     }
     let mut observed = observe(root)?;
@@ -129,6 +129,19 @@ pub fn run(event: &Event, root: &Root, tools: &HookTools) -> Result<()> {
     Ok(())
 }
 
+/// Refresh this secret's pin on this hook (`secret-get --refresh`)? On
+/// secret-changed for it: Juju names the secret in JUJU_SECRET_ID (an
+/// agent that names none: every secret). Never otherwise: Juju pins the
+/// revision a unit read, and a refresh is written at once, used or not
+/// (tests/fakes/research/juju-3.6-hook-tools.md, items 1 and 2).
+pub fn refresh_for(event: &Event, uri: &str) -> bool {
+    *event == Event::SecretChanged
+        && std::env::var("JUJU_SECRET_ID")
+            .ok()
+            .filter(|id| !id.is_empty())
+            .is_none_or(|id| crate::plan::settings::same_secret(&id, uri))
+}
+
 /// The desired state from Juju's config and secret and the observed unit,
 /// or the status that says why there is none (waiting, blocked). Spawns
 /// config-get and secret-get (with `--refresh` on secret-changed) only once
@@ -148,14 +161,24 @@ pub fn desired_state(
     };
     let secret = match &settings.kubeconfig_secret {
         None => None,
-        Some(uri) => {
-            let refresh = *event == Event::SecretChanged;
-            Some(match tools.secret_get(uri, refresh)? {
-                Ok(content) => SecretInput::Content(content),
-                Err(e) => SecretInput::Error(e),
-            })
-        }
+        Some(uri) => Some(match tools.secret_get(uri, refresh_for(event, uri))? {
+            Ok(content) => SecretInput::Content(content),
+            Err(e) => SecretInput::Error(e),
+        }),
     };
+    // The OpenStack credentials are read by the actions only, without
+    // --refresh: their secret-changed moves the pin here, so the next
+    // smoketest or verify reads the revision Juju announced.
+    if let Some(creds) = settings
+        .openstack_credentials_secret
+        .as_deref()
+        .filter(|c| refresh_for(event, c))
+    {
+        match tools.secret_get(creds, true)? {
+            Ok(_) => tracing::info!("openstack-credentials-secret {creds}: now at its latest revision"),
+            Err(e) => tracing::warn!("openstack-credentials-secret {creds}: cannot refresh it: {e:?}"),
+        }
+    }
     let kubeconfig = match plan::kubeconfig_from_secret(
         settings.kubeconfig_secret.as_deref(),
         secret.as_ref(),

@@ -618,7 +618,7 @@ fn bad_secrets_change_nothing() {
         "not a secret URI",
     );
     refuses(
-        |u| u.set_config("kubeconfig-secret", "secret:cvnotthere000000000"),
+        |u| u.set_config("kubeconfig-secret", "secret:cvnotthere0000000000"),
         "config-changed",
         "not found",
     );

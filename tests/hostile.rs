@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use support::kube_server::{Api, KubeServer, Pki};
 use support::{Run, Unit, KUBECONFIG, SECRET_URI};
 
-const CREDS_URI: &str = "secret:d1f8kq7mp25c77s6creds";
+const CREDS_URI: &str = "secret:d1f8kq7mp25c77screds";
 
 enum Input {
     /// `juju config magnum-capi key=value`, then config-changed.

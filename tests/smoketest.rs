@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use support::openstack::{Create, Delete, FakeOpenStack, Fault, Scenario};
 use support::{Unit, KUBECONFIG};
 
-const CREDS: &str = "secret:d1f8kq7mp25c77s6creds";
+const CREDS: &str = "secret:d1f8kq7mp25c77screds";
 
 fn unit_for(cloud: &FakeOpenStack) -> Unit {
     let unit = Unit::new().kubeconfig(KUBECONFIG);
@@ -197,4 +197,36 @@ fn wrong_credentials_fail_at_once_with_the_fix() {
     unit.unset_config("openstack-credentials-secret");
     let (_, failed, _) = run(&unit, json!({}));
     assert!(failed.unwrap().contains("juju add-secret"));
+}
+
+/// Juju pins the revision of a secret a unit first read (secret-get without
+/// --refresh returns it until the unit refreshes). A credentials rotation
+/// reaches the next smoketest through the secret-changed hook that Juju
+/// fires for it (JUJU_SECRET_ID names it), which refreshes the pin (issue
+/// 19, item 1).
+#[test]
+fn a_credentials_rotation_reaches_the_next_smoketest() {
+    let cloud = FakeOpenStack::start(Scenario::default().create(Create::Complete { in_progress: 1 }));
+    let unit = unit_for(&cloud);
+    let c = cloud.credentials();
+    let creds = |secret: &str| json!({"auth-url": cloud.auth_url(), "application-credential-id": c.application_credential_id, "application-credential-secret": secret, "region-name": cloud.region()});
+    // Revision 1: a revoked secret; the first read pins it.
+    unit.set_secret(CREDS, creds("revoked-credential-secret"));
+    let (r, failed, _) = run(&unit, json!({}));
+    assert_eq!(r["result"], "fail", "{r}");
+    assert!(failed.is_some());
+    // juju update-secret: revision 2 is good, but the unit still reads
+    // revision 1 until it refreshes.
+    unit.set_secret(CREDS, creds(&c.application_credential_secret));
+    let (r, _, _) = run(&unit, json!({}));
+    assert_eq!(r["result"], "fail", "the pinned revision is still the revoked one: {r}");
+    // Juju fires secret-changed for the credentials secret.
+    unit.dispatch(
+        "hooks/secret-changed",
+        &[("JUJU_SECRET_ID", CREDS), ("JUJU_SECRET_LABEL", "")],
+    )
+    .assert_ok();
+    let (r, failed, log) = run(&unit, json!({}));
+    assert_eq!(failed, None, "{r}\n{log:#?}");
+    assert_eq!(r["result"], "pass", "{r}");
 }

@@ -454,7 +454,7 @@ fn the_magnum_api_driver_check() {
     let cloud = FakeOpenStack::start(Scenario::default());
     let k8s = server(Api::WithClusterApi);
     let unit = unit_with(&k8s.token_kubeconfig());
-    let creds = "secret:d1f8kq7mp25c77s6creds";
+    let creds = "secret:d1f8kq7mp25c77screds";
     let c = cloud.credentials();
     unit.set_secret(creds, json!({"auth-url": cloud.auth_url(), "application-credential-id": c.application_credential_id, "application-credential-secret": c.application_credential_secret}));
     unit.set_config("openstack-credentials-secret", creds);

@@ -222,6 +222,20 @@ fn valid_driver_name(n: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
 }
 
+/// The secret ID of a URI in any of the forms `valid_secret_uri` takes.
+pub fn secret_id(uri: &str) -> &str {
+    let rest = uri.strip_prefix("secret:").unwrap_or(uri);
+    match rest.strip_prefix("//") {
+        Some(r) => r.rsplit('/').next().unwrap_or(r),
+        None => rest,
+    }
+}
+
+/// Two URIs name the same secret (Juju normalises every form to its ID).
+pub fn same_secret(a: &str, b: &str) -> bool {
+    secret_id(a) == secret_id(b)
+}
+
 /// A Juju secret URI: `secret:<id>`, `secret://<model-uuid>/<id>`, or a
 /// bare ID (`[0-9a-z]{20}`, an xid), which Juju's own parser takes as
 /// `secret:<id>` (juju/juju core/secrets ParseURI) and `secret-get` accepts.
@@ -491,6 +505,23 @@ mod tests {
                 ("csi_cinder_allow_volume_expansion", "true".to_string())
             ]
         );
+    }
+
+    #[test]
+    fn one_secret_in_any_form() {
+        let id = "cs2ltv7mp25c77s6iqgg";
+        for form in [
+            "secret:cs2ltv7mp25c77s6iqgg",
+            "cs2ltv7mp25c77s6iqgg",
+            "secret://5a0f30a7-1b3a-4c4f-8a4e-0d2f7e1f0c9a/cs2ltv7mp25c77s6iqgg",
+        ] {
+            assert_eq!(secret_id(form), id);
+            assert!(same_secret(form, "secret:cs2ltv7mp25c77s6iqgg"));
+        }
+        assert!(!same_secret(
+            "secret:cs2ltv7mp25c77s6iqgg",
+            "secret:d1f8kq7mp25c77screds"
+        ));
     }
 
     #[test]

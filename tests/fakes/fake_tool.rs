@@ -330,19 +330,67 @@ fn relation_named(tool: &str, args: &[String]) -> ExitCode {
     }
 }
 
+/// The ID of a secret URI as Juju's ParseURI reads it (core/secrets):
+/// `secret:<id>`, `secret://<model-uuid>/<id>` or a bare `<id>`
+/// (`[0-9a-z]{20}`); None when it is none of these.
+fn secret_id(uri: &str) -> Option<String> {
+    let id = match uri.strip_prefix("secret:") {
+        Some(rest) => match rest.strip_prefix("//") {
+            Some(r) => r.rsplit('/').next()?,
+            None => rest,
+        },
+        None => uri,
+    };
+    (id.len() == 20 && id.bytes().all(|b| b.is_ascii_digit() || b.is_ascii_lowercase())).then(|| id.to_string())
+}
+
+/// Juju 3.6's secret-get for a consumer unit (tests/fakes/research/
+/// juju-3.6-hook-tools.md, item 1: secret-get.go, secretsmanager
+/// getConsumedRevision): the unit's first read pins the revision it saw;
+/// later reads return the pinned revision until `--refresh` (moves the pin
+/// to the latest and returns it) or `--peek` (returns the latest, keeps the
+/// pin; a first read pins even then). The pin is kept per unit, in
+/// secret-pins.json beside world.json, and is written at call time, hook
+/// success or not. world.secrets holds each secret's latest content, keyed
+/// by any form of its URI.
 fn secret_get(fake: &Fake, args: &[String]) -> ExitCode {
+    let refresh = args.iter().any(|a| a == "--refresh");
+    let peek = args.iter().any(|a| a == "--peek");
+    if refresh && peek {
+        return err(2, "ERROR specify one of --peek or --refresh but not both");
+    }
     let Some(uri) = args.iter().find(|a| !a.starts_with("--")) else {
         return err(2, "ERROR require either a secret URI or label");
     };
-    match fake.get("secrets").get(uri) {
-        None => err(1, &format!("ERROR secret {uri:?} not found")),
-        Some(s) => match s.get("error").and_then(Value::as_str) {
-            Some("not-found") => err(1, &format!("ERROR secret {uri:?} not found")),
-            Some("denied") => err(1, "ERROR permission denied"),
-            Some(other) => err(1, &format!("ERROR {other}")),
-            None => out(&format!("{}\n", s.get("content").cloned().unwrap_or(json!({})))),
-        },
+    let Some(id) = secret_id(uri) else {
+        return err(2, &format!("ERROR secret URI {uri:?} not valid"));
+    };
+    let secrets = fake.get("secrets").as_object().cloned().unwrap_or_default();
+    let found = secrets
+        .iter()
+        .find(|(k, _)| secret_id(k).as_deref() == Some(id.as_str()))
+        .map(|(_, v)| v.clone());
+    let not_found = || err(1, &format!("ERROR secret \"secret:{id}\" not found"));
+    let Some(s) = found else { return not_found() };
+    match s.get("error").and_then(Value::as_str) {
+        Some("not-found") => return not_found(),
+        Some("denied") => return err(1, "ERROR permission denied"),
+        Some(other) => return err(1, &format!("ERROR {other}")),
+        None => {}
     }
+    let latest = s.get("content").cloned().unwrap_or(json!({}));
+    let pins_path = fake.dir.join("secret-pins.json");
+    let mut pins = read_json(&pins_path);
+    let shown = match pins.get(&id) {
+        Some(pinned) if !refresh && !peek => pinned.clone(),
+        Some(_) if peek => latest,
+        _ => {
+            pins[id.as_str()] = latest.clone();
+            write_json(&pins_path, &pins);
+            latest
+        }
+    };
+    out(&format!("{shown}\n"))
 }
 
 /// Juju's action-set: dotted keys nest, last write wins.
