@@ -197,10 +197,16 @@ fn converge(event: &Event, root: &Root, tools: &HookTools, o: &Observed, state: 
     }
     // Resources change only through attach-resource, which fires
     // upgrade-charm: fetch them then (and at install), not on every hook.
-    if matches!(event, Event::Install | Event::UpgradeCharm) || state.resources.is_none() {
+    if matches!(event, Event::Install | Event::UpgradeCharm) || state.resources.is_none() || state.refetch_resources {
         match supply::fetch(tools, root, (o.root_uid, o.root_gid))? {
-            Ok(r) => state.resources = Some(r),
-            Err(message) => return Ok(Status::blocked(message)),
+            Ok(r) => {
+                state.resources = Some(r);
+                state.refetch_resources = false;
+            }
+            Err(message) => {
+                state.refetch_resources = true;
+                return Ok(Status::blocked(message));
+            }
         }
     }
     let resources = state.resource_facts();

@@ -102,6 +102,10 @@ pub struct State {
     /// The Juju resources as last fetched and staged.
     #[serde(default)]
     pub resources: Option<crate::supply::Resources>,
+    /// The last fetch failed to download a resource: the next hook fetches
+    /// again (the staged files and the installed driver were kept).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub refetch_resources: bool,
     /// sha256 of the driver wheel the charm installed (when pinned or from
     /// a resource).
     #[serde(default)]

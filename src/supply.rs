@@ -59,13 +59,28 @@ fn read_resource(path: &Path) -> Result<Vec<u8>> {
 /// blocked message about a resource (wrong kind, wrong arch, no driver in
 /// the wheelhouse); the outer one a failure to run or write.
 pub fn fetch(tools: &HookTools, root: &Root, ids: (u32, u32)) -> Result<std::result::Result<Resources, String>> {
+    // Both first: a resource the controller failed to download is not a
+    // resource that was never attached. Then nothing staged is touched and
+    // nothing installed changes; the status names it, the next hook retries.
+    let mut got = Vec::new();
+    for name in ["driver-wheel", "helm"] {
+        match tools.resource_get(name)? {
+            Ok(path) => got.push(path),
+            Err(why) => {
+                return Ok(Err(format!(
+                    "{name} resource: {why}; nothing was changed, the next hook tries again (juju resources magnum-capi; juju attach-resource magnum-capi {name}=<file>)"
+                )))
+            }
+        }
+    }
+    let (wheel_path, helm_path) = (got[0].take(), got[1].take());
     let mut res = Resources::default();
     ensure_dir(&root.path(STATE_DIR), 0o700, ids.0, ids.1)?;
     let wheels = root.path(STAGED_WHEELS);
     if wheels.exists() {
         std::fs::remove_dir_all(&wheels).with_context(|| format!("cannot clear {}", wheels.display()))?;
     }
-    if let Some(path) = tools.resource_get("driver-wheel")? {
+    if let Some(path) = wheel_path {
         let bytes = read_resource(&path)?;
         ensure_dir(&root.path(format!("{STATE_DIR}/resources")), 0o700, ids.0, ids.1)?;
         ensure_dir(&wheels, 0o700, ids.0, ids.1)?;
@@ -74,7 +89,7 @@ pub fn fetch(tools: &HookTools, root: &Root, ids: (u32, u32)) -> Result<std::res
             Err(message) => return Ok(Err(format!("driver-wheel resource: {message}"))),
         }
     }
-    if let Some(path) = tools.resource_get("helm")? {
+    if let Some(path) = helm_path {
         let bytes = read_resource(&path)?;
         let helm = match helm_binary(&bytes)? {
             Ok(h) => h,

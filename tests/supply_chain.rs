@@ -337,3 +337,62 @@ fn remove_takes_away_the_helm_the_charm_installed() {
     unit.hook("stop").assert_ok();
     assert_eq!(unit.snapshot_all(), before);
 }
+
+/// Issue 19, item 4: only a local charm's never-uploaded resource is a
+/// deliberate not-found. A resource the controller fails to download keeps
+/// the staged wheels and the installed driver: nothing is installed or
+/// restarted, the status names the resource and the error, and the next
+/// hook tries again.
+#[test]
+fn a_resource_that_fails_to_download_changes_nothing_and_is_retried() {
+    let (unit, dir) = new_unit();
+    let whl = wheel(dir.path(), "magnum_capi_helm", "1.1.0");
+    let stored = dir.path().join("driver-wheel");
+    std::fs::copy(&whl, &stored).unwrap();
+    attach(&unit, "driver-wheel", &stored);
+    unit.hook("install").assert_ok();
+    assert_eq!(unit.status().0, "active", "{:?}", unit.status());
+    let staged = unit.path("/var/lib/magnum-capi/resources/wheels/magnum_capi_helm-1.1.0-py3-none-any.whl");
+    assert!(staged.exists());
+    let before = unit.snapshot();
+    let started = unit.service("magnum-conductor")["start"].clone();
+
+    let mut w = unit.world();
+    w["resources"]["driver-wheel"] = json!({"error": "while getting resource from charmhub: Get \"https://api.charmhub.io/v2/charms/refresh\": dial tcp: lookup api.charmhub.io: no such host"});
+    unit.set("resources", w["resources"].clone());
+    let run = unit.hook("upgrade-charm");
+    run.assert_ok();
+    let (kind, message) = unit.status();
+    assert_eq!(kind, "blocked");
+    assert!(
+        message.starts_with("driver-wheel resource: could not download resource"),
+        "{message}"
+    );
+    assert!(message.contains("no such host"), "{message}");
+    assert!(staged.exists(), "the staged wheel was deleted");
+    assert!(
+        !run.called("pip3 install") && !run.called("systemctl restart"),
+        "{:?}",
+        run.spawned()
+    );
+    assert_eq!(unit.snapshot(), before);
+    assert_eq!(unit.service("magnum-conductor")["start"], started);
+
+    // The next hook tries again; with the controller back, all is well.
+    let again = unit.hook("update-status");
+    again.assert_ok();
+    assert!(again.called("resource-get"), "{:?}", again.spawned());
+    assert_eq!(unit.status().0, "blocked");
+    attach(&unit, "driver-wheel", &stored);
+    let ok = unit.hook("update-status");
+    ok.assert_ok();
+    assert!(ok.called("resource-get"));
+    assert!(
+        !ok.called("pip3 install"),
+        "the same wheel is not installed again: {:?}",
+        ok.spawned()
+    );
+    assert_eq!(unit.status().0, "active", "{:?}", unit.status());
+    let quiet = unit.hook("config-changed");
+    assert!(!quiet.called("resource-get"), "{:?}", quiet.spawned());
+}

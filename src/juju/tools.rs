@@ -190,16 +190,29 @@ impl HookTools {
     }
 
     /// `resource-get <name>`: the path of the resource file, or `None` when
-    /// the resource was never attached or is empty ("not provided").
-    #[allow(dead_code)] // for the actions and later issues
-    pub fn resource_get(&self, name: &str) -> Result<Option<PathBuf>> {
+    /// the resource was never attached (Juju's deliberate not-found for a
+    /// local charm: `resource "<name>" not found`) or is empty. Any other
+    /// failure (the controller could not download it) is the inner error:
+    /// the tool's words, one line (juju 3.6 resource-get.go, opener.go).
+    pub fn resource_get(&self, name: &str) -> Result<std::result::Result<Option<PathBuf>, String>> {
         let out = spawn("resource-get", &[name])?;
         if !out.ok {
-            return Ok(None);
+            if out.stderr.contains(&format!("resource {name:?} not found")) {
+                return Ok(Ok(None));
+            }
+            let why = out.stderr.trim().trim_start_matches("ERROR ").replace('\n', " ");
+            return Ok(Err(if why.is_empty() {
+                format!(
+                    "resource-get failed ({})",
+                    out.code.map_or("signal".into(), |c| c.to_string())
+                )
+            } else {
+                why
+            }));
         }
         let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
         let empty = std::fs::metadata(&path).map(|m| m.len() == 0).unwrap_or(true);
-        Ok(if empty { None } else { Some(path) })
+        Ok(Ok(if empty { None } else { Some(path) }))
     }
 
     /// `juju-log -l LEVEL message`: for the rare line the operator should

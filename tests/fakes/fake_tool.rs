@@ -165,13 +165,24 @@ fn main() -> ExitCode {
             fake.append("juju-log.txt", &args.join(" "));
             ExitCode::SUCCESS
         }
-        "resource-get" => match fake
-            .get("resources")
-            .get(args.first().map(String::as_str).unwrap_or(""))
-        {
-            Some(Value::String(p)) => out(p),
-            _ => err(1, "ERROR could not download resource: resource not found"),
-        },
+        // Juju 3.6 resource-get (tests/fakes/research/juju-3.6-hook-tools.md,
+        // item 5): the path with no newline; a resource never uploaded for
+        // a local charm is a deliberate not-found; any other failure (the
+        // controller cannot reach the store, a size or fingerprint
+        // mismatch) is a download error, `{"error": "..."}` in the world.
+        "resource-get" => {
+            let Some(name) = args.first() else {
+                return err(2, "ERROR missing required resource name");
+            };
+            match fake.get("resources").get(name.as_str()) {
+                Some(Value::String(p)) => out(p),
+                Some(Value::Object(o)) if o.contains_key("error") => err(
+                    1,
+                    &format!("ERROR could not download resource: {}", o["error"].as_str().unwrap_or("")),
+                ),
+                _ => err(1, &format!("ERROR could not download resource: HTTP request failed: Get https://10.0.0.2:17070/model/6a5b8e1c-0f5d-4c1e-9d7a-3b2f1c0e9d8a/units/unit-magnum-capi-0/resources/{name}: resource {name:?} not found")),
+            }
+        }
         "systemctl" => systemctl(&mut fake, &args),
         "journalctl" => {
             // An append-only journal; cursors are positions in it. `-o cat`
