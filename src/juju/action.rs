@@ -19,9 +19,11 @@ fn valid_segment(s: &str) -> bool {
     !b.is_empty() && ok(&b[0]) && ok(&b[b.len() - 1]) && b.iter().all(|c| ok(c) || *c == b'-')
 }
 
-/// Whether `key` (dotted) may be passed to `action-set`.
+/// Whether `key` (dotted) may be passed to `action-set`: every segment
+/// valid and none reserved (juju 3.6 action-set.go Init checks each
+/// segment, so `foo.stdout` is refused too).
 pub fn valid_key(key: &str) -> bool {
-    !RESERVED.contains(&key) && key.split('.').all(valid_segment)
+    key.split('.').all(|s| valid_segment(s) && !RESERVED.contains(&s))
 }
 
 /// Flatten a JSON object into dotted keys, in key order, checking every
@@ -80,6 +82,9 @@ mod tests {
         assert!(!valid_key("x-"));
         assert!(!valid_key("a_b"));
         assert!(!valid_key("stdout"));
+        // Reserved per segment, as Juju checks them.
+        assert!(!valid_key("result.stdout"));
+        assert!(!valid_key("stderr-encoding.x"));
         assert!(!valid_key("stderr-encoding"));
         assert!(!valid_key(""));
     }

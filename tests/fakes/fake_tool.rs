@@ -109,7 +109,7 @@ fn main() -> ExitCode {
     }
 
     match tool.as_str() {
-        "config-get" => out(&fake.get("config").to_string()),
+        "config-get" => config_get(&fake, &args),
         "secret-get" => secret_get(&fake, &args),
         "status-set" => {
             // ops passes `--application=False` and `--` before the message.
@@ -341,6 +341,49 @@ fn relation_named(tool: &str, args: &[String]) -> ExitCode {
     }
 }
 
+/// Juju 3.6 config-get (tests/fakes/research/juju-3.6-hook-tools.md, item
+/// 11): the charm's defaults (config.yaml in JUJU_CHARM_DIR) overlaid with
+/// what was set (world.config; a null is unset). Without a key: every
+/// option with a value, sorted (`""` defaults included, ints as numbers,
+/// options with neither value nor default left out). With a key: its value,
+/// or `null` (json) / nothing (smart) when it has none.
+fn config_get(fake: &Fake, args: &[String]) -> ExitCode {
+    let mut settings = Map::new();
+    if let Some(dir) = std::env::var_os("JUJU_CHARM_DIR") {
+        let yaml = fs::read_to_string(Path::new(&dir).join("config.yaml")).unwrap_or_default();
+        let doc: Value = serde_yaml::from_str(&yaml).unwrap_or(Value::Null);
+        for (name, opt) in doc["options"].as_object().into_iter().flatten() {
+            if let Some(d) = opt.get("default").filter(|d| !d.is_null()) {
+                settings.insert(name.clone(), d.clone());
+            }
+        }
+    }
+    for (k, v) in fake.get("config").as_object().into_iter().flatten() {
+        if v.is_null() {
+            continue;
+        }
+        settings.insert(k.clone(), v.clone());
+    }
+    let json_out =
+        args.iter().any(|a| a == "--format=json") || args.windows(2).any(|w| w[0] == "--format" && w[1] == "json");
+    let key = args
+        .iter()
+        .enumerate()
+        .find(|(i, a)| !a.starts_with('-') && !(i > &0 && args[i - 1] == "--format"))
+        .map(|(_, a)| a.clone());
+    let value = match &key {
+        Some(k) => settings.get(k).cloned().unwrap_or(Value::Null),
+        None => Value::Object(settings),
+    };
+    match (json_out, &value) {
+        (true, v) => out(&format!("{v}\n")),
+        (false, Value::Null) => out(""),
+        (false, Value::String(s)) if s.is_empty() => out(""),
+        (false, Value::String(s)) => out(&format!("{s}\n")),
+        (false, v) => out(&format!("{}", serde_yaml::to_string(v).unwrap_or_default())),
+    }
+}
+
 /// The ID of a secret URI as Juju's ParseURI reads it (core/secrets):
 /// `secret:<id>`, `secret://<model-uuid>/<id>` or a bare `<id>`
 /// (`[0-9a-z]{20}`); None when it is none of these.
@@ -411,22 +454,31 @@ fn action_set(fake: &Fake, args: &[String]) -> ExitCode {
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or(json!({}));
+    // Juju 3.6 action-set.go Init: every argument checked before any is
+    // applied; per segment, the name rule then the reserved keys, the
+    // message quoting the segment (exit 2).
+    let mut pairs = Vec::new();
     for arg in args {
         let Some((key, value)) = arg.split_once('=') else {
             return err(2, &format!("ERROR argument {arg:?} must be of the form key...=value"));
         };
-        if ["stdout", "stdout-encoding", "stderr", "stderr-encoding"].contains(&key) {
-            return err(2, &format!("ERROR cannot set reserved action key {key:?}"));
-        }
-        let segments: Vec<&str> = key.split('.').collect();
-        let valid = |s: &&str| {
+        let valid = |s: &str| {
             let b = s.as_bytes();
             let ok = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit();
             !b.is_empty() && ok(&b[0]) && ok(&b[b.len() - 1]) && b.iter().all(|c| ok(c) || *c == b'-')
         };
-        if !segments.iter().all(valid) {
-            return err(2, &format!("ERROR key {key:?} must start and end with lowercase alphanumeric, and contain only lowercase alphanumeric, hyphens and periods"));
+        for seg in key.split('.') {
+            if !valid(seg) {
+                return err(2, &format!("ERROR key {seg:?} must start and end with lowercase alphanumeric, and contain only lowercase alphanumeric and hyphens"));
+            }
+            if ["stdout", "stdout-encoding", "stderr", "stderr-encoding"].contains(&seg) {
+                return err(2, &format!("ERROR cannot set reserved action key {seg:?}"));
+            }
         }
+        pairs.push((key, value));
+    }
+    for (key, value) in pairs {
+        let segments: Vec<&str> = key.split('.').collect();
         let mut node = &mut results;
         for (i, seg) in segments.iter().enumerate() {
             if !node.is_object() {

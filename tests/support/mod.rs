@@ -474,8 +474,15 @@ impl Unit {
 
     pub fn run_program(&self, program: &Path, dispatch_path: &str, extra: &[(&str, &str)]) -> Run {
         let calls_before = self.all_calls().len();
+        // The charm's directory, as Juju unpacks it: its YAML files (the
+        // fake config-get reads the defaults from config.yaml).
         let charm_dir = self.dir.path().join("charm");
-        fs::create_dir_all(&charm_dir).unwrap();
+        if !charm_dir.join("config.yaml").exists() {
+            fs::create_dir_all(&charm_dir).unwrap();
+            for f in ["metadata.yaml", "config.yaml", "actions.yaml"] {
+                fs::copy(Path::new(env!("CARGO_MANIFEST_DIR")).join(f), charm_dir.join(f)).unwrap();
+            }
+        }
         let mut cmd = Command::new(program);
         cmd.env_clear()
             .current_dir(&charm_dir)
