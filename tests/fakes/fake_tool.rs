@@ -369,7 +369,7 @@ fn config_get(fake: &Fake, args: &[String]) -> ExitCode {
     let key = args
         .iter()
         .enumerate()
-        .find(|(i, a)| !a.starts_with('-') && !(i > &0 && args[i - 1] == "--format"))
+        .find(|(i, a)| !(a.starts_with('-') || *i > 0 && args[i - 1] == "--format"))
         .map(|(_, a)| a.clone());
     let value = match &key {
         Some(k) => settings.get(k).cloned().unwrap_or(Value::Null),
@@ -380,7 +380,7 @@ fn config_get(fake: &Fake, args: &[String]) -> ExitCode {
         (false, Value::Null) => out(""),
         (false, Value::String(s)) if s.is_empty() => out(""),
         (false, Value::String(s)) => out(&format!("{s}\n")),
-        (false, v) => out(&format!("{}", serde_yaml::to_string(v).unwrap_or_default())),
+        (false, v) => out(&serde_yaml::to_string(v).unwrap_or_default()),
     }
 }
 
