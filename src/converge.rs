@@ -78,6 +78,18 @@ fn services_steady(states: &[systemd::ServiceState], seen: &BTreeMap<String, u32
 /// Run a converging hook and report its status.
 pub fn run(event: &Event, root: &Root, tools: &HookTools) -> Result<()> {
     let mut state = State::load(root)?;
+    // Juju sets statuses of its own around these hooks (`maintenance:
+    // installing charm software` before install, `unknown` after a start
+    // with none), and the copy kept here can outlive the unit it was set
+    // for (a forced removal keeps /var/lib/magnum-capi): these always set
+    // the status and the application version. update-status stays lean.
+    if matches!(
+        event,
+        Event::Install | Event::Start | Event::UpgradeCharm | Event::LeaderElected
+    ) {
+        state.status = None;
+        state.app_version = None;
+    }
     // A unit the charm has converged before: this hook will read the
     // config (update-status only if it finds drift). Start config-get now;
     // it runs while the unit is observed.

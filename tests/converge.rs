@@ -751,3 +751,28 @@ fn keep_a_converged_unit() {
         support::CHARM
     );
 }
+
+/// Juju sets `maintenance: installing charm software` before install, and
+/// the charm's status cache in /var/lib/magnum-capi can survive a forced
+/// removal. A reinstall over a kept state dir must still end `active`, and
+/// the application version must be set again (issue 19, item 7).
+#[test]
+fn a_reinstall_over_a_kept_state_dir_ends_active() {
+    let unit = converged();
+    assert_eq!(unit.status().0, "active");
+    // `juju remove-unit --force` left the machine as it was, then a new
+    // unit of the charm was deployed there: Juju knows nothing of the old
+    // status or version.
+    let _ = std::fs::remove_file(unit.fake_dir().join("app-version"));
+    let run = unit.hook("install");
+    run.assert_ok();
+    assert_eq!(unit.status().0, "active", "{:?}", unit.status());
+    assert!(run.called("status-set"), "{:?}", run.spawned());
+    assert_eq!(unit.app_version().as_deref(), Some("1.1.0"));
+    for hook in ["start", "upgrade-charm", "leader-elected"] {
+        let run = unit.hook(hook);
+        run.assert_ok();
+        assert!(run.called("status-set"), "{hook}: {:?}", run.spawned());
+        assert_eq!(unit.status().0, "active", "{hook}");
+    }
+}

@@ -509,7 +509,28 @@ impl Unit {
         for (k, v) in extra {
             cmd.env(k, v);
         }
+        // What the Juju agent does around the charm (tests/fakes/research/
+        // juju-3.6-hook-tools.md, item 8): before install it sets the unit's
+        // status to `maintenance: installing charm software` itself.
+        let status_file = self.fake_dir().join("status.json");
+        let juju_sets = match dispatch_path {
+            "hooks/install" => Some("installing charm software"),
+            "hooks/stop" => Some("stopping charm software"),
+            "hooks/remove" => Some("cleaning up prior to charm deletion"),
+            _ => None,
+        };
+        if let Some(message) = juju_sets {
+            fs::write(&status_file, json!({"kind": "maintenance", "message": message}).to_string()).unwrap();
+        }
+        let history_before = fs::read_to_string(self.fake_dir().join("status-history.jsonl")).unwrap_or_default();
         let out = cmd.output().expect("run the charm");
+        // After start, a charm that never set a status shows `unknown`.
+        if dispatch_path == "hooks/start" && history_before.is_empty() {
+            let history = fs::read_to_string(self.fake_dir().join("status-history.jsonl")).unwrap_or_default();
+            if history.is_empty() {
+                fs::write(&status_file, json!({"kind": "unknown", "message": ""}).to_string()).unwrap();
+            }
+        }
         Run {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
