@@ -122,7 +122,7 @@ pub fn run(event: &Event, root: &Root, tools: &HookTools) -> Result<()> {
             Status::blocked(format!("{e:#}"))
         }
     };
-    tracing::info!("{event}: {status}");
+    crate::log::ending(format!("{event}: {status}"));
     if state.status.as_ref() != Some(&status) {
         tools.status_set(&status)?;
         state.status = Some(status);
@@ -238,7 +238,7 @@ fn converge(event: &Event, root: &Root, tools: &HookTools, o: &Observed, state: 
     if changes.is_empty() && state.pending_restart {
         // A hook died after changing files but before the restart that
         // makes them count: do that part now.
-        tracing::info!("an earlier hook stopped before restarting magnum: restarting now");
+        crate::note!("an earlier hook stopped before restarting magnum: restarting now");
         changes = Changes {
             daemon_reload: true,
             restart: true,
@@ -320,7 +320,7 @@ fn services_up(root: &Root, desired: &Desired, state: &mut State) -> Result<Stat
     if down.is_empty() {
         return Ok(desired.ready.clone());
     }
-    tracing::warn!("{} not running: restarting", down.join(", "));
+    crate::note!("{} not running: restarting", down.join(", "));
     let _ = state;
     let since = systemd::journal_mark(root, &down);
     systemd::reset_failed(&down);
@@ -382,7 +382,7 @@ fn apply(
                 files::ensure_dir(dir, 0o755, o.root_uid, o.root_gid)?;
             }
         }
-        tracing::info!("installing helm to {HELM}");
+        crate::note!("installing helm to {HELM}");
         files::write_atomic(&target, &staged, 0o755, o.root_uid, o.root_gid)?;
         let version = std::process::Command::new("helm")
             .args(["version", "--short"])
@@ -401,7 +401,7 @@ fn apply(
         files::ensure_dir(&root.path(CONF_D), d.conf_d.mode, d.conf_d.uid, d.conf_d.gid)?;
     }
     for f in &c.writes {
-        tracing::info!("writing {}", f.path);
+        crate::note!("writing {}", f.path);
         let path = root.path(&f.path);
         if let Some(dir) = path.parent() {
             if !dir.exists() {
@@ -411,7 +411,7 @@ fn apply(
         files::write_atomic(&path, &f.content, f.mode, f.uid, f.gid)?;
     }
     for p in &c.removes {
-        tracing::info!("removing {p}");
+        crate::note!("removing {p}");
         files::remove(&root.path(p))?;
     }
     if c.daemon_reload {
@@ -425,6 +425,7 @@ fn apply(
             }
         }
         let since = systemd::journal_mark(root, &SERVICES);
+        crate::note!("restarting {}", SERVICES.join(", "));
         let verdict = match systemd::restart(&SERVICES) {
             Ok(()) => health::watch(root, &SERVICES, Duration::from_secs(d.settle_seconds), &since)?,
             // Refused at once: as unhealthy as a crash, rolled back once.
@@ -493,7 +494,7 @@ fn pip_args(root: &Root, o: &Observed, version: &str, source: &DriverSource) -> 
 /// on the next hook finds nothing to do.
 fn install_driver(root: &Root, o: &Observed, d: &Desired, state: &mut State, owed: bool) -> Result<Option<Status>> {
     let args = pip_args(root, o, &d.driver_version, &d.driver_source)?;
-    tracing::info!("installing magnum-capi-helm {}", d.driver_version);
+    crate::note!("installing magnum-capi-helm {}", d.driver_version);
     if let Err(e) = pip::install(&args) {
         state.pending_restart = owed;
         return Ok(Some(Status::blocked(format!(
@@ -527,11 +528,11 @@ fn install_driver(root: &Root, o: &Observed, d: &Desired, state: &mut State, owe
         };
         match pip_args(root, &back, prev, &source).and_then(|a| pip::install(&a)) {
             Ok(()) => {
-                tracing::info!("put back magnum-capi-helm {prev}");
+                crate::note!("put back magnum-capi-helm {prev}");
                 state.pending_restart = owed;
             }
             Err(e) => {
-                tracing::error!("could not put back magnum-capi-helm {prev}: {e:#}");
+                crate::note!(error: "could not put back magnum-capi-helm {prev}: {e:#}");
                 put_back = format!(" (and magnum-capi-helm {prev} could not be put back: the next hook retries)");
             }
         }
@@ -707,7 +708,7 @@ fn as_applied(root: &Root, o: &Observed, state: &State) -> Result<bool> {
 /// Put back the last good files, restart on them, and remember the change
 /// that failed so the next hook does not try it again.
 fn rollback(root: &Root, o: &Observed, d: &Desired, state: &mut State, verdict: health::Verdict) -> Result<Status> {
-    tracing::error!("restart unhealthy: {}; rolling back", verdict.problem);
+    crate::note!(error: "restart unhealthy: {}; rolling back", verdict.problem);
     put_back(root, state.last_good_files(root)?)?;
     systemd::daemon_reload()?;
     systemd::reset_failed(&SERVICES);

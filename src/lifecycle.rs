@@ -66,7 +66,7 @@ pub fn capture(root: &Root, o: &Observed) -> Result<Prestate> {
         adopted.push(format!("magnum-capi-helm {v} already pip-installed"));
     }
     for a in &adopted {
-        tracing::info!("adopting {a}; remove puts it back");
+        crate::note!("adopting {a}; remove puts it back");
     }
     Ok(Prestate {
         files: stored,
@@ -109,11 +109,11 @@ pub fn restore(event: &Event, root: &Root, tools: &HookTools) -> Result<()> {
         let target = root.path(path);
         match want {
             Some(f) => {
-                tracing::info!("restoring {path}");
+                crate::note!("restoring {path}");
                 files::write_atomic(&target, &f.content, f.mode, f.uid, f.gid)?;
             }
             None => {
-                tracing::info!("removing {path}");
+                crate::note!("removing {path}");
                 files::remove(&target)?;
             }
         }
@@ -151,7 +151,7 @@ pub fn restore(event: &Event, root: &Root, tools: &HookTools) -> Result<()> {
     }
     // helm: taken away if the charm brought it.
     if state.helm.is_some() && !pre.helm_existed && files::remove(&root.path(HELM))? {
-        tracing::info!("removed {HELM} (installed from the helm resource)");
+        crate::note!("removed {HELM} (installed from the helm resource)");
     }
     if dropins_changed {
         systemd::daemon_reload()?;
@@ -173,7 +173,7 @@ pub fn restore(event: &Event, root: &Root, tools: &HookTools) -> Result<()> {
                 .and_then(|raw| Settings::parse(&raw).ok())
                 .map_or(10, |s| s.restart_settle_seconds);
             if let Some(v) = health::watch(root, &running, Duration::from_secs(settle), &since)? {
-                tracing::error!("after restoring the unit: {}; fix: {}", v.problem, v.fix);
+                crate::note!(error: "after restoring the unit: {}; fix: {}", v.problem, v.fix);
             }
         }
     }

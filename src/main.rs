@@ -45,7 +45,8 @@ fn main() -> ExitCode {
     if event == Event::UpdateStatus && converge::healthy_unchanged(&root) {
         return ExitCode::SUCCESS;
     }
-    log::init(&root);
+    let action = matches!(event, Event::Action(_) | Event::UnknownAction(_));
+    log::init(&root, action);
     let tools = HookTools;
     let result = match &event {
         Event::Action(action) => actions::run(*action, &root, &tools),
@@ -64,11 +65,16 @@ fn main() -> ExitCode {
             Ok(())
         }
     };
-    match result {
+    let code = match &result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{event} failed: {e:#}");
+            magnum_capi::note!(error: "{event} failed: {e:#}");
             ExitCode::FAILURE
         }
+    };
+    // The operator's lines of a hook that changed something: one juju-log.
+    if !action {
+        log::flush();
     }
+    code
 }

@@ -42,8 +42,23 @@ fn first_install_does_the_runbook_correctly() {
             "journalctl",
             "application-version-set",
             "status-set",
+            // What changed, for the operator at INFO: one line.
+            "juju-log",
         ]
     );
+    let log = &run.calls_of("juju-log")[0];
+    assert_eq!(log.args[..2], ["-l", "INFO"], "{:?}", log.args);
+    for part in [
+        "installing magnum-capi-helm 1.1.0",
+        "writing /etc/magnum/kubeconfig",
+        "restarting magnum-api, magnum-conductor",
+        "hook install: active",
+    ] {
+        assert!(log.args[2].contains(part), "{part}: {:?}", log.args);
+    }
+    // Nothing routine on stderr (Juju logs it at WARNING); stdout is DEBUG.
+    assert_eq!(run.stderr, "", "{}", run.stderr);
+    assert!(run.stdout.contains("writing /etc/magnum/kubeconfig"), "{}", run.stdout);
     let pip = &run.calls_of("pip3")[0];
     assert_eq!(
         pip.args,
@@ -253,8 +268,8 @@ fn without_d_bus_update_status_falls_back_to_one_systemctl_show() {
     let run = unit.hook("update-status");
     run.assert_ok();
     assert_eq!(run.spawned(), ["systemctl show"]);
-    let lines: Vec<&str> = run.stderr.lines().filter(|l| l.contains("D-Bus")).collect();
-    assert_eq!(lines.len(), 1, "{}", run.stderr);
+    let lines: Vec<&str> = run.stdout.lines().filter(|l| l.contains("D-Bus")).collect();
+    assert_eq!(lines.len(), 1, "{}", run.stdout);
 }
 
 #[test]
@@ -278,7 +293,7 @@ fn update_status_repairs_a_deleted_kubeconfig() {
     run.assert_ok();
     assert_eq!(unit.text("/etc/magnum/kubeconfig"), KUBECONFIG);
     assert!(run.called("systemctl restart"));
-    assert!(run.stderr.contains("drifted"), "{}", run.stderr);
+    assert!(run.stdout.contains("drifted"), "{}", run.stdout);
     // And the next one is lean again.
     let next = unit.hook("update-status");
     assert!(next.spawned().is_empty(), "{:?}\n{}", next.spawned(), next.stderr);

@@ -50,7 +50,7 @@ fn stop_remove_and_departed_run_without_touching_the_unit() {
         run.assert_ok();
         assert!(run.calls.is_empty(), "{hook} spawned {:?}", run.spawned());
         assert_eq!(unit.snapshot(), before, "{hook}");
-        assert!(run.stderr.contains(hook), "{hook} logs a line: {}", run.stderr);
+        assert!(run.stdout.contains(hook), "{hook} logs a line: {}", run.stdout);
     }
 }
 
@@ -60,8 +60,8 @@ fn an_unknown_hook_exits_zero_with_one_log_line() {
     let run = unit.hook("collect-metrics");
     run.assert_ok();
     assert!(run.calls.is_empty());
-    assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
-    assert!(run.stderr.contains("collect-metrics"));
+    assert_eq!(run.stdout.lines().count(), 1, "{}", run.stdout);
+    assert!(run.stdout.contains("collect-metrics"));
 }
 
 #[test]

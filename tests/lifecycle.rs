@@ -97,7 +97,7 @@ fn a_runbook_unit_is_adopted_and_given_back_on_remove() {
         "adopting a hand-made /etc/magnum/magnum.conf.d/99-capi.conf (its enabled_drivers is not a magnum option)",
         "adopting magnum-capi-helm 1.1.0 already pip-installed",
     ] {
-        assert!(run.stderr.contains(line), "log lacks {line:?}:\n{}", run.stderr);
+        assert!(run.stdout.contains(line), "log lacks {line:?}:\n{}", run.stdout);
     }
     // systemd sees one ExecStart: the charm's.
     unit.action("verify", json!({}));

@@ -425,6 +425,30 @@ check "it ran no systemctl restart or daemon-reload" no_exec 'execve\("[^"]*syst
 expect "no file of the unit changed" "$snap" "$(unit_snapshot)"
 expect "nothing restarted" "$a $c" "$(start_ts magnum-api) $(start_ts magnum-conductor)"
 
+section "hook output as Juju logs it: nothing routine on stderr, one juju-log"
+# Juju logs a hook's stdout at DEBUG and its stderr at WARNING (issue 19,
+# item 8): a config change that restarts puts its routine lines on stdout
+# and tells the operator what changed in one juju-log call at INFO.
+n_logs() { U sh -c "cat $FAKE_DIR/juju-log.txt 2>/dev/null | wc -l"; }
+logs_before=$(n_logs)
+world_set config.namespace-prefix '"levels"'
+dispatch_argv hooks/config-changed
+rc=0; timeout 300 "${DISPATCH_ARGV[@]}" >"$LOGDIR/levels.stdout" 2>"$LOGDIR/levels.stderr" || rc=$?
+HOOK_LOG=$LOGDIR/levels.stdout
+hook_ok "config-changed (a change that restarts)" $rc
+check "it restarted (stdout says so)" grep -q 'restarting magnum-api, magnum-conductor' "$LOGDIR/levels.stdout"
+expect "nothing on stderr" "" "$(cat "$LOGDIR/levels.stderr")"
+expect "one juju-log call" 1 $(( $(n_logs) - logs_before ))
+check "at INFO, naming the change, the restart and the status" \
+    U sh -c "tail -n 1 $FAKE_DIR/juju-log.txt | grep -q '^-l INFO writing /etc/magnum/magnum.conf.d/99-capi.conf; restarting magnum-api, magnum-conductor; hook config-changed: active'"
+logs_before=$(n_logs)
+rc=0; run_dispatch hooks/config-changed || rc=$?
+hook_ok "config-changed again (nothing to do)" $rc
+expect "no juju-log for a hook that changed nothing" 0 $(( $(n_logs) - logs_before ))
+world_set config.namespace-prefix '"killed-mid-hook"'
+rc=0; run_dispatch hooks/config-changed || rc=$?
+hook_ok "config-changed (back to the good config)" $rc
+
 section "a start job systemd refuses (ExecStartPre fails) is rolled back once"
 # Issue 23, item 5: an operator's pre-start check refuses the new config;
 # systemctl restart fails at once ("Job for ... failed because the control

@@ -520,7 +520,11 @@ impl Unit {
             _ => None,
         };
         if let Some(message) = juju_sets {
-            fs::write(&status_file, json!({"kind": "maintenance", "message": message}).to_string()).unwrap();
+            fs::write(
+                &status_file,
+                json!({"kind": "maintenance", "message": message}).to_string(),
+            )
+            .unwrap();
         }
         let history_before = fs::read_to_string(self.fake_dir().join("status-history.jsonl")).unwrap_or_default();
         let out = cmd.output().expect("run the charm");
