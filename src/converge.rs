@@ -444,6 +444,10 @@ fn apply(
         }
         if let (Some(p), Some(nonce)) = (peers, state.restart_nonce.take()) {
             p.set(tools, &[(rolling::DONE, nonce.as_str())])?;
+            // A hook that dies after this line: Juju drops its relation
+            // settings (committed only on exit 0), so the others never see
+            // this `done`; the retried hook restarts again and says it again.
+            crate::fault::point("rolling:done-set");
             p.lead(tools)?;
             state.leading = p.leader && p.rolling();
         }

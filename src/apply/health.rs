@@ -43,7 +43,15 @@ pub fn watch(
 ) -> Result<Option<Verdict>> {
     let deadline = Instant::now() + settle;
     let mut problem;
+    // The instances this restart started, as systemd links them while it
+    // is watched: only their journal lines count.
+    let mut since = since.clone();
     loop {
+        for id in systemd::invocations(root, services) {
+            if !since.old_invocations.contains(&id) && !since.new_invocations.contains(&id) {
+                since.new_invocations.push(id);
+            }
+        }
         let states = systemd::show(root, services)?;
         problem = assess(&states);
         let settled = Instant::now() >= deadline;
@@ -59,7 +67,7 @@ pub fn watch(
         }
         std::thread::sleep(Duration::from_millis(500).min(deadline.saturating_duration_since(Instant::now())));
     }
-    Ok(verdict(services, since, problem))
+    Ok(verdict(services, &since, problem))
 }
 
 /// A restart systemd refused at once (an ExecStartPre failed, the unit

@@ -199,6 +199,22 @@ pub struct JournalMark {
     pub cursor: Option<String>,
     pub epoch: u64,
     pub old_invocations: Vec<String>,
+    /// When not empty: the invocations started by this restart (seen in
+    /// systemd's links while it was watched); only their lines count. An
+    /// instance that started between the mark and the restart (a crash
+    /// loop's) is in neither list, and logs as the restart stops it.
+    pub new_invocations: Vec<String>,
+}
+
+/// The invocation ids systemd links for these services now (systemd >=
+/// 232: /run/systemd/units/invocation:<unit>), no spawn.
+pub fn invocations(root: &crate::unit::Root, services: &[&str]) -> Vec<String> {
+    services
+        .iter()
+        .filter_map(|s| std::fs::read_link(root.path(crate::plan::paths::invocation_link(s))).ok())
+        .map(|id| id.to_string_lossy().into_owned())
+        .filter(|id| !id.is_empty())
+        .collect()
 }
 
 fn unit_args(services: &[&str]) -> Vec<String> {
@@ -213,12 +229,7 @@ fn unit_args(services: &[&str]) -> Vec<String> {
 /// (/run/systemd/units/invocation:<unit>, systemd >= 232), no spawn.
 pub fn journal_mark(root: &crate::unit::Root, services: &[&str]) -> JournalMark {
     let epoch = crate::clock::epoch_secs();
-    let old_invocations = services
-        .iter()
-        .filter_map(|s| std::fs::read_link(root.path(crate::plan::paths::invocation_link(s))).ok())
-        .map(|id| id.to_string_lossy().into_owned())
-        .filter(|id| !id.is_empty())
-        .collect();
+    let old_invocations = invocations(root, services);
     let mut args = vec![
         "--no-pager".to_string(),
         "-o".into(),
@@ -238,13 +249,14 @@ pub fn journal_mark(root: &crate::unit::Root, services: &[&str]) -> JournalMark 
         cursor,
         epoch,
         old_invocations,
+        new_invocations: Vec::new(),
     }
 }
 
 /// The services' journal after a mark, without what the invocations
 /// running at the mark logged (when the mark knows them).
 pub fn journal_after(services: &[&str], mark: &JournalMark) -> Result<String> {
-    let json = !mark.old_invocations.is_empty();
+    let json = !mark.old_invocations.is_empty() || !mark.new_invocations.is_empty();
     let mut args = vec!["--no-pager".to_string(), "-o".into()];
     if json {
         args.extend(["json".into(), "--output-fields=MESSAGE,_SYSTEMD_INVOCATION_ID".into()]);
@@ -259,26 +271,27 @@ pub fn journal_after(services: &[&str], mark: &JournalMark) -> Result<String> {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = run("journalctl", &args)?;
     Ok(if json {
-        messages_not_of(&out, &mark.old_invocations)
+        messages_not_of(&out, &mark.old_invocations, &mark.new_invocations)
     } else {
         out
     })
 }
 
 /// `journalctl -o json` lines to messages, one a line, leaving out the
-/// entries of the `old` invocations. MESSAGE is a string, or an array of
-/// bytes when it is not UTF-8 (journalctl(1), "json").
-fn messages_not_of(json_lines: &str, old: &[String]) -> String {
+/// entries of the `old` invocations and, when `new` is not empty, of any
+/// invocation not in it (lines without an invocation, systemd's own, are
+/// kept). MESSAGE is a string, or an array of bytes when it is not UTF-8
+/// (journalctl(1), "json").
+fn messages_not_of(json_lines: &str, old: &[String], new: &[String]) -> String {
     let mut text = String::new();
     for line in json_lines.lines() {
         let Ok(entry) = serde_json::from_str::<serde_json::Value>(line) else {
             continue;
         };
-        if entry["_SYSTEMD_INVOCATION_ID"]
-            .as_str()
-            .is_some_and(|id| old.iter().any(|o| o == id))
-        {
-            continue;
+        if let Some(id) = entry["_SYSTEMD_INVOCATION_ID"].as_str() {
+            if old.iter().any(|o| o == id) || !(new.is_empty() || new.iter().any(|n| n == id)) {
+                continue;
+            }
         }
         match &entry["MESSAGE"] {
             serde_json::Value::String(m) => text.push_str(m),
@@ -301,6 +314,7 @@ pub fn journal_since(services: &[&str], since_epoch: u64) -> Result<String> {
             cursor: None,
             epoch: since_epoch,
             old_invocations: Vec::new(),
+            new_invocations: Vec::new(),
         },
     )
 }

@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::Result;
 
 pub use super::systemctl::{
-    daemon_reload, journal_after, journal_mark, journal_since, reset_failed, restart, show_properties, JobFailed,
-    JournalMark, ServiceState,
+    daemon_reload, invocations, journal_after, journal_mark, journal_since, reset_failed, restart, show_properties,
+    JobFailed, JournalMark, ServiceState,
 };
 use super::{dbus, systemctl};
 use crate::unit::Root;

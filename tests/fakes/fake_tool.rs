@@ -86,10 +86,43 @@ fn err(code: u8, text: &str) -> ExitCode {
     ExitCode::from(code)
 }
 
+/// The hook tools (jujuc commands) the fake serves.
+const JUJUC: &[&str] = &[
+    "config-get",
+    "secret-get",
+    "status-set",
+    "status-get",
+    "application-version-set",
+    "is-leader",
+    "relation-ids",
+    "relation-list",
+    "relation-get",
+    "relation-set",
+    "action-get",
+    "action-set",
+    "action-fail",
+    "action-log",
+    "juju-log",
+    "resource-get",
+];
+
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().collect();
     let tool = Path::new(&argv[0]).file_name().unwrap().to_string_lossy().to_string();
     let args: Vec<String> = argv[1..].to_vec();
+    // jujuc runs one hook tool at a time per hook (juju 3.6 jujuc/server.go
+    // Jujuc.Main holds j.mu for the command): two tools a hook starts
+    // together both succeed, one after the other. Held until this process
+    // exits; the world is read under it.
+    let _jujuc = JUJUC.contains(&tool.as_str()).then(|| {
+        let dir = PathBuf::from(std::env::var_os("FAKE_UNIT").expect("FAKE_UNIT is set by the test fixture"));
+        let f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("jujuc.lock"))
+            .expect("the jujuc lock");
+        nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive).expect("flock")
+    });
     let mut fake = Fake::load();
     if tool != "fake-systemd-bus" {
         fake.append("calls.jsonl", &json!({"tool": tool, "args": args}).to_string());
@@ -143,7 +176,7 @@ fn main() -> ExitCode {
             None => out(&format!("{}\n", fake.get("leader").as_bool().unwrap_or(true))),
         },
         "relation-ids" => relation(&args),
-        "relation-list" | "relation-get" | "relation-set" => relation_named(&tool, &args),
+        "relation-list" | "relation-get" | "relation-set" => relation_named(&fake, &tool, &args),
         "action-get" => out(&fake
             .world
             .get("action_params")
@@ -281,11 +314,12 @@ fn relation(args: &[String]) -> ExitCode {
     }
 }
 
-fn relation_named(tool: &str, args: &[String]) -> ExitCode {
+fn relation_named(fake: &Fake, tool: &str, args: &[String]) -> ExitCode {
     let Some(path) = peers_file() else {
         return err(1, "ERROR relation not found");
     };
-    let mut peers = read_json(&path);
+    let pending_path = fake.dir.join("relation-pending.json");
+    let peers = read_json(&path);
     let me = me();
     if !peers["members"]
         .as_array()
@@ -311,36 +345,53 @@ fn relation_named(tool: &str, args: &[String]) -> ExitCode {
         }
         "relation-get" => {
             let owner = rest.last().map(|s| s.as_str()).unwrap_or("");
-            let data = if app {
+            let mut data = if app {
                 peers["app"].clone()
             } else {
                 peers["units"].get(owner).cloned().unwrap_or(json!({}))
             };
-            out(&format!("{}\n", if data.is_null() { json!({}) } else { data }))
+            if !data.is_object() {
+                data = json!({});
+            }
+            // This hook's own writes, not committed yet, are what it reads
+            // back of its own unit (and, as leader, of the app).
+            let pending = read_json(&pending_path);
+            let mine = if app {
+                pending.get("app")
+            } else if owner == me {
+                pending.get("unit")
+            } else {
+                None
+            };
+            for (k, v) in mine.and_then(Value::as_object).into_iter().flatten() {
+                if v.is_null() {
+                    data.as_object_mut().unwrap().remove(k);
+                } else {
+                    data[k.as_str()] = v.clone();
+                }
+            }
+            out(&format!("{data}\n"))
         }
         _ => {
             if app && peers["leader"].as_str() != Some(me.as_str()) {
                 return err(1, "ERROR cannot write relation settings: this unit is not the leader");
             }
+            // Juju 3.6 context.go Flush: relation settings are sent in one
+            // CommitHookChanges only when the hook exits 0. Held here, per
+            // unit, until the test fixture commits them (exit 0) or drops
+            // them (tests/support/mod.rs run_program).
+            let mut pending = read_json(&pending_path);
             for kv in rest {
                 let Some((k, v)) = kv.split_once('=') else {
                     return err(2, "ERROR expected key=value");
                 };
-                let target = if app {
-                    &mut peers["app"]
-                } else {
-                    &mut peers["units"][me.as_str()]
-                };
+                let target = &mut pending[if app { "app" } else { "unit" }];
                 if !target.is_object() {
                     *target = json!({});
                 }
-                if v.is_empty() {
-                    target.as_object_mut().unwrap().remove(k);
-                } else {
-                    target[k] = json!(v);
-                }
+                target[k] = if v.is_empty() { Value::Null } else { json!(v) };
             }
-            write_json(&path, &peers);
+            write_json(&pending_path, &pending);
             ExitCode::SUCCESS
         }
     }
@@ -592,7 +643,15 @@ fn systemctl(fake: &mut Fake, args: &[String]) -> ExitCode {
                 if let Some(p) = peers_file() {
                     // A restart outside this unit's turn breaks the roll.
                     let mut peers = read_json(&p);
-                    let holder = peers["app"]["granted"].as_str().unwrap_or("").to_string();
+                    // The turn as this unit sees it: the committed app data
+                    // and, for the leader, its own writes of this hook (not
+                    // committed until the hook exits 0).
+                    let pending = read_json(&fake.dir.join("relation-pending.json"));
+                    let holder = match pending["app"].get("granted") {
+                        Some(Value::String(g)) => g.clone(),
+                        Some(Value::Null) => String::new(),
+                        _ => peers["app"]["granted"].as_str().unwrap_or("").to_string(),
+                    };
                     let me = me();
                     if holder != me {
                         let mut violations = peers["violations"].as_array().cloned().unwrap_or_default();

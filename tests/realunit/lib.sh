@@ -385,7 +385,13 @@ traced_dispatch() {
 # ./dispatch (nsenter, env and sh come before it; failed PATH lookups end
 # in ENOENT).
 spawned_by_charm() {
-    awk '/execve\("\.\/dispatch", .* = 0$/ { seen = 1; next } seen && / execve\(.* = 0$/' "$TRACE" |
+    # An execve strace splits (two children spawned at once: `<unfinished
+    # ...>`, then `<... execve resumed> ... = 0`) counts once it succeeded.
+    awk '/execve\("\.\/dispatch", .* = 0$/ { seen = 1; next }
+        !seen { next }
+        / execve\(.* = 0$/ { print; next }
+        / execve\(.*<unfinished \.\.\.>$/ { pending[$1] = $0; next }
+        /<\.\.\. execve resumed>.* = 0$/ && ($1 in pending) { print pending[$1]; delete pending[$1] }' "$TRACE" |
         sed -E 's/^[0-9]+ +execve\("([^"]*)", \[(.*)\], 0x.*$/\1 \2/'
 }
 

@@ -73,6 +73,43 @@ users:
     token: eyJhbGciOiJSUzI1NiJ9.canary-token-0001.sig
 ";
 
+/// Apply one hook's relation settings to the peers file (empty value:
+/// delete), as the controller applies CommitHookChanges.
+fn commit_relation_settings(peers: &Path, me: &str, changes: &Value) {
+    let mut world: Value = fs::read(peers)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or(json!({}));
+    for (scope, target_path) in [
+        ("app", vec!["app".to_string()]),
+        ("unit", vec!["units".to_string(), me.to_string()]),
+    ] {
+        let Some(kv) = changes.get(scope).and_then(Value::as_object) else {
+            continue;
+        };
+        let mut target = &mut world;
+        for p in &target_path {
+            if !target.is_object() {
+                *target = json!({});
+            }
+            target = &mut target[p.as_str()];
+        }
+        if !target.is_object() {
+            *target = json!({});
+        }
+        for (k, v) in kv {
+            if v.is_null() {
+                target.as_object_mut().unwrap().remove(k);
+            } else {
+                target[k.as_str()] = v.clone();
+            }
+        }
+    }
+    let tmp = peers.with_extension("tmp");
+    fs::write(&tmp, serde_json::to_vec_pretty(&world).unwrap()).unwrap();
+    fs::rename(tmp, peers).unwrap();
+}
+
 /// The ids the fake unit's accounts map to. As root they are realistic;
 /// as another user every account maps to ourselves, so chown still works.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -528,6 +565,16 @@ impl Unit {
         }
         let history_before = fs::read_to_string(self.fake_dir().join("status-history.jsonl")).unwrap_or_default();
         let out = cmd.output().expect("run the charm");
+        // The agent's Flush: relation settings the hook set are committed
+        // only when it exited 0 (juju 3.6 context.go), else dropped.
+        let pending = self.fake_dir().join("relation-pending.json");
+        if let (Some(peers), Ok(bytes)) = (&self.peers, fs::read(&pending)) {
+            if out.status.success() {
+                let changes: Value = serde_json::from_slice(&bytes).unwrap_or(json!({}));
+                commit_relation_settings(&peers.join("peers.json"), &self.name, &changes);
+            }
+            let _ = fs::remove_file(&pending);
+        }
         // After start, a charm that never set a status shows `unknown`.
         if dispatch_path == "hooks/start" && history_before.is_empty() {
             let history = fs::read_to_string(self.fake_dir().join("status-history.jsonl")).unwrap_or_default();
