@@ -323,6 +323,34 @@ pub fn journal_since(services: &[&str], since_epoch: u64) -> Result<String> {
 mod tests {
     use super::*;
 
+    /// journalctl -o json as journald 252 writes it (checked on the real
+    /// unit): the service's own lines carry _SYSTEMD_INVOCATION_ID,
+    /// systemd's do not.
+    #[test]
+    fn only_the_new_instances_lines_count() {
+        let json = concat!(
+            r#"{"__CURSOR":"s=1;i=1","MESSAGE":"old: at stop","_SYSTEMD_INVOCATION_ID":"aaaa"}"#,
+            "\n",
+            r#"{"__CURSOR":"s=1;i=2","MESSAGE":"between: at stop","_SYSTEMD_INVOCATION_ID":"bbbb"}"#,
+            "\n",
+            r#"{"__CURSOR":"s=1;i=3","MESSAGE":"Started magnum-conductor.service"}"#,
+            "\n",
+            r#"{"__CURSOR":"s=1;i=4","MESSAGE":"new: red flag","_SYSTEMD_INVOCATION_ID":"cccc"}"#,
+            "\n",
+            r#"{"__CURSOR":"s=1;i=5","MESSAGE":[104,105],"_SYSTEMD_INVOCATION_ID":"cccc"}"#,
+            "\n",
+        );
+        let old = vec!["aaaa".to_string()];
+        assert_eq!(
+            messages_not_of(json, &old, &[]),
+            "between: at stop\nStarted magnum-conductor.service\nnew: red flag\nhi\n"
+        );
+        assert_eq!(
+            messages_not_of(json, &old, &["cccc".to_string()]),
+            "Started magnum-conductor.service\nnew: red flag\nhi\n"
+        );
+    }
+
     #[test]
     fn show_output_for_two_units() {
         let t = "Id=magnum-api.service\nActiveState=active\nSubState=running\nResult=success\nNRestarts=0\nExecMainStartTimestampMonotonic=123\n\nId=magnum-conductor.service\nActiveState=activating\nSubState=auto-restart\nResult=exit-code\nNRestarts=3\nExecMainStartTimestampMonotonic=456\n";

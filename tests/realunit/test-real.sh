@@ -425,6 +425,37 @@ check "it ran no systemctl restart or daemon-reload" no_exec 'execve\("[^"]*syst
 expect "no file of the unit changed" "$snap" "$(unit_snapshot)"
 expect "nothing restarted" "$a $c" "$(start_ts magnum-api) $(start_ts magnum-conductor)"
 
+section "a resource the controller fails to download changes nothing"
+# Issue 19, item 4: only a local charm's never-uploaded resource is a
+# deliberate not-found; a failed download keeps the staged wheelhouse and
+# the installed driver, and the next hook tries again.
+snap=$(unit_snapshot)
+a=$(start_ts magnum-api) c=$(start_ts magnum-conductor)
+staged() { U sh -c 'ls /var/lib/magnum-capi/resources/wheels/ 2>/dev/null | tr "\n" " "'; }
+staged_before=$(staged)
+world_set resources.driver-wheel '{"error": "while getting resource from charmhub: dial tcp: lookup api.charmhub.io: no such host"}'
+rc=0; run_dispatch hooks/upgrade-charm || rc=$?
+hook_ok "upgrade-charm (the driver-wheel download fails)" $rc
+st=$(juju_status)
+check "blocked, naming the resource and the error ($st)" grep -q '^blocked: driver-wheel resource: could not download resource: .*no such host' <<<"$st"
+expect "the staged wheelhouse is kept" "$staged_before" "$(staged)"
+expect "no file of the unit changed (the driver included)" "$snap" "$(unit_snapshot)"
+expect "nothing restarted" "$a $c" "$(start_ts magnum-api) $(start_ts magnum-conductor)"
+world_set resources.driver-wheel "\"$RESOURCES_DIR/driver-wheel/driver-wheel\""
+rc=0; run_dispatch hooks/update-status || rc=$?
+hook_ok "update-status (the controller answers again)" $rc
+expect "active again, by itself" "$READY" "$(juju_status)"
+expect "and still nothing restarted" "$a $c" "$(start_ts magnum-api) $(start_ts magnum-conductor)"
+
+section "a reinstall over a kept state dir ends active"
+# Issue 19, item 7: Juju sets `maintenance: installing charm software`
+# before install; the charm's kept copy of its status must not stop it
+# from setting its own (a forced removal keeps /var/lib/magnum-capi).
+U sh -c "printf '%s' '{\"kind\": \"maintenance\", \"message\": \"installing charm software\"}' > $FAKE_DIR/status.json"
+rc=0; run_dispatch hooks/install || rc=$?
+hook_ok "install (again, over the kept state dir)" $rc
+expect "active" "$READY" "$(juju_status)"
+
 section "hook output as Juju logs it: nothing routine on stderr, one juju-log"
 # Juju logs a hook's stdout at DEBUG and its stderr at WARNING (issue 19,
 # item 8): a config change that restarts puts its routine lines on stdout
