@@ -77,12 +77,18 @@ impl Fake {
 }
 
 fn out(text: &str) -> ExitCode {
-    print!("{text}");
+    match HELD.lock().unwrap().as_mut() {
+        Some((o, _)) => o.extend_from_slice(text.as_bytes()),
+        None => print!("{text}"),
+    }
     ExitCode::SUCCESS
 }
 
 fn err(code: u8, text: &str) -> ExitCode {
-    eprintln!("{text}");
+    match HELD.lock().unwrap().as_mut() {
+        Some((_, e)) => e.extend_from_slice(format!("{text}\n").as_bytes()),
+        None => eprintln!("{text}"),
+    }
     ExitCode::from(code)
 }
 
@@ -106,23 +112,42 @@ const JUJUC: &[&str] = &[
     "resource-get",
 ];
 
+/// A hook tool's output, held while it runs under the jujuc lock and
+/// written once the lock is released (as jujuc's client prints what the
+/// server returned): a tool whose reader is slow never holds up the next.
+static HELD: std::sync::Mutex<Option<(Vec<u8>, Vec<u8>)>> = std::sync::Mutex::new(None);
+
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().collect();
     let tool = Path::new(&argv[0]).file_name().unwrap().to_string_lossy().to_string();
-    let args: Vec<String> = argv[1..].to_vec();
+    if !JUJUC.contains(&tool.as_str()) {
+        return serve();
+    }
     // jujuc runs one hook tool at a time per hook (juju 3.6 jujuc/server.go
-    // Jujuc.Main holds j.mu for the command): two tools a hook starts
-    // together both succeed, one after the other. Held until this process
-    // exits; the world is read under it.
-    let _jujuc = JUJUC.contains(&tool.as_str()).then(|| {
-        let dir = PathBuf::from(std::env::var_os("FAKE_UNIT").expect("FAKE_UNIT is set by the test fixture"));
-        let f = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.join("jujuc.lock"))
-            .expect("the jujuc lock");
-        nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive).expect("flock")
-    });
+    // Jujuc.Main holds j.mu while the command runs): two tools a hook
+    // starts together both succeed, one after the other. The world is read
+    // and written under the lock; the output is written after it.
+    let dir = PathBuf::from(std::env::var_os("FAKE_UNIT").expect("FAKE_UNIT is set by the test fixture"));
+    let f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("jujuc.lock"))
+        .expect("the jujuc lock");
+    let lock = nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive).expect("flock");
+    *HELD.lock().unwrap() = Some((Vec::new(), Vec::new()));
+    let code = serve();
+    drop(lock);
+    if let Some((o, e)) = HELD.lock().unwrap().take() {
+        let _ = std::io::stdout().write_all(&o);
+        let _ = std::io::stderr().write_all(&e);
+    }
+    code
+}
+
+fn serve() -> ExitCode {
+    let argv: Vec<String> = std::env::args().collect();
+    let tool = Path::new(&argv[0]).file_name().unwrap().to_string_lossy().to_string();
+    let args: Vec<String> = argv[1..].to_vec();
     let mut fake = Fake::load();
     if tool != "fake-systemd-bus" {
         fake.append("calls.jsonl", &json!({"tool": tool, "args": args}).to_string());
