@@ -273,6 +273,24 @@ fn every_option_reads_back_typed_and_dollars_literal() {
     );
 }
 
+/// An OCI chart: `helm_chart_repo` must be empty (the driver's own rule),
+/// and magnum's loader must read it as '' (issue 20).
+#[test]
+fn an_oci_chart_name_reads_back_with_an_empty_repo() {
+    let oslo = oslo!();
+    let unit = installed(Unit::new().kubeconfig(KUBECONFIG).config(
+        "helm-chart-name",
+        "oci://registry.example/capi-charts/openstack-cluster",
+    ));
+    let v = oslo.read_runbook(&unit);
+    assert_eq!(v["capi_helm"]["helm_chart_repo"], "", "{}", v["capi_helm"]);
+    assert_eq!(
+        v["capi_helm"]["helm_chart_name"],
+        "oci://registry.example/capi-charts/openstack-cluster"
+    );
+    assert_eq!(v["ignored"], json!([]));
+}
+
 #[test]
 fn disabled_drivers_empty_writes_no_drivers_key_and_reads_as_none() {
     let oslo = oslo!();

@@ -12,7 +12,12 @@ pub fn capi_conf(capi_helm: &[(&str, String)], disabled_drivers: &[String]) -> S
     out.push_str("\n[capi_helm]\n");
     out.push_str(&format!("kubeconfig_file = {KUBECONFIG}\n"));
     for (key, value) in capi_helm {
-        out.push_str(&format!("{key} = {value}\n"));
+        if value.is_empty() {
+            // oslo.config reads `key =` as the empty string.
+            out.push_str(&format!("{key} =\n"));
+        } else {
+            out.push_str(&format!("{key} = {value}\n"));
+        }
     }
     if !disabled_drivers.is_empty() {
         out.push_str("\n[drivers]\n");

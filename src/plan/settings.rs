@@ -387,6 +387,19 @@ impl Settings {
             };
             capi_helm.push((opt.key, value));
         }
+        // An OCI chart: the driver's rule (magnum_capi_helm conf.py, every
+        // release: "if helm_chart_name starts with oci:// you will want this
+        // to set this to the empty string") is helm_chart_repo = '', which
+        // helm then runs without --repo (helm.py).
+        if capi_helm
+            .iter()
+            .any(|(k, v)| *k == "helm_chart_name" && v.starts_with("oci://"))
+        {
+            if capi_helm.iter().any(|(k, _)| *k == "helm_chart_repo") {
+                return Err("config helm-chart-repo must be empty with an oci:// helm-chart-name (the chart's address is the name); fix: juju config magnum-capi --reset helm-chart-repo".into());
+            }
+            capi_helm.push(("helm_chart_repo", String::new()));
+        }
 
         let pin = |option: &str| -> Result<Option<String>, String> {
             match get_str(raw, option)?.map(str::trim) {
@@ -543,6 +556,24 @@ mod tests {
         ] {
             assert!(!valid_secret_uri(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn an_oci_chart_empties_the_repo() {
+        let s = Settings::parse(&raw(
+            json!({"helm-chart-name": "oci://registry.example/capi/openstack-cluster"}),
+        ))
+        .unwrap();
+        assert!(
+            s.capi_helm.contains(&("helm_chart_repo", String::new())),
+            "{:?}",
+            s.capi_helm
+        );
+        let e = Settings::parse(&raw(
+            json!({"helm-chart-name": "oci://r.example/c", "helm-chart-repo": "https://charts.example"}),
+        ))
+        .unwrap_err();
+        assert!(e.contains("helm-chart-repo must be empty"), "{e}");
     }
 
     #[test]
