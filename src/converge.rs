@@ -461,8 +461,15 @@ fn apply(
     finish(&HookTools, d, state)
 }
 
-/// The pip arguments that install `version` from `source`.
-fn pip_args(root: &Root, o: &Observed, version: &str, source: &DriverSource) -> Result<Vec<String>> {
+/// The pip arguments that install `version` from `source`; `reinstall`
+/// when that version is installed already (new bytes, same version).
+fn pip_args(
+    root: &Root,
+    (uid, gid): (u32, u32),
+    version: &str,
+    source: &DriverSource,
+    reinstall: bool,
+) -> Result<Vec<String>> {
     let sites = site_dirs(root);
     let pip_v = pip_version(&sites);
     let mut args = match source {
@@ -472,19 +479,12 @@ fn pip_args(root: &Root, o: &Observed, version: &str, source: &DriverSource) -> 
         }
         DriverSource::Index { url, sha256: Some(sha) } => {
             let reqs = root.path(REQUIREMENTS);
-            files::write_atomic(
-                &reqs,
-                pip::requirements(version, sha).as_bytes(),
-                0o600,
-                o.root_uid,
-                o.root_gid,
-            )?;
+            files::write_atomic(&reqs, pip::requirements(version, sha).as_bytes(), 0o600, uid, gid)?;
             pip::install_pinned_args(&reqs.to_string_lossy(), url.as_deref(), pip_v.as_deref())
         }
         DriverSource::Index { url, sha256: None } => pip::install_args(version, url.as_deref(), pip_v.as_deref()),
     };
-    if o.driver_version.as_deref() == Some(version) {
-        // Same version, new bytes (a new wheel was attached).
+    if reinstall {
         args.insert(1, "--force-reinstall".into());
     }
     Ok(args)
@@ -497,7 +497,10 @@ fn pip_args(root: &Root, o: &Observed, version: &str, source: &DriverSource) -> 
 /// given back (`owed`: what was owed before it), so the applied config
 /// on the next hook finds nothing to do.
 fn install_driver(root: &Root, o: &Observed, d: &Desired, state: &mut State, owed: bool) -> Result<Option<Status>> {
-    let args = pip_args(root, o, &d.driver_version, &d.driver_source)?;
+    let ids = (o.root_uid, o.root_gid);
+    // Same version, new bytes (a new wheel was attached): reinstall.
+    let reinstall = o.driver_version.as_deref() == Some(d.driver_version.as_str());
+    let args = pip_args(root, ids, &d.driver_version, &d.driver_source, reinstall)?;
     crate::note!("installing magnum-capi-helm {}", d.driver_version);
     if let Err(e) = pip::install(&args) {
         state.pending_restart = owed;
@@ -526,11 +529,7 @@ fn install_driver(root: &Root, o: &Observed, d: &Desired, state: &mut State, owe
             },
             wheels => wheels.clone(),
         };
-        let back = Observed {
-            driver_version: None,
-            ..o.clone()
-        };
-        match pip_args(root, &back, prev, &source).and_then(|a| pip::install(&a)) {
+        match pip_args(root, ids, prev, &source, false).and_then(|a| pip::install(&a)) {
             Ok(()) => {
                 crate::note!("put back magnum-capi-helm {prev}");
                 state.pending_restart = owed;

@@ -62,18 +62,19 @@ pub fn fetch(tools: &HookTools, root: &Root, ids: (u32, u32)) -> Result<std::res
     // Both first: a resource the controller failed to download is not a
     // resource that was never attached. Then nothing staged is touched and
     // nothing installed changes; the status names it, the next hook retries.
-    let mut got = Vec::new();
-    for name in ["driver-wheel", "helm"] {
-        match tools.resource_get(name)? {
-            Ok(path) => got.push(path),
-            Err(why) => {
-                return Ok(Err(format!(
-                    "{name} resource: {why}; nothing was changed, the next hook tries again (juju resources magnum-capi; juju attach-resource magnum-capi {name}=<file>)"
-                )))
-            }
-        }
-    }
-    let (wheel_path, helm_path) = (got[0].take(), got[1].take());
+    let get = |name: &str| -> Result<std::result::Result<Option<std::path::PathBuf>, String>> {
+        Ok(tools.resource_get(name)?.map_err(|why| {
+            format!("{name} resource: {why}; nothing was changed, the next hook tries again (juju resources magnum-capi; juju attach-resource magnum-capi {name}=<file>)")
+        }))
+    };
+    let wheel_path = match get("driver-wheel")? {
+        Ok(p) => p,
+        Err(message) => return Ok(Err(message)),
+    };
+    let helm_path = match get("helm")? {
+        Ok(p) => p,
+        Err(message) => return Ok(Err(message)),
+    };
     let mut res = Resources::default();
     ensure_dir(&root.path(STATE_DIR), 0o700, ids.0, ids.1)?;
     let wheels = root.path(STAGED_WHEELS);

@@ -96,6 +96,16 @@ fn new_unit() -> (Unit, tempfile::TempDir) {
     (Unit::new().kubeconfig(KUBECONFIG), tempfile::tempdir().unwrap())
 }
 
+/// The 1.1.0 driver wheel attached as the driver-wheel resource, stored as
+/// Juju stores it (under metadata's filename, not the original): its path.
+fn attach_driver_wheel(unit: &Unit, dir: &Path) -> PathBuf {
+    let whl = wheel(dir, "magnum_capi_helm", "1.1.0");
+    let stored = dir.join("driver-wheel");
+    std::fs::copy(&whl, &stored).unwrap();
+    attach(unit, "driver-wheel", &stored);
+    stored
+}
+
 fn attach(unit: &Unit, name: &str, path: &Path) {
     let mut w = unit.world();
     w["resources"][name] = json!(path.display().to_string());
@@ -105,11 +115,7 @@ fn attach(unit: &Unit, name: &str, path: &Path) {
 #[test]
 fn a_wheel_resource_installs_with_no_index() {
     let (unit, dir) = new_unit();
-    let whl = wheel(dir.path(), "magnum_capi_helm", "1.1.0");
-    // Juju stores a resource under metadata's filename, not the original.
-    let stored = dir.path().join("driver-wheel");
-    std::fs::copy(&whl, &stored).unwrap();
-    attach(&unit, "driver-wheel", &stored);
+    attach_driver_wheel(&unit, dir.path());
     let run = unit.hook("install");
     run.assert_ok();
     assert_eq!(unit.status().0, "active", "{:?}", unit.status());
@@ -346,10 +352,7 @@ fn remove_takes_away_the_helm_the_charm_installed() {
 #[test]
 fn a_resource_that_fails_to_download_changes_nothing_and_is_retried() {
     let (unit, dir) = new_unit();
-    let whl = wheel(dir.path(), "magnum_capi_helm", "1.1.0");
-    let stored = dir.path().join("driver-wheel");
-    std::fs::copy(&whl, &stored).unwrap();
-    attach(&unit, "driver-wheel", &stored);
+    let stored = attach_driver_wheel(&unit, dir.path());
     unit.hook("install").assert_ok();
     assert_eq!(unit.status().0, "active", "{:?}", unit.status());
     let staged = unit.path("/var/lib/magnum-capi/resources/wheels/magnum_capi_helm-1.1.0-py3-none-any.whl");

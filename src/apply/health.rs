@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 
 use super::systemd::{self, ServiceState};
-use crate::plan::red_flags::first_red_flag;
+use crate::plan::red_flags::{first_red_flag, RedFlag};
 use crate::unit::Root;
 
 /// Why a service is unhealthy, from one `systemctl show` sample.
@@ -67,45 +67,46 @@ pub fn watch(
         }
         std::thread::sleep(Duration::from_millis(500).min(deadline.saturating_duration_since(Instant::now())));
     }
-    Ok(verdict(services, &since, problem))
+    let flag = red_flag(services, &since);
+    Ok((problem.is_some() || flag.is_some()).then(|| explain(services, problem, flag)))
 }
 
 /// A restart systemd refused at once (an ExecStartPre failed, the unit
 /// cannot load, the start limit was hit): unhealthy like any other, with
 /// the journal's red flag when there is one.
 pub fn refused(services: &[&str], since: &systemd::JournalMark, why: &anyhow::Error) -> Verdict {
-    verdict(services, since, Some(format!("{why:#}"))).unwrap_or_else(|| Verdict {
-        problem: format!("{why:#}"),
-        fix: fix_for(services),
-    })
+    explain(services, Some(format!("{why:#}")), red_flag(services, since))
 }
 
-fn fix_for(services: &[&str]) -> String {
-    let units: Vec<String> = services.iter().map(|s| format!("-u {s}")).collect();
-    format!(
-        "read `systemctl status {}` and `journalctl {}` on the unit",
-        services.join(" "),
-        units.join(" ")
-    )
-}
-
-fn verdict(services: &[&str], since: &systemd::JournalMark, problem: Option<String>) -> Option<Verdict> {
+/// The first red flag the journal shows after the mark, and its line.
+fn red_flag(services: &[&str], since: &systemd::JournalMark) -> Option<(&'static RedFlag, String)> {
     let journal = systemd::journal_after(services, since).unwrap_or_default();
-    let flag = first_red_flag(&journal);
-    match (problem, flag) {
-        (None, None) => None,
-        (p, Some((flag, line))) => Some(Verdict {
+    first_red_flag(&journal)
+}
+
+/// The verdict from what systemd showed and the journal's red flag: the
+/// flag's cause and fix when there is one, else where to read more.
+fn explain(services: &[&str], problem: Option<String>, flag: Option<(&'static RedFlag, String)>) -> Verdict {
+    match flag {
+        Some((flag, line)) => Verdict {
             problem: format!(
                 "{}{}: {line}",
-                p.map(|p| format!("{p}; ")).unwrap_or_default(),
+                problem.map(|p| format!("{p}; ")).unwrap_or_default(),
                 flag.cause
             ),
             fix: flag.fix.to_string(),
-        }),
-        (Some(p), None) => Some(Verdict {
-            problem: p,
-            fix: fix_for(services),
-        }),
+        },
+        None => {
+            let units: Vec<String> = services.iter().map(|s| format!("-u {s}")).collect();
+            Verdict {
+                problem: problem.unwrap_or_default(),
+                fix: format!(
+                    "read `systemctl status {}` and `journalctl {}` on the unit",
+                    services.join(" "),
+                    units.join(" ")
+                ),
+            }
+        }
     }
 }
 

@@ -249,7 +249,7 @@ pub fn journal_mark(root: &crate::unit::Root, services: &[&str]) -> JournalMark 
         cursor,
         epoch,
         old_invocations,
-        new_invocations: Vec::new(),
+        ..JournalMark::default()
     }
 }
 
@@ -311,10 +311,8 @@ pub fn journal_since(services: &[&str], since_epoch: u64) -> Result<String> {
     journal_after(
         services,
         &JournalMark {
-            cursor: None,
             epoch: since_epoch,
-            old_invocations: Vec::new(),
-            new_invocations: Vec::new(),
+            ..JournalMark::default()
         },
     )
 }
