@@ -14,7 +14,7 @@ use crate::lifecycle;
 use crate::peers::{self, Peers};
 use crate::plan::paths::{CONF_D, HELM, REQUIREMENTS, SERVICES, STAGED_HELM, STAGED_WHEELS};
 use crate::plan::rolling;
-use crate::plan::settings::Settings;
+use crate::plan::settings::{Proxy, Settings};
 use crate::plan::{self, Changes, Desired, DirFacts, DriverSource, FileFacts, Observed, ResourceFacts, SecretInput};
 use crate::state::{file_stat, Applied, HelmRecord, Meta, Rejected, State};
 use crate::supply;
@@ -167,8 +167,12 @@ pub fn desired_state(
     if let Some(waiting) = plan::principal_missing(o) {
         return Ok(Err(waiting));
     }
-    let settings = match Settings::parse(&tools.config_get()?) {
+    let mut settings = match Settings::parse(&tools.config_get()?) {
         Ok(s) => s,
+        Err(message) => return Ok(Err(Status::blocked(message))),
+    };
+    settings.proxy = match Proxy::from_env(|k| std::env::var(k).ok()) {
+        Ok(p) => p,
         Err(message) => return Ok(Err(Status::blocked(message))),
     };
     let secret = match &settings.kubeconfig_secret {
@@ -502,7 +506,7 @@ fn install_driver(root: &Root, o: &Observed, d: &Desired, state: &mut State, owe
     let reinstall = o.driver_version.as_deref() == Some(d.driver_version.as_str());
     let args = pip_args(root, ids, &d.driver_version, &d.driver_source, reinstall)?;
     crate::note!("installing magnum-capi-helm {}", d.driver_version);
-    if let Err(e) = pip::install(&args) {
+    if let Err(e) = pip::install(&args, &d.pip_env) {
         state.pending_restart = owed;
         return Ok(Some(Status::blocked(format!(
             "{e:#}; fix the index or juju config magnum-capi driver-version=<version>"
@@ -525,11 +529,11 @@ fn install_driver(root: &Root, o: &Observed, d: &Desired, state: &mut State, owe
         let source = match &d.driver_source {
             DriverSource::Index { url, .. } => DriverSource::Index {
                 url: url.clone(),
-                sha256: None,
+                sha256: crate::plan::compat::release(prev).map(|r| r.wheel_sha256.to_string()),
             },
             wheels => wheels.clone(),
         };
-        match pip_args(root, ids, prev, &source, false).and_then(|a| pip::install(&a)) {
+        match pip_args(root, ids, prev, &source, false).and_then(|a| pip::install(&a, &d.pip_env)) {
             Ok(()) => {
                 crate::note!("put back magnum-capi-helm {prev}");
                 state.pending_restart = owed;

@@ -12,7 +12,8 @@ use crate::apply::{files, health, pip, systemd};
 use crate::event::Event;
 use crate::juju::{HookTools, Status};
 use crate::plan::paths::{CAPI_CONF, HELM, KUBECONFIG, SERVICES, STATE_DIR};
-use crate::plan::settings::Settings;
+use crate::plan::render::strip_block;
+use crate::plan::settings::{Proxy, Settings};
 use crate::plan::{is_runbook_override, managed_dirs, Observed};
 use crate::state::{store_files, Meta, Prestate, State};
 use crate::unit::observe::{dir_facts, observe, pip_version, site_dirs};
@@ -87,7 +88,11 @@ pub fn restore(event: &Event, root: &Root, tools: &HookTools) -> Result<()> {
         return forget(root);
     };
     let o = observe(root)?;
-    let before = state.prestate_files(root)?;
+    let mut before = state.prestate_files(root)?;
+    // A prestate recorded by an older charm did not list these.
+    for s in SERVICES {
+        before.entry(crate::plan::paths::env_default(s)).or_insert(None);
+    }
     let mut changed = false;
     let mut dropins_changed = false;
     let mut working = false;
@@ -102,6 +107,18 @@ pub fn restore(event: &Event, root: &Root, tools: &HookTools) -> Result<()> {
     };
     for (path, want) in &before {
         let now = o.files.get(path).cloned().flatten();
+        // The packaging's /etc/default files are shared: only the charm's
+        // block comes out (the operator may have edited the rest since),
+        // and a file the charm made, with nothing else in it, goes.
+        let want = if path.starts_with("/etc/default/") {
+            &now.as_ref().map(|f| crate::plan::FileFacts {
+                content: strip_block(&String::from_utf8_lossy(&f.content)).into_bytes(),
+                ..f.clone()
+            })
+            .filter(|f| want.is_some() || !f.content.iter().all(u8::is_ascii_whitespace))
+        } else {
+            want
+        };
         if now.as_ref() == want.as_ref() {
             continue;
         }
@@ -144,7 +161,8 @@ pub fn restore(event: &Event, root: &Root, tools: &HookTools) -> Result<()> {
             None => pip::uninstall_args(pip_v.as_deref()),
             Some(v) => pip::install_args(v, None, pip_v.as_deref()),
         };
-        match pip::install(&args) {
+        let proxy = Proxy::from_env(|k| std::env::var(k).ok()).unwrap_or_default();
+        match pip::install(&args, &proxy.vars()) {
             Ok(()) => changed = true,
             Err(e) => tracing::warn!("could not put the driver back as it was: {e:#}"),
         }

@@ -285,7 +285,7 @@ impl State {
             if self.applied.is_some() || self.last_good.is_some() {
                 let files = crate::plan::managed_paths()
                     .into_iter()
-                    .filter(|p| !p.ends_with("/override.conf"))
+                    .filter(|p| !p.ends_with("/override.conf") && !p.starts_with("/etc/default/"))
                     .map(|p| (p, None))
                     .collect();
                 let dirs = crate::plan::managed_dirs()

@@ -49,7 +49,7 @@ fn first_install_does_the_runbook_correctly() {
     let log = &run.calls_of("juju-log")[0];
     assert_eq!(log.args[..2], ["-l", "INFO"], "{:?}", log.args);
     for part in [
-        "installing magnum-capi-helm 1.1.0",
+        "installing magnum-capi-helm 1.4.0",
         "writing /etc/magnum/kubeconfig",
         "restarting magnum-api, magnum-conductor",
         "hook install: active",
@@ -59,18 +59,19 @@ fn first_install_does_the_runbook_correctly() {
     // Nothing routine on stderr (Juju logs it at WARNING); stdout is DEBUG.
     assert_eq!(run.stderr, "", "{}", run.stderr);
     assert!(run.stdout.contains("writing /etc/magnum/kubeconfig"), "{}", run.stdout);
+    // A released version: pip checks PyPI's sha256 of it (the charm's
+    // table), with no driver-sha256 set.
     let pip = &run.calls_of("pip3")[0];
     assert_eq!(
-        pip.args,
-        [
-            "install",
-            "--break-system-packages",
-            "--no-deps",
-            "magnum-capi-helm==1.1.0"
-        ]
+        pip.args[..5],
+        ["install", "--break-system-packages", "--no-deps", "--require-hashes", "-r"]
     );
-    assert_eq!(unit.status(), ("active".into(), "magnum-capi-helm 1.1.0 ready".into()));
-    assert_eq!(unit.app_version().as_deref(), Some("1.1.0"));
+    assert_eq!(
+        unit.text("/var/lib/magnum-capi/requirements.txt"),
+        "magnum-capi-helm==1.4.0 --hash=sha256:1e0878ea39dbe6ea3d40674c0c443ee5a0494835bdfbcc4f8052bc1178f508b9\n"
+    );
+    assert_eq!(unit.status(), ("active".into(), "magnum-capi-helm 1.4.0 ready".into()));
+    assert_eq!(unit.app_version().as_deref(), Some("1.4.0"));
 
     let ids = unit.ids;
     let kube = unit.file("/etc/magnum/kubeconfig").unwrap();
@@ -280,7 +281,7 @@ fn status_set_runs_only_when_the_status_changes() {
     assert!(unit.hook("config-changed").called("status-set"));
     assert_eq!(unit.status().0, "blocked");
     assert!(!unit.hook("config-changed").called("status-set"), "same blocked status");
-    unit.set_config("driver-version", "1.1.0");
+    unit.set_config("driver-version", "1.4.0");
     assert!(unit.hook("config-changed").called("status-set"));
     assert_eq!(unit.status().0, "active");
 }
@@ -356,23 +357,31 @@ fn upgrade_charm_reapplies_what_drifted() {
 #[test]
 fn a_new_driver_version_reinstalls_and_restarts() {
     let unit = converged();
-    unit.set_config("driver-version", "1.4.0");
+    unit.set_config("driver-version", "1.3.0");
     unit.set_config("pip-index-url", "https://pypi.internal.example/simple");
     let run = unit.hook("config-changed");
     run.assert_ok();
     assert_eq!(
-        run.calls_of("pip3")[0].args,
+        run.calls_of("pip3")[0].args[..6],
         [
             "install",
             "--break-system-packages",
             "--no-deps",
+            "--require-hashes",
             "--index-url",
             "https://pypi.internal.example/simple",
-            "magnum-capi-helm==1.4.0"
         ]
     );
-    assert_eq!(unit.status(), ("active".into(), "magnum-capi-helm 1.4.0 ready".into()));
-    assert_eq!(unit.app_version().as_deref(), Some("1.4.0"));
+    assert!(unit.text("/var/lib/magnum-capi/requirements.txt").starts_with("magnum-capi-helm==1.3.0 --hash=sha256:0e1a8b34"));
+    assert!(run.called("systemctl restart"));
+    assert_eq!(unit.status(), ("active".into(), "magnum-capi-helm 1.3.0 ready".into()));
+    assert_eq!(unit.app_version().as_deref(), Some("1.3.0"));
+    // A version the charm's table does not know installs unpinned, as
+    // before.
+    unit.set_config("driver-version", "1.5.0");
+    let run = unit.hook("config-changed");
+    assert_eq!(run.calls_of("pip3")[0].args.last().unwrap(), "magnum-capi-helm==1.5.0");
+    assert_eq!(unit.status(), ("active".into(), "magnum-capi-helm 1.5.0 ready".into()));
 }
 
 #[test]
@@ -388,7 +397,7 @@ fn the_principal_missing_then_arriving() {
     assert_eq!(unit.hook("update-status").spawned(), ["status-set"]);
     unit.add_magnum();
     unit.hook("juju-info-relation-changed").assert_ok();
-    assert_eq!(unit.status(), ("active".into(), "magnum-capi-helm 1.1.0 ready".into()));
+    assert_eq!(unit.status(), ("active".into(), "magnum-capi-helm 1.4.0 ready".into()));
 }
 
 #[test]
@@ -783,7 +792,7 @@ fn a_reinstall_over_a_kept_state_dir_ends_active() {
     run.assert_ok();
     assert_eq!(unit.status().0, "active", "{:?}", unit.status());
     assert!(run.called("status-set"), "{:?}", run.spawned());
-    assert_eq!(unit.app_version().as_deref(), Some("1.1.0"));
+    assert_eq!(unit.app_version().as_deref(), Some("1.4.0"));
     for hook in ["start", "upgrade-charm", "leader-elected"] {
         let run = unit.hook(hook);
         run.assert_ok();

@@ -67,7 +67,7 @@ fn a_driver_version_the_index_lacks() {
         |u| u.set_config("driver-version", "9.9.9"),
         "config-changed",
         "9.9.9",
-        |u| u.set_config("driver-version", "1.1.0"),
+        |u| u.set_config("driver-version", "1.4.0"),
     );
 }
 
@@ -76,14 +76,14 @@ fn an_index_that_fails() {
     costs_nothing(
         |u| {
             u.set_config("pip-index-url", "https://mirror.example/simple");
-            u.set_config("driver-version", "1.2.0");
-            u.set("pip", json!({"fail": "ERROR: Could not find a version that satisfies the requirement magnum-capi-helm==1.2.0 (from versions: none)"}));
+            u.set_config("driver-version", "1.3.0");
+            u.set("pip", json!({"fail": "ERROR: Could not find a version that satisfies the requirement magnum-capi-helm==1.3.0 (from versions: none)"}));
         },
         "config-changed",
         "Could not find a version",
         |u| {
             u.unset_config("pip-index-url");
-            u.set_config("driver-version", "1.1.0");
+            u.set_config("driver-version", "1.4.0");
             u.set("pip", json!({}));
         },
     );
@@ -93,13 +93,13 @@ fn an_index_that_fails() {
 fn a_driver_that_does_not_load() {
     costs_nothing(
         |u| {
-            u.set_config("driver-version", "1.2.0");
-            u.set("pip", json!({"no_entry_point": "1.2.0"}));
+            u.set_config("driver-version", "1.3.0");
+            u.set("pip", json!({"no_entry_point": "1.3.0"}));
         },
         "config-changed",
         "entry point",
         |u| {
-            u.set_config("driver-version", "1.1.0");
+            u.set_config("driver-version", "1.4.0");
             u.set("pip", json!({}));
         },
     );

@@ -10,7 +10,7 @@ use support::{Unit, KUBECONFIG};
 const CAPI_CONF: &str = "/etc/magnum/magnum.conf.d/99-capi.conf";
 const RUNBOOK_API: &str = "/etc/systemd/system/magnum-api.service.d/override.conf";
 const RUNBOOK_CONDUCTOR: &str = "/etc/systemd/system/magnum-conductor.service.d/override.conf";
-const DIST_INFO: &str = "/usr/local/lib/python3.11/dist-packages/magnum_capi_helm-1.1.0.dist-info";
+const DIST_INFO: &str = "/usr/local/lib/python3.11/dist-packages/magnum_capi_helm-1.4.0.dist-info";
 
 fn remove(unit: &Unit) {
     unit.hook("juju-info-relation-departed").assert_ok();
@@ -61,7 +61,7 @@ fn runbook_unit() -> Unit {
     );
     unit.put(
         &format!("{DIST_INFO}/METADATA"),
-        "Metadata-Version: 2.1\nName: magnum-capi-helm\nVersion: 1.1.0\n",
+        "Metadata-Version: 2.1\nName: magnum-capi-helm\nVersion: 1.4.0\n",
         0o644,
     );
     unit.put(
@@ -86,7 +86,7 @@ fn a_runbook_unit_is_adopted_and_given_back_on_remove() {
     assert_eq!(unit.status().0, "active", "{:?}", unit.status());
     assert!(
         !run.called("pip3 install"),
-        "the installed 1.1.0 is kept: {:?}",
+        "the installed 1.4.0 is kept: {:?}",
         run.spawned()
     );
     // One drop-in, the charm's; one 99-capi.conf, without enabled_drivers.
@@ -95,7 +95,7 @@ fn a_runbook_unit_is_adopted_and_given_back_on_remove() {
     for line in [
         "adopting the runbook's drop-in",
         "adopting a hand-made /etc/magnum/magnum.conf.d/99-capi.conf (its enabled_drivers is not a magnum option)",
-        "adopting magnum-capi-helm 1.1.0 already pip-installed",
+        "adopting magnum-capi-helm 1.4.0 already pip-installed",
     ] {
         assert!(run.stdout.contains(line), "log lacks {line:?}:\n{}", run.stdout);
     }

@@ -61,7 +61,7 @@ fn every_config_option_is_typed_defaulted_and_hyphenated() {
             "{name}: description"
         );
     }
-    assert_eq!(c["options"]["driver-version"]["default"], "1.1.0");
+    assert_eq!(c["options"]["driver-version"]["default"], "1.4.0");
     assert_eq!(c["options"]["kubeconfig-secret"]["default"], "");
     // Juju >= 3.1 checks a secret option's URI at `juju config` time, and
     // the Juju, ops and charmcraft docs ask for the type (issue 19, item 3).

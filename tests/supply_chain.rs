@@ -92,14 +92,21 @@ const OTHER_ARCH: &str = if cfg!(target_arch = "aarch64") {
     "arm64"
 };
 
+/// The test wheels are built here, so their bytes are not PyPI's: they
+/// stand for a version the charm's table of released wheels does not know
+/// (pinned by driver-sha256 only, as before the table).
+const V: &str = "1.5.0";
+
 fn new_unit() -> (Unit, tempfile::TempDir) {
-    (Unit::new().kubeconfig(KUBECONFIG), tempfile::tempdir().unwrap())
+    let unit = Unit::new().kubeconfig(KUBECONFIG);
+    unit.set_config("driver-version", V);
+    (unit, tempfile::tempdir().unwrap())
 }
 
-/// The 1.1.0 driver wheel attached as the driver-wheel resource, stored as
+/// The driver wheel attached as the driver-wheel resource, stored as
 /// Juju stores it (under metadata's filename, not the original): its path.
 fn attach_driver_wheel(unit: &Unit, dir: &Path) -> PathBuf {
-    let whl = wheel(dir, "magnum_capi_helm", "1.1.0");
+    let whl = wheel(dir, "magnum_capi_helm", V);
     let stored = dir.join("driver-wheel");
     std::fs::copy(&whl, &stored).unwrap();
     attach(unit, "driver-wheel", &stored);
@@ -130,10 +137,10 @@ fn a_wheel_resource_installs_with_no_index() {
             "--no-index",
             "--find-links",
             &staged.display().to_string(),
-            "magnum-capi-helm==1.1.0"
+            "magnum-capi-helm==1.5.0"
         ]
     );
-    assert!(staged.join("magnum_capi_helm-1.1.0-py3-none-any.whl").exists());
+    assert!(staged.join("magnum_capi_helm-1.5.0-py3-none-any.whl").exists());
     // The next hooks neither fetch nor install again.
     let again = unit.hook("config-changed");
     assert_eq!(again.spawned(), ["config-get", "secret-get"]);
@@ -145,7 +152,7 @@ fn a_wheelhouse_tarball_and_zip_are_unpacked() {
         let (unit, dir) = new_unit();
         let house = dir.path().join("house");
         std::fs::create_dir_all(&house).unwrap();
-        for (n, v) in [("magnum_capi_helm", "1.1.0"), ("pyyaml", "6.0.1")] {
+        for (n, v) in [("magnum_capi_helm", V), ("pyyaml", "6.0.1")] {
             let w = wheel(dir.path(), n, v);
             std::fs::copy(&w, house.join(w.file_name().unwrap())).unwrap();
         }
@@ -174,7 +181,7 @@ fn a_wheelhouse_tarball_and_zip_are_unpacked() {
 #[test]
 fn a_wheel_hash_pin_matches_or_blocks_with_both_hashes() {
     let (unit, dir) = new_unit();
-    let whl = wheel(dir.path(), "magnum_capi_helm", "1.1.0");
+    let whl = wheel(dir.path(), "magnum_capi_helm", V);
     let sha = sha256_of(&whl);
     attach(&unit, "driver-wheel", &whl);
     unit.set_config("driver-sha256", "f".repeat(64));
@@ -211,7 +218,47 @@ fn an_index_install_is_hash_pinned_through_pip() {
     unit.hook("config-changed").assert_ok();
     assert_eq!(unit.status().0, "active", "{:?}", unit.status());
     let reqs = unit.text("/var/lib/magnum-capi/requirements.txt");
-    assert_eq!(reqs, format!("magnum-capi-helm==1.1.0 --hash=sha256:{good}\n"));
+    assert_eq!(reqs, format!("magnum-capi-helm==1.5.0 --hash=sha256:{good}\n"));
+}
+
+/// A released version is pinned to the sha256 PyPI published for it (the
+/// charm's table) with driver-sha256 unset: other bytes under its name,
+/// from a resource or from an index, are refused with both hashes, and
+/// nothing is installed (issue 20).
+#[test]
+fn a_released_version_with_other_bytes_is_refused_by_default() {
+    const PYPI_1_4_0: &str = "1e0878ea39dbe6ea3d40674c0c443ee5a0494835bdfbcc4f8052bc1178f508b9";
+    let (unit, dir) = new_unit();
+    unit.set_config("driver-version", "1.4.0");
+    let whl = wheel(dir.path(), "magnum_capi_helm", "1.4.0");
+    let sha = sha256_of(&whl);
+    attach(&unit, "driver-wheel", &whl);
+    let before = unit.snapshot();
+    let run = unit.hook("install");
+    run.assert_ok();
+    let (kind, message) = unit.status();
+    assert_eq!(kind, "blocked");
+    assert!(message.contains(&sha) && message.contains(PYPI_1_4_0), "{message}");
+    assert!(message.contains(&format!("driver-sha256={sha}")), "{message}");
+    assert!(!run.called("pip3 install"));
+    assert_eq!(unit.snapshot(), before, "nothing installed");
+    // The operator vouches for this build: it installs.
+    unit.set_config("driver-sha256", sha.as_str());
+    unit.hook("config-changed").assert_ok();
+    assert_eq!(unit.status().0, "active", "{:?}", unit.status());
+
+    // From an index that serves other bytes for 1.4.0: pip's hash check.
+    let (unit, _dir) = new_unit();
+    unit.unset_config("driver-version");
+    let tampered = "ee".repeat(32);
+    unit.set("pip", json!({"index_sha256": tampered}));
+    let run = unit.hook("install");
+    run.assert_ok();
+    let (kind, message) = unit.status();
+    assert_eq!(kind, "blocked");
+    assert!(message.contains(&tampered) && message.contains(PYPI_1_4_0), "{message}");
+    assert!(run.calls_of("pip3")[0].args.contains(&"--require-hashes".to_string()));
+    assert!(unit.file("/etc/magnum/magnum.conf.d/99-capi.conf").is_none());
 }
 
 #[test]
@@ -312,13 +359,13 @@ fn a_helm_pin_mismatch_blocks_with_both_hashes() {
 #[test]
 fn a_new_resource_revision_is_picked_up_on_upgrade_charm() {
     let (unit, dir) = new_unit();
-    let first = wheel(dir.path(), "magnum_capi_helm", "1.1.0");
+    let first = wheel(dir.path(), "magnum_capi_helm", V);
     attach(&unit, "driver-wheel", &first);
     unit.hook("install").assert_ok();
     // attach-resource: new bytes, same version; Juju fires upgrade-charm.
     let rebuilt_dir = dir.path().join("rebuilt");
     std::fs::create_dir_all(&rebuilt_dir).unwrap();
-    let second = wheel(&rebuilt_dir, "magnum_capi_helm", "1.1.0");
+    let second = wheel(&rebuilt_dir, "magnum_capi_helm", V);
     sh(
         &rebuilt_dir,
         &format!("echo '# rebuilt' > extra.txt && zip -q {} extra.txt", second.display()),
@@ -355,7 +402,7 @@ fn a_resource_that_fails_to_download_changes_nothing_and_is_retried() {
     let stored = attach_driver_wheel(&unit, dir.path());
     unit.hook("install").assert_ok();
     assert_eq!(unit.status().0, "active", "{:?}", unit.status());
-    let staged = unit.path("/var/lib/magnum-capi/resources/wheels/magnum_capi_helm-1.1.0-py3-none-any.whl");
+    let staged = unit.path("/var/lib/magnum-capi/resources/wheels/magnum_capi_helm-1.5.0-py3-none-any.whl");
     assert!(staged.exists());
     let before = unit.snapshot();
     let started = unit.service("magnum-conductor")["start"].clone();

@@ -406,10 +406,10 @@ fn preflight(os: &OpenStack, p: &Params, settings: &Settings) -> Result<Prefligh
     // Flavors against [capi_helm] minimum_flavor_ram/vcpus as configured.
     let setting = |key: &str, default: u64| {
         settings
-            .capi_helm
+            .driver_options
             .iter()
-            .find(|(k, _)| *k == key)
-            .and_then(|(_, v)| v.parse().ok())
+            .find(|o| o.key == key)
+            .and_then(|o| o.value.parse().ok())
             .unwrap_or(default)
     };
     let (min_ram, min_vcpus) = (setting("minimum_flavor_ram", 2048), setting("minimum_flavor_vcpus", 2));

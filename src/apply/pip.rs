@@ -33,16 +33,27 @@ fn knows_break_system_packages(pip_version: &str) -> bool {
     (major, minor, patch) >= (23, 0, 1)
 }
 
-/// Run pip3 with these arguments (install or uninstall).
-pub fn install(args: &[String]) -> Result<()> {
+/// Run pip3 with these arguments (install or uninstall), with Juju's proxy
+/// settings in its environment. A unit without pip (charm-magnum installs
+/// only its own packages) gets python3-pip from its own archive first.
+pub fn install(args: &[String], env: &[(&str, String)]) -> Result<()> {
     crate::fault::point(&format!("pip {}", args[0]));
-    let out = Command::new("pip3")
-        .args(args)
-        .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
-        .env("PIP_NO_INPUT", "1")
-        .stdin(Stdio::null())
-        .output()
-        .context("cannot run pip3: install python3-pip on the unit")?;
+    let run = || {
+        Command::new("pip3")
+            .args(args)
+            .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
+            .env("PIP_NO_INPUT", "1")
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .stdin(Stdio::null())
+            .output()
+    };
+    let out = match run() {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            install_pip(env)?;
+            run().context("cannot run pip3, although apt-get installed python3-pip")?
+        }
+        other => other.context("cannot run pip3")?,
+    };
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
         // pip's hash check names both hashes on two lines.
@@ -51,7 +62,7 @@ pub fn install(args: &[String]) -> Result<()> {
                 .find_map(|l| l.trim().strip_prefix(p).map(|h| h.trim().to_string()))
         };
         if let (Some(expected), Some(got)) = (find("Expected sha256"), find("Got")) {
-            bail!("driver wheel sha256 {got} does not match driver-sha256 {expected}: nothing installed");
+            bail!("driver wheel sha256 {got} does not match {expected}, the sha256 pinned for it (driver-sha256, or the released wheel's when unset): nothing installed");
         }
         let last = err
             .lines()
@@ -62,6 +73,39 @@ pub fn install(args: &[String]) -> Result<()> {
         bail!("`pip3 {}` failed: {last}", args.join(" "));
     }
     crate::fault::point(&format!("pip {}:done", args[0]));
+    Ok(())
+}
+
+/// `apt-get install python3-pip` from the unit's own archive; on "Unable
+/// to locate package" (no package lists yet) `apt-get update` and once
+/// more. The error names the last line apt printed and the fix.
+fn install_pip(env: &[(&str, String)]) -> Result<()> {
+    crate::note!("pip3 is not on this unit: installing python3-pip with apt-get");
+    let apt = |args: &[&str]| {
+        Command::new("apt-get")
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .stdin(Stdio::null())
+            .output()
+            .context("pip3 is not on this unit and apt-get cannot run either: install python3-pip on the unit")
+    };
+    const INSTALL: [&str; 5] = ["install", "-y", "-q", "--no-install-recommends", "python3-pip"];
+    let mut out = apt(&INSTALL)?;
+    if !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("Unable to locate package") {
+        let update = apt(&["update", "-q"])?;
+        if update.status.success() {
+            out = apt(&INSTALL)?;
+        } else {
+            out = update;
+        }
+    }
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let last = err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no output").trim();
+        bail!("pip3 is not on this unit and `apt-get install python3-pip` failed: {last}; fix: install python3-pip on the unit (apt-get install python3-pip)");
+    }
+    crate::note!("installed python3-pip");
     Ok(())
 }
 

@@ -4,6 +4,7 @@
 
 pub mod artifact;
 pub mod base64;
+pub mod compat;
 pub mod credentials;
 pub mod ini;
 pub mod kubeconfig;
@@ -63,6 +64,11 @@ pub struct Observed {
     /// the charm installed is still as it left it (stat compare).
     pub helm_present: bool,
     pub helm_intact: bool,
+    /// The directory of the first helm on the services' PATH (or in
+    /// /snap/bin), for the services' PATH.
+    pub helm_dir: Option<String>,
+    /// The system Python as (major, minor), from `/usr/bin/python3`'s link.
+    pub python: Option<(u32, u32)>,
     /// What the charm recorded installing: the wheel's and helm's sha256.
     pub installed_wheel_sha256: Option<String>,
     pub installed_helm_sha256: Option<String>,
@@ -143,6 +149,11 @@ pub struct Desired {
     /// Rolling restart: how long a unit may hold the turn.
     pub grant_timeout: u64,
     pub ready: Status,
+    /// Charm options set that this driver version does not read (not
+    /// written; verify names them).
+    pub unknown_options: Vec<&'static str>,
+    /// pip's environment: Juju's proxies.
+    pub pip_env: Vec<(&'static str, String)>,
 }
 
 impl Desired {
@@ -211,6 +222,7 @@ pub fn managed_paths() -> Vec<String> {
     let mut p = vec![KUBECONFIG.to_string(), CAPI_CONF.to_string()];
     p.extend(SERVICES.iter().map(|s| paths::dropin(s)));
     p.extend(SERVICES.iter().map(|s| paths::runbook_dropin(s)));
+    p.extend(SERVICES.iter().map(|s| paths::env_default(s)));
     p
 }
 
@@ -266,9 +278,22 @@ pub fn principal_missing(o: &Observed) -> Option<Status> {
     )))
 }
 
+/// The kubeconfig to write, and the credential kind it carries.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Kubeconfig {
+    pub bytes: Vec<u8>,
+    pub auth: Option<kubeconfig::Auth>,
+}
+
+impl std::fmt::Debug for Kubeconfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Kubeconfig({} bytes, {:?})", self.bytes.len(), self.auth)
+    }
+}
+
 /// Turn the kubeconfig secret into the bytes to write, or a blocked status
 /// that says what to run.
-pub fn kubeconfig_from_secret(uri: Option<&str>, secret: Option<&SecretInput>, now: i64) -> Result<Vec<u8>, Status> {
+pub fn kubeconfig_from_secret(uri: Option<&str>, secret: Option<&SecretInput>, now: i64) -> Result<Kubeconfig, Status> {
     let Some(uri) = uri else {
         return Err(Status::blocked(
             "kubeconfig-secret unset: juju add-secret capi-kubeconfig kubeconfig#file=mgmt.kubeconfig && juju grant-secret capi-kubeconfig magnum-capi && juju config magnum-capi kubeconfig-secret=<secret uri>",
@@ -296,21 +321,32 @@ pub fn kubeconfig_from_secret(uri: Option<&str>, secret: Option<&SecretInput>, n
             "secret {uri} has no key kubeconfig: juju update-secret {uri} kubeconfig#file=mgmt.kubeconfig"
         )));
     };
-    kubeconfig::validate(kubeconfig.as_bytes(), now).map_err(|e| {
+    let info = kubeconfig::validate(kubeconfig.as_bytes(), now).map_err(|e| {
         Status::blocked(format!(
             "secret {uri}: {e}; fix: juju update-secret {uri} kubeconfig#file=<good kubeconfig>"
         ))
     })?;
-    Ok(kubeconfig.as_bytes().to_vec())
+    Ok(Kubeconfig {
+        bytes: kubeconfig.as_bytes().to_vec(),
+        auth: Some(info.auth),
+    })
 }
 
 /// The desired state, or the status that says why the charm will not act.
 pub fn desired(
     settings: &Settings,
-    kubeconfig: Vec<u8>,
+    kubeconfig: Kubeconfig,
     o: &Observed,
     resources: &ResourceFacts,
 ) -> Result<Desired, Status> {
+    let version = settings.driver_version.as_str();
+    if let Some(why) = compat::refusal(version, kubeconfig.auth, o.python) {
+        return Err(Status::blocked(why));
+    }
+    // A released version installs only as PyPI published it, unless the
+    // operator pins another build with driver-sha256.
+    let released = compat::release(version).map(|r| r.wheel_sha256.to_string());
+    let pin = settings.driver_sha256.clone().or(released.clone());
     let driver_source = match &resources.wheel {
         Some((version, sha)) => {
             if *version != settings.driver_version {
@@ -324,11 +360,16 @@ pub fn desired(
                     "driver wheel sha256 {sha} does not match driver-sha256 {pin}: nothing installed; attach the right wheel or fix the pin"
                 )));
             }
+            if let Some(pypi) = released.as_ref().filter(|p| settings.driver_sha256.is_none() && *p != sha) {
+                return Err(Status::blocked(format!(
+                    "driver wheel sha256 {sha} is not magnum-capi-helm {version} as released (sha256 {pypi}): nothing installed; attach the released wheel, or trust this build with juju config magnum-capi driver-sha256={sha}"
+                )));
+            }
             DriverSource::Wheels { sha256: sha.clone() }
         }
         None => DriverSource::Index {
             url: settings.pip_index_url.clone(),
-            sha256: settings.driver_sha256.clone(),
+            sha256: pin,
         },
     };
     let helm = match &resources.helm {
@@ -363,7 +404,18 @@ pub fn desired(
         }
         DisabledDrivers::List(l) => l.clone(),
     };
-    let conf = render::capi_conf(&settings.capi_helm, &disabled);
+    // Each option in the section this release reads; options it does not
+    // know are not written (verify names them).
+    let layout = compat::nearest(version).layout;
+    let (mut capi_helm, mut labels, mut unknown) = (Vec::new(), Vec::new(), Vec::new());
+    for opt in &settings.driver_options {
+        match opt.place.section(layout) {
+            Some("capi_helm") => capi_helm.push((opt.key, opt.value.clone())),
+            Some(_) => labels.push((opt.key, opt.value.clone())),
+            None => unknown.push(opt.option),
+        }
+    }
+    let conf = render::capi_conf(&capi_helm, &labels, &disabled);
     if !render::is_clean_ascii(&conf) {
         return Err(Status::blocked(
             "99-capi.conf would not be plain ASCII; check juju config magnum-capi values",
@@ -384,7 +436,7 @@ pub fn desired(
     let mut files = vec![
         FileSpec {
             path: KUBECONFIG.into(),
-            content: kubeconfig,
+            content: kubeconfig.bytes,
             mode: 0o640,
             uid: o.root_uid,
             gid: magnum_gid,
@@ -398,6 +450,16 @@ pub fn desired(
         },
     ];
     let mut absent = Vec::new();
+    // The services' environment: helm's directory on PATH, Juju's proxies.
+    let env = render::ServiceEnv {
+        extra_path: o
+            .helm_dir
+            .iter()
+            .filter(|d| !paths::SERVICE_PATH.contains(&d.as_str()))
+            .cloned()
+            .collect(),
+        vars: settings.proxy.vars(),
+    };
     // The runbook's own drop-ins are adopted: ours takes their place.
     for service in SERVICES {
         let path = paths::runbook_dropin(service);
@@ -418,13 +480,42 @@ pub fn desired(
                 };
                 files.push(FileSpec {
                     path,
-                    content: render::runbook_dropin(binary).into_bytes(),
+                    content: render::runbook_dropin(binary, &env).into_bytes(),
                     mode: 0o644,
                     uid: o.root_uid,
                     gid: o.root_gid,
                 });
             }
             ServiceOverride::None => absent.push(path),
+        }
+        // The packaging's /etc/default file: the charm's block in `none`
+        // mode (the packaged ExecStart stays, and its init script resets
+        // PATH); in `runbook` mode the drop-in carries the environment and
+        // the block comes out. The rest of the file is the operator's.
+        let path = paths::env_default(service);
+        let existing = o.files.get(&path).cloned().flatten();
+        let theirs = existing.as_ref().map(|f| render::strip_block(&String::from_utf8_lossy(&f.content)));
+        let (mode, uid, gid) = existing.as_ref().map_or((0o644, o.root_uid, o.root_gid), |f| (f.mode, f.uid, f.gid));
+        let ours = existing
+            .as_ref()
+            .is_some_and(|f| String::from_utf8_lossy(&f.content).lines().any(|l| l.trim_end() == render::BLOCK_BEGIN));
+        let content = match settings.service_override {
+            ServiceOverride::None => Some(render::env_default(theirs.as_deref().unwrap_or(""), service, &env)),
+            // Only a file with the charm's block is the charm's to change.
+            ServiceOverride::Runbook if ours => theirs,
+            ServiceOverride::Runbook => continue,
+        };
+        match content {
+            // Nothing of the operator's left: the charm made the file.
+            Some(c) if c.trim().is_empty() => absent.push(path),
+            Some(c) => files.push(FileSpec {
+                path,
+                content: c.into_bytes(),
+                mode,
+                uid,
+                gid,
+            }),
+            None => absent.push(path),
         }
     }
     Ok(Desired {
@@ -441,6 +532,8 @@ pub fn desired(
         settle_seconds: settings.restart_settle_seconds,
         grant_timeout: settings.restart_grant_timeout,
         ready: Status::active(format!("magnum-capi-helm {} ready", settings.driver_version)),
+        unknown_options: unknown,
+        pip_env: settings.proxy.vars(),
     })
 }
 

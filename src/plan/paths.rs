@@ -27,6 +27,11 @@ pub fn runbook_dropin(service: &str) -> String {
     format!("/etc/systemd/system/{service}.service.d/override.conf")
 }
 
+/// The packaging's environment file, sourced by its init script.
+pub fn env_default(service: &str) -> String {
+    format!("/etc/default/{service}")
+}
+
 pub fn dropin_dir(service: &str) -> String {
     format!("/etc/systemd/system/{service}.service.d")
 }
@@ -38,6 +43,8 @@ pub const STAGED_HELM: &str = "/var/lib/magnum-capi/resources/helm";
 pub const REQUIREMENTS: &str = "/var/lib/magnum-capi/requirements.txt";
 /// Where the charm installs helm: on the services' PATH.
 pub const HELM: &str = "/usr/local/bin/helm";
+/// Where else a helm may be: snap's, on Ubuntu (`snap install helm`).
+pub const SNAP_BIN: &str = "/snap/bin";
 /// A systemd service's PATH (systemd's default).
 pub const SERVICE_PATH: [&str; 6] = [
     "/usr/local/sbin",

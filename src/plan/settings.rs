@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
+use super::compat::Layout;
+
 /// How the services are made to read conf.d.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ServiceOverride {
@@ -24,11 +26,13 @@ pub enum DisabledDrivers {
     List(Vec<String>),
 }
 
-/// One `[capi_helm]` option: the charm option, the INI key, and its kind.
+/// One driver option: the charm option, the INI key, its kind, and where
+/// the driver reads it.
 pub struct CapiOption {
     pub option: &'static str,
     pub key: &'static str,
     pub kind: Kind,
+    pub place: Place,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -39,90 +43,151 @@ pub enum Kind {
     Choice(&'static [&'static str]),
 }
 
-/// The driver's `[capi_helm]` options (FACTS.md), each reachable through a
-/// charm option; unset means magnum's default and is not written.
-pub const CAPI_OPTIONS: [CapiOption; 16] = [
+/// Where a driver option lives, by release (compat.rs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    /// `[capi_helm]` in every release.
+    CapiHelm,
+    /// `[capi_helm]` from 1.4.0 (api_resources, the control plane
+    /// conditions); older releases do not know it.
+    CapiHelmSince14,
+    /// `[capi_helm]` before 1.4.0, `[capi_helm_cluster_labels]` from 1.4.0
+    /// (the five csi_cinder_* options 1.4.0 moved, with a DeprecatedOpt).
+    MovedToLabels,
+    /// `[capi_helm_cluster_labels]`, 1.4.0 and later only.
+    Labels,
+}
+
+impl Place {
+    /// The section this release reads the option from, or `None` when the
+    /// release does not know it.
+    pub fn section(self, layout: Layout) -> Option<&'static str> {
+        match (self, layout) {
+            (Place::CapiHelm, _) | (Place::MovedToLabels, Layout::V1_0) | (Place::CapiHelmSince14, Layout::V1_4) => {
+                Some("capi_helm")
+            }
+            (Place::MovedToLabels | Place::Labels, Layout::V1_4) => Some("capi_helm_cluster_labels"),
+            (Place::CapiHelmSince14 | Place::Labels, Layout::V1_0) => None,
+        }
+    }
+}
+
+const fn opt(option: &'static str, key: &'static str, kind: Kind, place: Place) -> CapiOption {
     CapiOption {
-        option: "namespace-prefix",
-        key: "namespace_prefix",
-        kind: Kind::Str,
-    },
-    CapiOption {
-        option: "helm-chart-repo",
-        key: "helm_chart_repo",
-        kind: Kind::Str,
-    },
-    CapiOption {
-        option: "helm-chart-name",
-        key: "helm_chart_name",
-        kind: Kind::Str,
-    },
-    CapiOption {
-        option: "default-helm-chart-version",
-        key: "default_helm_chart_version",
-        kind: Kind::Str,
-    },
-    CapiOption {
-        option: "minimum-flavor-ram",
-        key: "minimum_flavor_ram",
-        kind: Kind::Int,
-    },
-    CapiOption {
-        option: "minimum-flavor-vcpus",
-        key: "minimum_flavor_vcpus",
-        kind: Kind::Int,
-    },
-    CapiOption {
-        option: "csi-cinder-default-volume-type",
-        key: "csi_cinder_default_volume_type",
-        kind: Kind::Str,
-    },
-    CapiOption {
-        option: "csi-cinder-reclaim-policy",
-        key: "csi_cinder_reclaim_policy",
-        kind: Kind::Choice(&["Retain", "Delete"]),
-    },
-    CapiOption {
-        option: "csi-cinder-allow-volume-expansion",
-        key: "csi_cinder_allow_volume_expansion",
-        kind: Kind::Bool,
-    },
-    CapiOption {
-        option: "csi-cinder-allowed-topologies",
-        key: "csi_cinder_allowed_topologies",
-        kind: Kind::Str,
-    },
-    CapiOption {
-        option: "csi-cinder-fstype",
-        key: "csi_cinder_fstype",
-        kind: Kind::Str,
-    },
-    CapiOption {
-        option: "csi-cinder-volume-binding-mode",
-        key: "csi_cinder_volume_binding_mode",
-        kind: Kind::Choice(&["Immediate", "WaitForFirstConsumer"]),
-    },
-    CapiOption {
-        option: "csi-cinder-availability-zone",
-        key: "csi_cinder_availability_zone",
-        kind: Kind::Str,
-    },
-    CapiOption {
-        option: "app-cred-interface-type",
-        key: "app_cred_interface_type",
-        kind: Kind::Choice(&["public", "internal", "admin"]),
-    },
-    CapiOption {
-        option: "api-resources",
-        key: "api_resources",
-        kind: Kind::Str,
-    },
-    CapiOption {
-        option: "k8s-control-plane-resource-conditions",
-        key: "k8s_control_plane_resource_conditions",
-        kind: Kind::Str,
-    },
+        option,
+        key,
+        kind,
+        place,
+    }
+}
+
+/// The driver's options (conf.py of each release, compat.rs), each
+/// reachable through a charm option; unset means the driver's default and
+/// is not written. 1.4.0's `[capi_helm_cluster_labels]` etcd_volume_size,
+/// etcd_volume_type and capi_helm_chart_version are registered but never
+/// read by its driver.py, so they have no charm option.
+pub const CAPI_OPTIONS: [CapiOption; 36] = [
+    opt("namespace-prefix", "namespace_prefix", Kind::Str, Place::CapiHelm),
+    opt("helm-chart-repo", "helm_chart_repo", Kind::Str, Place::CapiHelm),
+    opt("helm-chart-name", "helm_chart_name", Kind::Str, Place::CapiHelm),
+    opt("default-helm-chart-version", "default_helm_chart_version", Kind::Str, Place::CapiHelm),
+    opt("minimum-flavor-ram", "minimum_flavor_ram", Kind::Int, Place::CapiHelm),
+    opt("minimum-flavor-vcpus", "minimum_flavor_vcpus", Kind::Int, Place::CapiHelm),
+    opt("csi-cinder-default-volume-type", "csi_cinder_default_volume_type", Kind::Str, Place::CapiHelm),
+    opt("csi-cinder-reclaim-policy", "csi_cinder_reclaim_policy", Kind::Choice(&["Retain", "Delete"]), Place::MovedToLabels),
+    opt("csi-cinder-allow-volume-expansion", "csi_cinder_allow_volume_expansion", Kind::Bool, Place::MovedToLabels),
+    opt("csi-cinder-allowed-topologies", "csi_cinder_allowed_topologies", Kind::Str, Place::CapiHelm),
+    opt("csi-cinder-fstype", "csi_cinder_fstype", Kind::Str, Place::MovedToLabels),
+    opt("csi-cinder-volume-binding-mode", "csi_cinder_volume_binding_mode", Kind::Choice(&["Immediate", "WaitForFirstConsumer"]), Place::MovedToLabels),
+    opt("csi-cinder-availability-zone", "csi_cinder_availability_zone", Kind::Str, Place::MovedToLabels),
+    opt("app-cred-interface-type", "app_cred_interface_type", Kind::Choice(&["public", "internal", "admin"]), Place::CapiHelm),
+    opt("api-resources", "api_resources", Kind::Str, Place::CapiHelmSince14),
+    opt("k8s-control-plane-resource-conditions", "k8s_control_plane_resource_conditions", Kind::Str, Place::CapiHelmSince14),
+    opt("etcd-blockdevice-size", "etcd_blockdevice_size", Kind::Int, Place::Labels),
+    opt("etcd-blockdevice-type", "etcd_blockdevice_type", Kind::Choice(&["volume", "local"]), Place::Labels),
+    opt("etcd-blockdevice-volume-type", "etcd_blockdevice_volume_type", Kind::Str, Place::Labels),
+    opt("etcd-blockdevice-volume-az", "etcd_blockdevice_volume_az", Kind::Str, Place::Labels),
+    opt("monitoring-enabled", "monitoring_enabled", Kind::Bool, Place::Labels),
+    opt("kube-dashboard-enabled", "kube_dashboard_enabled", Kind::Bool, Place::Labels),
+    opt("auto-healing-enabled", "auto_healing_enabled", Kind::Bool, Place::Labels),
+    opt("auto-scaling-enabled", "auto_scaling_enabled", Kind::Bool, Place::Labels),
+    opt("min-node-count", "min_node_count", Kind::Int, Place::Labels),
+    opt("max-node-count", "max_node_count", Kind::Int, Place::Labels),
+    opt("keystone-auth-enabled", "keystone_auth_enabled", Kind::Bool, Place::Labels),
+    opt("octavia-provider", "octavia_provider", Kind::Str, Place::Labels),
+    opt("octavia-lb-algorithm", "octavia_lb_algorithm", Kind::Str, Place::Labels),
+    opt("octavia-lb-healthcheck", "octavia_lb_healthcheck", Kind::Bool, Place::Labels),
+    opt("master-lb-floating-ip-enabled", "master_lb_floating_ip_enabled", Kind::Bool, Place::Labels),
+    opt("fixed-subnet-cidr", "fixed_subnet_cidr", Kind::Str, Place::Labels),
+    opt("api-master-lb-allowed-cidrs", "api_master_lb_allowed_cidrs", Kind::Str, Place::Labels),
+    opt("extra-network-names", "extra_network_names", Kind::Str, Place::Labels),
+    opt("boot-volume-type", "boot_volume_type", Kind::Str, Place::Labels),
+    opt("boot-volume-size", "boot_volume_size", Kind::Int, Place::Labels),
 ];
+
+/// A driver option that is set: its INI key, where it lives, and its value
+/// (validated, INI-safe, `$` escaped).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DriverOption {
+    pub option: &'static str,
+    pub key: &'static str,
+    pub place: Place,
+    pub value: String,
+}
+
+/// Juju's proxy settings for the charm (`juju model-config
+/// juju-http-proxy=...`), which Juju hands every hook and action as
+/// JUJU_CHARM_HTTP_PROXY, JUJU_CHARM_HTTPS_PROXY and JUJU_CHARM_NO_PROXY
+/// (juju/juju environs/config: "The HTTP proxy value to pass to charms in
+/// the JUJU_CHARM_HTTP_PROXY environment variable"). pip and both services
+/// get them, lower- and upper-case, as the ecosystem's charms pass them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Proxy {
+    pub http: Option<String>,
+    pub https: Option<String>,
+    pub no_proxy: Option<String>,
+}
+
+impl Proxy {
+    /// From the hook's environment. A value that cannot be passed through
+    /// a unit file and a shell fragment unchanged is refused with the fix.
+    pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Result<Proxy, String> {
+        let read = |var: &str, key: &str| -> Result<Option<String>, String> {
+            let Some(v) = get(var).map(|v| v.trim().to_string()).filter(|v| !v.is_empty()) else {
+                return Ok(None);
+            };
+            let bad = v.len() > MAX_VALUE
+                || v.chars().any(|c| !('!'..='~').contains(&c) || matches!(c, '"' | '\'' | '\\' | '`' | '$'));
+            if bad {
+                return Err(format!(
+                    "Juju's {key} has a space, quote, backslash, $, backquote or non-ASCII character the charm cannot pass to magnum's services unchanged; fix: juju model-config {key}=<plain URL or list>"
+                ));
+            }
+            Ok(Some(v))
+        };
+        Ok(Proxy {
+            http: read("JUJU_CHARM_HTTP_PROXY", "juju-http-proxy")?,
+            https: read("JUJU_CHARM_HTTPS_PROXY", "juju-https-proxy")?,
+            no_proxy: read("JUJU_CHARM_NO_PROXY", "juju-no-proxy")?,
+        })
+    }
+
+    /// The environment variables to set, upper-case then lower-case each.
+    pub fn vars(&self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        for (upper, lower, v) in [
+            ("HTTP_PROXY", "http_proxy", &self.http),
+            ("HTTPS_PROXY", "https_proxy", &self.https),
+            ("NO_PROXY", "no_proxy", &self.no_proxy),
+        ] {
+            if let Some(v) = v {
+                out.push((upper, v.clone()));
+                out.push((lower, v.clone()));
+            }
+        }
+        out
+    }
+}
 
 /// The validated configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,16 +201,18 @@ pub struct Settings {
     pub service_override: ServiceOverride,
     pub restart_settle_seconds: u64,
     pub restart_grant_timeout: u64,
-    /// `(ini key, value)` for every `[capi_helm]` option that is set, in
-    /// CAPI_OPTIONS order, already INI-safe (validated, `$` escaped).
-    pub capi_helm: Vec<(&'static str, String)>,
+    /// Every driver option that is set, in CAPI_OPTIONS order.
+    pub driver_options: Vec<DriverOption>,
     /// sha256 pins (64 lowercase hex digits) for the driver wheel and helm.
     pub driver_sha256: Option<String>,
     pub helm_sha256: Option<String>,
+    /// Juju's proxy settings (not `juju config`: the caller sets them from
+    /// the environment, `Proxy::from_env`).
+    pub proxy: Proxy,
 }
 
 pub const DRIVER_ENTRY_POINT: &str = "k8s_capi_helm_v1";
-pub const DEFAULT_DRIVER_VERSION: &str = "1.1.0";
+pub const DEFAULT_DRIVER_VERSION: &str = super::compat::DEFAULT_VERSION;
 
 type Raw = BTreeMap<String, Value>;
 
@@ -288,7 +355,7 @@ impl Settings {
             .unwrap_or(DEFAULT_DRIVER_VERSION);
         if !valid_version(driver_version) {
             return Err(format!(
-                "config driver-version {driver_version:?} is not a plain version like 1.1.0; fix: juju config magnum-capi driver-version=1.1.0"
+                "config driver-version {driver_version:?} is not a plain version like {DEFAULT_DRIVER_VERSION}; fix: juju config magnum-capi driver-version={DEFAULT_DRIVER_VERSION}"
             ));
         }
 
@@ -345,7 +412,7 @@ impl Settings {
             Some(_) => return Err("config restart-grant-timeout is not an integer; fix: juju config magnum-capi restart-grant-timeout=300".into()),
         };
 
-        let mut capi_helm = Vec::new();
+        let mut driver_options = Vec::new();
         for opt in CAPI_OPTIONS.iter() {
             let value = match (raw.get(opt.option), opt.kind) {
                 (None | Some(Value::Null), _) => continue,
@@ -385,20 +452,30 @@ impl Settings {
                     ))
                 }
             };
-            capi_helm.push((opt.key, value));
+            driver_options.push(DriverOption {
+                option: opt.option,
+                key: opt.key,
+                place: opt.place,
+                value,
+            });
         }
         // An OCI chart: the driver's rule (magnum_capi_helm conf.py, every
         // release: "if helm_chart_name starts with oci:// you will want this
         // to set this to the empty string") is helm_chart_repo = '', which
         // helm then runs without --repo (helm.py).
-        if capi_helm
+        if driver_options
             .iter()
-            .any(|(k, v)| *k == "helm_chart_name" && v.starts_with("oci://"))
+            .any(|o| o.key == "helm_chart_name" && o.value.starts_with("oci://"))
         {
-            if capi_helm.iter().any(|(k, _)| *k == "helm_chart_repo") {
+            if driver_options.iter().any(|o| o.key == "helm_chart_repo") {
                 return Err("config helm-chart-repo must be empty with an oci:// helm-chart-name (the chart's address is the name); fix: juju config magnum-capi --reset helm-chart-repo".into());
             }
-            capi_helm.push(("helm_chart_repo", String::new()));
+            driver_options.push(DriverOption {
+                option: "helm-chart-name",
+                key: "helm_chart_repo",
+                place: Place::CapiHelm,
+                value: String::new(),
+            });
         }
 
         let pin = |option: &str| -> Result<Option<String>, String> {
@@ -423,7 +500,8 @@ impl Settings {
             service_override,
             restart_settle_seconds,
             restart_grant_timeout,
-            capi_helm,
+            driver_options,
+            proxy: Proxy::default(),
         })
     }
 }
@@ -437,15 +515,19 @@ mod tests {
         serde_json::from_value(v).unwrap()
     }
 
+    fn keys(s: &Settings) -> Vec<(&'static str, String)> {
+        s.driver_options.iter().map(|o| (o.key, o.value.clone())).collect()
+    }
+
     #[test]
     fn defaults_are_the_runbooks() {
-        let s = Settings::parse(&raw(json!({"driver-version": "1.1.0"}))).unwrap();
-        assert_eq!(s.driver_version, "1.1.0");
+        let s = Settings::parse(&raw(json!({}))).unwrap();
+        assert_eq!(s.driver_version, "1.4.0");
         assert_eq!(s.kubeconfig_secret, None);
         assert_eq!(s.service_override, ServiceOverride::Runbook);
         assert_eq!(s.disabled_drivers, DisabledDrivers::Auto);
         assert_eq!(s.restart_settle_seconds, 10);
-        assert!(s.capi_helm.is_empty());
+        assert!(s.driver_options.is_empty());
     }
 
     #[test]
@@ -494,7 +576,7 @@ mod tests {
     #[test]
     fn dollars_are_escaped_for_oslo_config() {
         let s = Settings::parse(&raw(json!({"namespace-prefix": "$capi_helm.x"}))).unwrap();
-        assert_eq!(s.capi_helm, vec![("namespace_prefix", "$$capi_helm.x".to_string())]);
+        assert_eq!(keys(&s), vec![("namespace_prefix", "$$capi_helm.x".to_string())]);
     }
 
     #[test]
@@ -506,13 +588,13 @@ mod tests {
             json!({"minimum-flavor-ram": 0, "csi-cinder-allow-volume-expansion": ""}),
         ))
         .unwrap();
-        assert!(s.capi_helm.is_empty(), "0 and empty mean the driver default");
+        assert!(s.driver_options.is_empty(), "0 and empty mean the driver default");
         let s = Settings::parse(&raw(
             json!({"minimum-flavor-ram": 4096, "csi-cinder-allow-volume-expansion": "true"}),
         ))
         .unwrap();
         assert_eq!(
-            s.capi_helm,
+            keys(&s),
             vec![
                 ("minimum_flavor_ram", "4096".to_string()),
                 ("csi_cinder_allow_volume_expansion", "true".to_string())
@@ -565,15 +647,40 @@ mod tests {
         ))
         .unwrap();
         assert!(
-            s.capi_helm.contains(&("helm_chart_repo", String::new())),
+            keys(&s).contains(&("helm_chart_repo", String::new())),
             "{:?}",
-            s.capi_helm
+            s.driver_options
         );
         let e = Settings::parse(&raw(
             json!({"helm-chart-name": "oci://r.example/c", "helm-chart-repo": "https://charts.example"}),
         ))
         .unwrap_err();
         assert!(e.contains("helm-chart-repo must be empty"), "{e}");
+    }
+
+    #[test]
+    fn juju_proxies_both_cases() {
+        let env = |k: &str| match k {
+            "JUJU_CHARM_HTTP_PROXY" => Some("http://squid.internal:3128".to_string()),
+            "JUJU_CHARM_NO_PROXY" => Some("10.0.0.0/8,.internal".to_string()),
+            _ => None,
+        };
+        let p = Proxy::from_env(env).unwrap();
+        let vars = p.vars();
+        assert_eq!(
+            vars,
+            vec![
+                ("HTTP_PROXY", "http://squid.internal:3128".to_string()),
+                ("http_proxy", "http://squid.internal:3128".to_string()),
+                ("NO_PROXY", "10.0.0.0/8,.internal".to_string()),
+                ("no_proxy", "10.0.0.0/8,.internal".to_string()),
+            ]
+        );
+        assert_eq!(Proxy::from_env(|_| Some(String::new())).unwrap(), Proxy::default());
+        for bad in ["http://a b:1", "http://x'$(reboot)", "http://\"q\"", "http://caf\u{e9}"] {
+            let e = Proxy::from_env(|k| (k == "JUJU_CHARM_HTTPS_PROXY").then(|| bad.to_string())).unwrap_err();
+            assert!(e.contains("juju-https-proxy"), "{e}");
+        }
     }
 
     #[test]

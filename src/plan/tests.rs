@@ -28,6 +28,13 @@ fn settings(v: serde_json::Value) -> Settings {
 
 const KUBE: &str = kubeconfig::tests::TOKEN_KUBECONFIG;
 
+fn kube() -> Kubeconfig {
+    Kubeconfig {
+        bytes: KUBE.into(),
+        auth: Some(kubeconfig::Auth::Token),
+    }
+}
+
 /// Make the observed unit look as if `d` had been applied.
 fn applied(o: &Observed, d: &Desired) -> Observed {
     let mut o = o.clone();
@@ -46,7 +53,7 @@ fn applied(o: &Observed, d: &Desired) -> Observed {
 #[test]
 fn a_fresh_unit_needs_everything() {
     let o = healthy_unit();
-    let d = desired(&settings(json!({})), KUBE.into(), &o, &ResourceFacts::default()).unwrap();
+    let d = desired(&settings(json!({})), kube(), &o, &ResourceFacts::default()).unwrap();
     let c = diff(&d, &o);
     assert!(c.install_driver && c.fix_conf_d && c.daemon_reload && c.restart);
     assert_eq!(c.writes.len(), 4);
@@ -54,24 +61,24 @@ fn a_fresh_unit_needs_everything() {
     assert!(conf.contains("disabled_drivers = k8s_fedora_coreos_v1\n"), "{conf}");
     assert_eq!(d.files[0].mode, 0o640);
     assert_eq!(d.files[0].gid, 64060);
-    assert_eq!(d.ready, Status::active("magnum-capi-helm 1.1.0 ready"));
+    assert_eq!(d.ready, Status::active("magnum-capi-helm 1.4.0 ready"));
 }
 
 #[test]
 fn an_applied_unit_needs_nothing() {
     let o = healthy_unit();
-    let d = desired(&settings(json!({})), KUBE.into(), &o, &ResourceFacts::default()).unwrap();
+    let d = desired(&settings(json!({})), kube(), &o, &ResourceFacts::default()).unwrap();
     assert!(diff(&d, &applied(&o, &d)).is_empty());
 }
 
 #[test]
 fn a_config_change_touches_only_the_conf() {
     let o = healthy_unit();
-    let d1 = desired(&settings(json!({})), KUBE.into(), &o, &ResourceFacts::default()).unwrap();
+    let d1 = desired(&settings(json!({})), kube(), &o, &ResourceFacts::default()).unwrap();
     let o = applied(&o, &d1);
     let d2 = desired(
         &settings(json!({"namespace-prefix": "capi"})),
-        KUBE.into(),
+        kube(),
         &o,
         &ResourceFacts::default(),
     )
@@ -88,7 +95,7 @@ fn a_config_change_touches_only_the_conf() {
 #[test]
 fn a_mode_drift_is_repaired() {
     let o = healthy_unit();
-    let d = desired(&settings(json!({})), KUBE.into(), &o, &ResourceFacts::default()).unwrap();
+    let d = desired(&settings(json!({})), kube(), &o, &ResourceFacts::default()).unwrap();
     let mut o = applied(&o, &d);
     o.files.get_mut(KUBECONFIG).unwrap().as_mut().unwrap().mode = 0o644;
     let c = diff(&d, &o);
@@ -99,11 +106,11 @@ fn a_mode_drift_is_repaired() {
 #[test]
 fn none_mode_removes_our_dropins_and_refuses_a_shadowing_magnum_conf() {
     let o = healthy_unit();
-    let d1 = desired(&settings(json!({})), KUBE.into(), &o, &ResourceFacts::default()).unwrap();
+    let d1 = desired(&settings(json!({})), kube(), &o, &ResourceFacts::default()).unwrap();
     let o = applied(&o, &d1);
     let d2 = desired(
         &settings(json!({"service-override": "none"})),
-        KUBE.into(),
+        kube(),
         &o,
         &ResourceFacts::default(),
     )
@@ -116,7 +123,7 @@ fn none_mode_removes_our_dropins_and_refuses_a_shadowing_magnum_conf() {
     shadowed.magnum_conf = Some("[capi_helm]\nkubeconfig_file = /root/.kube/config\n".into());
     let e = desired(
         &settings(json!({"service-override": "none"})),
-        KUBE.into(),
+        kube(),
         &shadowed,
         &ResourceFacts::default(),
     )
@@ -188,7 +195,7 @@ fn a_runbook_dropin_is_adopted_and_an_operators_is_left() {
     o.files.insert(api.clone(), file("[Service]\nExecStart=\nExecStart=/usr/bin/magnum-api --config-file=/etc/magnum/magnum.conf --config-dir=/etc/magnum/magnum.conf.d\n"));
     o.files
         .insert(conductor.clone(), file("[Service]\nLimitNOFILE=1048576\n"));
-    let d = desired(&settings(json!({})), KUBE.into(), &o, &ResourceFacts::default()).unwrap();
+    let d = desired(&settings(json!({})), kube(), &o, &ResourceFacts::default()).unwrap();
     assert!(d.absent.contains(&api));
     assert!(!d.absent.contains(&conductor));
 }
@@ -222,6 +229,8 @@ fn the_fingerprint_is_stable() {
         settle_seconds: 20,
         grant_timeout: 600,
         ready: crate::juju::Status::active("ready"),
+        unknown_options: vec![],
+        pip_env: vec![],
     };
     // Computed independently: Python hashlib over the same encoding.
     assert_eq!(d.fingerprint(), "aa3f792e4404eb5e5d8d3497688fbca2");

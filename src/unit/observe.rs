@@ -204,6 +204,37 @@ fn magnum_drivers(dists: &[(String, PathBuf)]) -> Vec<String> {
     out
 }
 
+/// Where a helm for the services may be, in the order they find one.
+fn helm_dirs() -> impl Iterator<Item = &'static str> {
+    paths::SERVICE_PATH.into_iter().chain([paths::SNAP_BIN])
+}
+
+fn helm_candidates(root: &Root) -> Vec<PathBuf> {
+    helm_dirs().map(|d| root.path(d).join("helm")).collect()
+}
+
+/// The system Python's version: the name `/usr/bin/python3` links to
+/// (`python3.11` on Debian and Ubuntu), else the newest
+/// `/usr/lib/python3.N` directory.
+fn python(root: &Root) -> Option<(u32, u32)> {
+    let link = fs::read_link(root.path("/usr/bin/python3")).ok();
+    if let Some(v) = link
+        .as_deref()
+        .and_then(Path::file_name)
+        .and_then(|n| n.to_str())
+        .and_then(crate::plan::compat::python_version)
+    {
+        return Some(v);
+    }
+    fs::read_dir(root.path("/usr/lib"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .filter_map(|e| e.file_name().to_str().and_then(crate::plan::compat::python_version))
+        .max()
+}
+
 /// The directories `site_candidates` lists to expand its globs.
 fn site_glob_parents(root: &Root) -> Vec<PathBuf> {
     paths::SITE_DIRS_GLOB
@@ -260,7 +291,8 @@ pub fn observe(root: &Root) -> Result<Observed> {
         );
         up_to_first(BIN_DIRS.iter().map(|d| root.path(d).join(s)).collect());
     }
-    up_to_first(paths::SERVICE_PATH.iter().map(|d| root.path(d).join("helm")).collect());
+    up_to_first(helm_candidates(root));
+    see(&root.path("/usr/bin/python3"));
     see(&root.path(paths::HELM)); // the one the charm installs, wherever PATH finds one
     for p in managed_paths() {
         see(&root.path(&p));
@@ -300,7 +332,11 @@ pub fn observe(root: &Root) -> Result<Observed> {
         files.insert(p, facts);
     }
     o.files = files;
-    o.helm_present = paths::SERVICE_PATH.iter().any(|d| root.path(d).join("helm").is_file());
+    o.helm_dir = helm_dirs()
+        .find(|d| root.path(d).join("helm").is_file())
+        .map(str::to_string);
+    o.helm_present = o.helm_dir.is_some();
+    o.python = python(root);
     o.watch = watch;
     Ok(o)
 }

@@ -7,7 +7,7 @@
 //! let unit = Unit::new().kubeconfig(KUBECONFIG);
 //! let run = unit.hook("config-changed");
 //! run.assert_ok();
-//! assert_eq!(unit.status(), ("active", "magnum-capi-helm 1.1.0 ready".into()));
+//! assert_eq!(unit.status(), ("active", "magnum-capi-helm 1.4.0 ready".into()));
 //! ```
 #![allow(dead_code)]
 
@@ -285,7 +285,7 @@ impl Unit {
         for tool in TOOLS {
             std::os::unix::fs::symlink(FAKE_TOOL, unit.bin().join(tool)).unwrap();
         }
-        unit.write_world(&json!({"config": {"driver-version": "1.1.0", "disabled-drivers": "auto", "service-override": "runbook", "restart-settle-seconds": 0}}));
+        unit.write_world(&json!({"config": {"driver-version": "1.4.0", "disabled-drivers": "auto", "service-override": "runbook", "restart-settle-seconds": 0}}));
         unit.start_bus();
         unit
     }
