@@ -111,11 +111,12 @@ pub fn restore(event: &Event, root: &Root, tools: &HookTools) -> Result<()> {
         // block comes out (the operator may have edited the rest since),
         // and a file the charm made, with nothing else in it, goes.
         let want = if path.starts_with("/etc/default/") {
-            &now.as_ref().map(|f| crate::plan::FileFacts {
-                content: strip_block(&String::from_utf8_lossy(&f.content)).into_bytes(),
-                ..f.clone()
-            })
-            .filter(|f| want.is_some() || !f.content.iter().all(u8::is_ascii_whitespace))
+            &now.as_ref()
+                .map(|f| crate::plan::FileFacts {
+                    content: strip_block(&String::from_utf8_lossy(&f.content)).into_bytes(),
+                    ..f.clone()
+                })
+                .filter(|f| want.is_some() || !f.content.iter().all(u8::is_ascii_whitespace))
         } else {
             want
         };

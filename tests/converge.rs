@@ -64,7 +64,13 @@ fn first_install_does_the_runbook_correctly() {
     let pip = &run.calls_of("pip3")[0];
     assert_eq!(
         pip.args[..5],
-        ["install", "--break-system-packages", "--no-deps", "--require-hashes", "-r"]
+        [
+            "install",
+            "--break-system-packages",
+            "--no-deps",
+            "--require-hashes",
+            "-r"
+        ]
     );
     assert_eq!(
         unit.text("/var/lib/magnum-capi/requirements.txt"),
@@ -372,7 +378,9 @@ fn a_new_driver_version_reinstalls_and_restarts() {
             "https://pypi.internal.example/simple",
         ]
     );
-    assert!(unit.text("/var/lib/magnum-capi/requirements.txt").starts_with("magnum-capi-helm==1.3.0 --hash=sha256:0e1a8b34"));
+    assert!(unit
+        .text("/var/lib/magnum-capi/requirements.txt")
+        .starts_with("magnum-capi-helm==1.3.0 --hash=sha256:0e1a8b34"));
     assert!(run.called("systemctl restart"));
     assert_eq!(unit.status(), ("active".into(), "magnum-capi-helm 1.3.0 ready".into()));
     assert_eq!(unit.app_version().as_deref(), Some("1.3.0"));

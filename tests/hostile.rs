@@ -278,7 +278,7 @@ fn table() -> Vec<(&'static str, Input, &'static str)> {
         ),
         (
             "kubeconfig client certificate expired",
-            Kubeconfig(KubeServer::start(Pki::new((2024, 1, 2)), Api::WithClusterApi).cert_kubeconfig()),
+            Kubeconfig(KubeServer::start(Pki::new((2024, 1, 2)), Api::Capo).cert_kubeconfig()),
             "client certificate expired on 2024-01-02",
         ),
         (

@@ -20,7 +20,7 @@ use crate::juju::HookTools;
 use crate::plan::paths::{CAPI_CONF, CONF_D, KUBECONFIG, SERVICES, SERVICE_PATH};
 use crate::plan::red_flags::first_red_flag;
 use crate::plan::settings::{ServiceOverride, Settings, DRIVER_ENTRY_POINT};
-use crate::plan::{ini, kubeconfig, render, x509, Desired, Observed};
+use crate::plan::{compat, ini, kubeconfig, render, x509, Desired, Observed};
 use crate::unit::observe::observe;
 use crate::unit::{Accounts, Root};
 
@@ -131,7 +131,13 @@ pub fn run(root: &Root, tools: &HookTools) -> Result<()> {
             s.driver_version.clone()
         });
     v.record(match &o.driver_version {
-        Some(have) if *have == want => Check::pass("driver-installed", format!("magnum-capi-helm {have}")),
+        Some(have) if *have == want => Check::pass(
+            "driver-installed",
+            match compat::release(have) {
+                Some(_) => format!("magnum-capi-helm {have} (a release the charm knows: installed only with PyPI's sha256)"),
+                None => format!("magnum-capi-helm {have}: unpinned (not in the charm's table of released wheels; its bytes were checked only against driver-sha256, if set)"),
+            },
+        ),
         Some(have) => Check::fail(
             "driver-installed",
             format!("magnum-capi-helm {have} installed, {want} configured"),
@@ -146,7 +152,7 @@ pub fn run(root: &Root, tools: &HookTools) -> Result<()> {
 
     // The services' effective command lines (check 8, and the config
     // arguments for check 3).
-    let shown = systemd::show_properties(&SERVICES, "Id,ExecStart,DropInPaths").unwrap_or_default();
+    let shown = systemd::show_properties(&SERVICES, "Id,ExecStart,DropInPaths,MainPID").unwrap_or_default();
     let exec = |i: usize| {
         shown
             .get(i)
@@ -195,13 +201,26 @@ pub fn run(root: &Root, tools: &HookTools) -> Result<()> {
     // 5. The kubeconfig file.
     v.record(kubeconfig_file_check(root, &o)?)?;
 
-    // 6, 6b. The management cluster.
-    let (reach, creds) = management_cluster_checks(root);
+    // 6, 6b, 6c. The management cluster: reachable, credentials the
+    // installed driver can use, the API versions it requests.
+    let api_resources = settings.as_ref().and_then(|s| {
+        s.driver_options
+            .iter()
+            .find(|o| o.key == "api_resources")
+            .map(|o| o.value.replace("$$", "$"))
+    });
+    let (reach, creds, apis) = management_cluster_checks(root, o.driver_version.as_deref(), api_resources.as_deref());
     v.record(reach)?;
     v.record(creds)?;
+    v.record(apis)?;
 
-    // 7. helm.
-    v.record(helm_check(root))?;
+    // 7. helm, as the conductor finds and runs it.
+    let main_pid = shown
+        .get(1)
+        .and_then(|m| m.get("MainPID"))
+        .and_then(|p| p.parse::<u32>().ok())
+        .filter(|p| *p != 0);
+    v.record(helm_check(root, main_pid))?;
 
     // 8. Drop-ins.
     v.record(dropin_check(&shown, settings.as_ref().map(|s| s.service_override)))?;
@@ -468,9 +487,16 @@ fn capi_conf_check(
             format!("juju config magnum-capi disabled-drivers=auto (or add {other})"),
         ));
     }
+    let unread = match (desired, &o.driver_version) {
+        (Some(d), Some(v)) if !d.unknown_options.is_empty() => format!(
+            "; not written, magnum-capi-helm {v} does not read them: {}",
+            d.unknown_options.join(", ")
+        ),
+        _ => String::new(),
+    };
     Ok(Check::pass(
         NAME,
-        format!("{CAPI_CONF} is ASCII, as the charm writes it, and nothing read later overrides it"),
+        format!("{CAPI_CONF} is ASCII, as the charm writes it, and nothing read later overrides it{unread}"),
     ))
 }
 
@@ -532,12 +558,68 @@ fn kubeconfig_file_check(root: &Root, o: &Observed) -> Result<Check> {
     ))
 }
 
-fn management_cluster_checks(root: &Root) -> (Check, Check) {
+/// The group/versions the installed driver requests (compat.rs), with
+/// 1.4.0's `[capi_helm] api_resources` overrides applied (kind ->
+/// `{"api_version": "group/version"}`, kubernetes.py reads them at import).
+pub fn driver_apis(installed: &str, api_resources: Option<&str>) -> Vec<String> {
+    let release = compat::nearest(installed);
+    let overrides: serde_json::Value = api_resources
+        .filter(|_| release.layout >= compat::Layout::V1_4)
+        .and_then(|j| serde_json::from_str(j).ok())
+        .unwrap_or_default();
+    let mut apis = std::collections::BTreeSet::new();
+    for (kind, group) in [
+        ("Cluster", "cluster.x-k8s.io"),
+        ("MachineDeployment", "cluster.x-k8s.io"),
+        ("Machine", "cluster.x-k8s.io"),
+        ("K8sControlPlane", "controlplane.cluster.x-k8s.io"),
+        ("OpenstackCluster", "infrastructure.cluster.x-k8s.io"),
+    ] {
+        let prefix = format!("{group}/");
+        let default = release
+            .apis
+            .iter()
+            .find(|a| a.starts_with(&prefix))
+            .map(|a| a.to_string());
+        let chosen = overrides[kind]["api_version"]
+            .as_str()
+            .filter(|v| v.starts_with(&prefix))
+            .map(str::to_string)
+            .or(default);
+        apis.extend(chosen);
+    }
+    apis.into_iter().collect()
+}
+
+/// The fix for a management cluster that lacks `missing`.
+fn api_fix(missing: &str, installed: &str) -> String {
+    if missing.ends_with("/v1alpha6") {
+        format!(
+            "magnum-capi-helm {installed} requests {missing}, which CAPO 0.11 and later no longer serve: juju config magnum-capi driver-version={} (OpenStackCluster v1beta1), or run a CAPO that serves v1alpha6",
+            compat::DEFAULT_VERSION
+        )
+    } else {
+        format!("install or upgrade Cluster API and CAPO on the management cluster (clusterctl init --infrastructure openstack) so that it serves {missing}")
+    }
+}
+
+fn management_cluster_checks(
+    root: &Root,
+    installed: Option<&str>,
+    api_resources: Option<&str>,
+) -> (Check, Check, Check) {
     const REACH: &str = "management-cluster";
     const CREDS: &str = "kubeconfig-credentials";
+    const APIS: &str = "management-cluster-apis";
     let bytes = match std::fs::read(root.path(KUBECONFIG)) {
         Ok(b) => b,
-        Err(_) => return (Check::skip(REACH, "no kubeconfig"), Check::skip(CREDS, "no kubeconfig")),
+        Err(_) => {
+            return (
+                Check::skip(REACH, "no kubeconfig"),
+                Check::skip(CREDS, "no kubeconfig"),
+                Check::skip(APIS, "no kubeconfig"),
+            )
+        }
     };
     let target = match kubeconfig::target(&bytes) {
         Ok(t) => t,
@@ -549,6 +631,7 @@ fn management_cluster_checks(root: &Root) -> (Check, Check) {
                     "juju update-secret <secret> kubeconfig#file=<good kubeconfig>",
                 ),
                 Check::skip(CREDS, "kubeconfig unreadable"),
+                Check::skip(APIS, "kubeconfig unreadable"),
             )
         }
     };
@@ -563,9 +646,10 @@ fn management_cluster_checks(root: &Root) -> (Check, Check) {
                 "exec/auth-provider plugin credentials",
                 "use a service-account token kubeconfig",
             ),
+            Check::skip(APIS, "the management cluster was not reached"),
         );
     }
-    let creds = credentials_check(&target);
+    let creds = credentials_check(&target, installed);
     let kube = match Kube::new(target.clone(), KUBE_TIMEOUT) {
         Ok(k) => k,
         Err(e) => {
@@ -576,38 +660,110 @@ fn management_cluster_checks(root: &Root) -> (Check, Check) {
                     "juju update-secret <secret> kubeconfig#file=<good kubeconfig>",
                 ),
                 creds,
+                Check::skip(APIS, "the management cluster was not reached"),
             )
         }
     };
     let server = &target.server;
+    // The versions a group serves, from API discovery (GET /apis/<group>).
+    let served = |group: &str| -> Result<Option<Vec<String>>, String> {
+        match kube.get(&format!("/apis/{group}")) {
+            Ok((200, body)) => Ok(Some(
+                serde_json::from_str::<serde_json::Value>(&body)
+                    .ok()
+                    .and_then(|v| {
+                        v["versions"].as_array().map(|a| {
+                            a.iter()
+                                .filter_map(|x| x["version"].as_str().map(str::to_string))
+                                .collect()
+                        })
+                    })
+                    .unwrap_or_default(),
+            )),
+            Ok((404, _)) => Ok(None),
+            Ok((status, _)) => Err(format!("GET {server}/apis/{group}: HTTP {status}")),
+            Err(e) => Err(format!("GET {server}/apis/{group}: {e:#}")),
+        }
+    };
     let reach = match kube.get("/version") {
         Err(e) => Check::fail(REACH, format!("GET {server}/version: {e:#}"), "check the management cluster is up and reachable from this unit (routes, firewall, CA)"),
         Ok((status, _)) if status == 401 || status == 403 => Check::fail(REACH, format!("GET {server}/version: HTTP {status}"), "the kubeconfig's credentials are refused: juju update-secret with a fresh service-account token kubeconfig"),
         Ok((status, body)) if status != 200 => Check::fail(REACH, format!("GET {server}/version: HTTP {status} {}", body.chars().take(80).collect::<String>()), "check the server URL in the kubeconfig"),
         Ok((_, body)) => {
             let version = serde_json::from_str::<serde_json::Value>(&body).ok().and_then(|v| v["gitVersion"].as_str().map(str::to_string)).unwrap_or_else(|| "unknown".into());
-            match kube.get("/apis/cluster.x-k8s.io") {
-                Ok((200, body)) => {
-                    let versions: Vec<String> = serde_json::from_str::<serde_json::Value>(&body).ok().and_then(|v| v["versions"].as_array().map(|a| a.iter().filter_map(|x| x["version"].as_str().map(str::to_string)).collect())).unwrap_or_default();
-                    if versions.is_empty() {
-                        Check::fail(REACH, format!("Kubernetes {version} at {server}, but cluster.x-k8s.io lists no version"), "install Cluster API (clusterctl init --infrastructure openstack) on the management cluster")
-                    } else {
-                        Check::pass(REACH, format!("Kubernetes {version} at {server}; Cluster API {}", versions.join(", ")))
-                    }
-                }
-                Ok((status, _)) => Check::fail(REACH, format!("Kubernetes {version} at {server}, but GET /apis/cluster.x-k8s.io: HTTP {status}"), "install Cluster API (clusterctl init --infrastructure openstack) on the management cluster"),
-                Err(e) => Check::fail(REACH, format!("GET {server}/apis/cluster.x-k8s.io: {e:#}"), "check the management cluster"),
+            match served("cluster.x-k8s.io") {
+                Ok(Some(versions)) if !versions.is_empty() => Check::pass(REACH, format!("Kubernetes {version} at {server}; Cluster API {}", versions.join(", "))),
+                Ok(Some(_)) => Check::fail(REACH, format!("Kubernetes {version} at {server}, but cluster.x-k8s.io lists no version"), "install Cluster API (clusterctl init --infrastructure openstack) on the management cluster"),
+                Ok(None) => Check::fail(REACH, format!("Kubernetes {version} at {server}, but GET /apis/cluster.x-k8s.io: HTTP 404"), "install Cluster API (clusterctl init --infrastructure openstack) on the management cluster"),
+                Err(e) => Check::fail(REACH, e, "check the management cluster"),
             }
         }
     };
-    (reach, creds)
+    if reach.outcome != check::Outcome::Pass {
+        return (
+            reach,
+            creds,
+            Check::skip(APIS, "the management cluster was not reached"),
+        );
+    }
+    let Some(installed) = installed else {
+        return (reach, creds, Check::skip(APIS, "no driver installed"));
+    };
+    let wanted = driver_apis(installed, api_resources);
+    let mut missing = Vec::new();
+    let mut cache: BTreeMap<String, Option<Vec<String>>> = BTreeMap::new();
+    for gv in &wanted {
+        let (group, version) = gv.split_once('/').unwrap_or((gv, ""));
+        if !cache.contains_key(group) {
+            match served(group) {
+                Ok(v) => {
+                    cache.insert(group.to_string(), v);
+                }
+                Err(e) => return (reach, creds, Check::fail(APIS, e, "check the management cluster")),
+            }
+        }
+        let serves = cache[group].as_ref().is_some_and(|v| v.iter().any(|x| x == version));
+        if !serves {
+            let has = match &cache[group] {
+                Some(v) if !v.is_empty() => format!("{group} serves {}", v.join(", ")),
+                _ => format!("{group} is not served at all"),
+            };
+            missing.push((gv.clone(), has));
+        }
+    }
+    let apis = match missing.first() {
+        None => Check::pass(
+            APIS,
+            format!("the management cluster serves every API magnum-capi-helm {installed} requests: {}", wanted.join(", ")),
+        ),
+        Some((first, _)) => Check::fail(
+            APIS,
+            format!(
+                "magnum-capi-helm {installed} requests {}, which the management cluster does not serve ({}): every cluster create or status poll would fail",
+                missing.iter().map(|(m, _)| m.as_str()).collect::<Vec<_>>().join(", "),
+                missing.iter().map(|(_, h)| h.as_str()).collect::<Vec<_>>().join("; ")
+            ),
+            api_fix(first, installed),
+        ),
+    };
+    (reach, creds, apis)
 }
 
-fn credentials_check(target: &kubeconfig::KubeTarget) -> Check {
+fn credentials_check(target: &kubeconfig::KubeTarget, installed: Option<&str>) -> Check {
     const NAME: &str = "kubeconfig-credentials";
     let Some(pem) = &target.client_cert_pem else {
         return match &target.token {
-            Some(_) => Check::pass(NAME, "bearer token (does not expire with a certificate)"),
+            Some(_) => match installed.and_then(compat::release).filter(|r| !r.token) {
+                Some(r) => Check::fail(
+                    NAME,
+                    format!(
+                        "a bearer token, but magnum-capi-helm {} reads only client certificates (kubernetes.py asserts one): every cluster create fails with AssertionError",
+                        r.version
+                    ),
+                    format!("juju config magnum-capi driver-version={}", compat::DEFAULT_VERSION),
+                ),
+                None => Check::pass(NAME, "bearer token (does not expire with a certificate)"),
+            },
             None => Check::fail(
                 NAME,
                 "no client certificate and no token",
@@ -653,35 +809,86 @@ fn credentials_check(target: &kubeconfig::KubeTarget) -> Check {
     }
 }
 
-fn helm_check(root: &Root) -> Check {
+/// The environment of a running process (`/proc/<pid>/environ`).
+fn environ(root: &Root, pid: u32) -> Option<BTreeMap<String, String>> {
+    let bytes = std::fs::read(root.path(format!("/proc/{pid}/environ"))).ok()?;
+    Some(
+        bytes
+            .split(|b| *b == 0)
+            .filter_map(|kv| {
+                let kv = String::from_utf8_lossy(kv);
+                kv.split_once('=').map(|(k, v)| (k.to_string(), v.to_string()))
+            })
+            .collect(),
+    )
+}
+
+/// helm as the driver runs it: the first `helm` on magnum-conductor's own
+/// PATH (read from the running process: the packaged init script resets
+/// PATH), run with the conductor's environment as the magnum user. When
+/// the conductor is not running, systemd's default PATH stands in.
+fn helm_check(root: &Root, conductor_pid: Option<u32>) -> Check {
     const NAME: &str = "helm";
-    let Some(dir) = SERVICE_PATH.iter().find(|d| root.path(d).join("helm").is_file()) else {
+    let env = conductor_pid.and_then(|pid| environ(root, pid));
+    let (path, whose) = match (env.as_ref().and_then(|e| e.get("PATH")), conductor_pid) {
+        (Some(p), _) => (p.clone(), "magnum-conductor's PATH"),
+        (None, None) => (
+            SERVICE_PATH.join(":"),
+            "systemd's default PATH (magnum-conductor is not running)",
+        ),
+        (None, Some(_)) => (
+            SERVICE_PATH.join(":"),
+            "systemd's default PATH (magnum-conductor's environment is unreadable)",
+        ),
+    };
+    let Some(dir) = path
+        .split(':')
+        .find(|d| d.starts_with('/') && !d.contains("..") && root.path(d).join("helm").is_file())
+    else {
         return Check::fail(
             NAME,
-            "no helm on the services' PATH: the driver runs helm to create clusters",
-            "install a helm v3 binary as /usr/local/bin/helm",
+            format!("no helm on {whose} ({path}): the driver runs helm to create clusters"),
+            "install a helm v3 binary as /usr/local/bin/helm (juju attach-resource magnum-capi helm=...), and juju config magnum-capi service-override (either mode puts /usr/local/bin on the conductor's PATH)",
         );
     };
-    match Command::new("helm")
-        .args(["version", "--short"])
-        .stdin(Stdio::null())
-        .output()
-    {
+    let mut cmd = Command::new(root.path(dir).join("helm"));
+    cmd.args(["version", "--short"]).stdin(Stdio::null());
+    if let Some(env) = &env {
+        cmd.env_clear().envs(env);
+        // As the conductor's user, when this action can switch to it.
+        if nix::unistd::geteuid().is_root() {
+            let accounts = Accounts::read(&root.path("/etc/passwd"), &root.path("/etc/group")).ok();
+            if let Some(u) = accounts.as_ref().and_then(|a| a.user("magnum")) {
+                use std::os::unix::process::CommandExt;
+                cmd.uid(u.uid)
+                    .gid(accounts.as_ref().and_then(|a| a.group("magnum")).unwrap_or(u.gid));
+            }
+        }
+    }
+    let as_whom = if env.is_some() {
+        " as magnum, with the conductor's environment"
+    } else {
+        ""
+    };
+    match cmd.output() {
         Ok(out) if out.status.success() => Check::pass(
             NAME,
-            format!("{dir}/helm {}", String::from_utf8_lossy(&out.stdout).trim()),
+            format!(
+                "{dir}/helm {} (on {whose}{as_whom})",
+                String::from_utf8_lossy(&out.stdout).trim()
+            ),
         ),
         Ok(out) => Check::fail(
             NAME,
             format!(
-                "{dir}/helm version failed: {}",
+                "{dir}/helm version failed{as_whom}: {}",
                 String::from_utf8_lossy(&out.stderr).trim()
             ),
             "replace it with a working static helm v3 binary",
         ),
         Err(e) => Check::fail(
             NAME,
-            format!("cannot run helm: {e}"),
+            format!("cannot run {dir}/helm: {e}"),
             "install a helm v3 binary as /usr/local/bin/helm",
         ),
     }

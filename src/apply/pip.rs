@@ -102,7 +102,12 @@ fn install_pip(env: &[(&str, String)]) -> Result<()> {
     }
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
-        let last = err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no output").trim();
+        let last = err
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("no output")
+            .trim();
         bail!("pip3 is not on this unit and `apt-get install python3-pip` failed: {last}; fix: install python3-pip on the unit (apt-get install python3-pip)");
     }
     crate::note!("installed python3-pip");

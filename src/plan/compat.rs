@@ -204,7 +204,11 @@ mod tests {
         }
         assert_eq!(RELEASES.last().unwrap().version, DEFAULT_VERSION);
         for r in RELEASES {
-            assert!(super::super::artifact::parse_sha256(r.wheel_sha256).is_some(), "{}", r.version);
+            assert!(
+                super::super::artifact::parse_sha256(r.wheel_sha256).is_some(),
+                "{}",
+                r.version
+            );
         }
     }
 
@@ -219,7 +223,10 @@ mod tests {
     #[test]
     fn a_token_needs_1_3() {
         let e = refusal("1.1.0", Some(Auth::Token), Some((3, 11))).unwrap();
-        assert!(e.contains("bearer token") && e.contains("before 1.3.0") && e.contains("driver-version=1.4.0"), "{e}");
+        assert!(
+            e.contains("bearer token") && e.contains("before 1.3.0") && e.contains("driver-version=1.4.0"),
+            "{e}"
+        );
         assert_eq!(refusal("1.1.0", Some(Auth::ClientCertificate), Some((3, 11))), None);
         assert_eq!(refusal("1.3.0", Some(Auth::Token), Some((3, 11))), None);
         // Not in the table: installs as before.
@@ -229,7 +236,10 @@ mod tests {
     #[test]
     fn python_3_9_cannot_run_1_4() {
         let e = refusal("1.4.0", Some(Auth::Token), Some((3, 9))).unwrap();
-        assert!(e.contains("needs Python >= 3.10, this unit has 3.9") && e.ends_with("driver-version=1.3.0"), "{e}");
+        assert!(
+            e.contains("needs Python >= 3.10, this unit has 3.9") && e.ends_with("driver-version=1.3.0"),
+            "{e}"
+        );
         assert_eq!(refusal("1.4.0", None, Some((3, 10))), None);
         assert_eq!(refusal("1.4.0", None, None), None);
     }

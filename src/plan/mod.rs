@@ -360,7 +360,10 @@ pub fn desired(
                     "driver wheel sha256 {sha} does not match driver-sha256 {pin}: nothing installed; attach the right wheel or fix the pin"
                 )));
             }
-            if let Some(pypi) = released.as_ref().filter(|p| settings.driver_sha256.is_none() && *p != sha) {
+            if let Some(pypi) = released
+                .as_ref()
+                .filter(|p| settings.driver_sha256.is_none() && *p != sha)
+            {
                 return Err(Status::blocked(format!(
                     "driver wheel sha256 {sha} is not magnum-capi-helm {version} as released (sha256 {pypi}): nothing installed; attach the released wheel, or trust this build with juju config magnum-capi driver-sha256={sha}"
                 )));
@@ -494,11 +497,17 @@ pub fn desired(
         // the block comes out. The rest of the file is the operator's.
         let path = paths::env_default(service);
         let existing = o.files.get(&path).cloned().flatten();
-        let theirs = existing.as_ref().map(|f| render::strip_block(&String::from_utf8_lossy(&f.content)));
-        let (mode, uid, gid) = existing.as_ref().map_or((0o644, o.root_uid, o.root_gid), |f| (f.mode, f.uid, f.gid));
-        let ours = existing
+        let theirs = existing
             .as_ref()
-            .is_some_and(|f| String::from_utf8_lossy(&f.content).lines().any(|l| l.trim_end() == render::BLOCK_BEGIN));
+            .map(|f| render::strip_block(&String::from_utf8_lossy(&f.content)));
+        let (mode, uid, gid) = existing
+            .as_ref()
+            .map_or((0o644, o.root_uid, o.root_gid), |f| (f.mode, f.uid, f.gid));
+        let ours = existing.as_ref().is_some_and(|f| {
+            String::from_utf8_lossy(&f.content)
+                .lines()
+                .any(|l| l.trim_end() == render::BLOCK_BEGIN)
+        });
         let content = match settings.service_override {
             ServiceOverride::None => Some(render::env_default(theirs.as_deref().unwrap_or(""), service, &env)),
             // Only a file with the charm's block is the charm's to change.

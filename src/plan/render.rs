@@ -128,7 +128,11 @@ mod tests {
 
     #[test]
     fn capi_conf_has_the_kubeconfig_and_only_set_options() {
-        let c = capi_conf(&[("namespace_prefix", "capi".into())], &[], &["k8s_fedora_coreos_v1".into()]);
+        let c = capi_conf(
+            &[("namespace_prefix", "capi".into())],
+            &[],
+            &["k8s_fedora_coreos_v1".into()],
+        );
         assert!(c.starts_with("# Managed by the magnum-capi charm"));
         assert!(c.contains("[capi_helm]\nkubeconfig_file = /etc/magnum/kubeconfig\nnamespace_prefix = capi\n"));
         assert!(c.contains("[drivers]\ndisabled_drivers = k8s_fedora_coreos_v1\n"));
@@ -137,7 +141,10 @@ mod tests {
         assert!(!capi_conf(&[], &[], &[]).contains("[drivers]"));
         assert!(!c.contains("[capi_helm_cluster_labels]"));
         let c = capi_conf(&[], &[("octavia_provider", "ovn".into())], &[]);
-        assert!(c.ends_with("\n[capi_helm_cluster_labels]\noctavia_provider = ovn\n"), "{c}");
+        assert!(
+            c.ends_with("\n[capi_helm_cluster_labels]\noctavia_provider = ovn\n"),
+            "{c}"
+        );
     }
 
     #[test]
@@ -156,8 +163,14 @@ mod tests {
             vars: vec![("HTTPS_PROXY", "http://u:p%40ss@squid:3128".into())],
         };
         let d = runbook_dropin("/usr/bin/magnum-conductor", &env);
-        assert!(d.contains("Environment=\"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/snap/bin\"\n"), "{d}");
-        assert!(d.contains("Environment=\"HTTPS_PROXY=http://u:p%%40ss@squid:3128\"\n"), "{d}");
+        assert!(
+            d.contains("Environment=\"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/snap/bin\"\n"),
+            "{d}"
+        );
+        assert!(
+            d.contains("Environment=\"HTTPS_PROXY=http://u:p%%40ss@squid:3128\"\n"),
+            "{d}"
+        );
     }
 
     #[test]

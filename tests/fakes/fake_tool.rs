@@ -150,7 +150,22 @@ fn serve() -> ExitCode {
     let args: Vec<String> = argv[1..].to_vec();
     let mut fake = Fake::load();
     if tool != "fake-systemd-bus" {
-        fake.append("calls.jsonl", &json!({"tool": tool, "args": args}).to_string());
+        // The proxy variables the program was given (pip, apt-get).
+        let env: serde_json::Map<String, Value> = [
+            "HTTP_PROXY",
+            "http_proxy",
+            "HTTPS_PROXY",
+            "https_proxy",
+            "NO_PROXY",
+            "no_proxy",
+        ]
+        .iter()
+        .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), json!(v))))
+        .collect();
+        fake.append(
+            "calls.jsonl",
+            &json!({"tool": tool, "args": args, "env": env}).to_string(),
+        );
     }
 
     let verb = args.iter().find(|a| !a.starts_with('-')).cloned().unwrap_or_default();
@@ -295,6 +310,7 @@ fn serve() -> ExitCode {
             out(&text)
         }
         "pip3" | "pip" => pip(&fake, &args),
+        "apt-get" => apt_get(&mut fake, &args, &argv[0]),
         "python3" | "python" if args.get(1).is_some_and(|s| s.starts_with("# magnum-capi verify")) => {
             python_verify(&fake, args.get(2).map(String::as_str).unwrap_or("[]"))
         }
@@ -621,6 +637,15 @@ fn systemctl(fake: &mut Fake, args: &[String]) -> ExitCode {
                             format!("{{ path={path} ; argv[]={argv} ; ignore_errors=no ; start_time=[n/a] ; stop_time=[n/a] ; pid=0 ; code=(null) ; status=0/0 }}")
                         }
                         "DropInPaths" => loaded["dropins"].as_str().unwrap_or("").to_string(),
+                        // systemd: the main process's PID while the unit
+                        // runs, 0 otherwise (`systemctl show -p MainPID`).
+                        "MainPID" => match s["main_pid"].as_u64() {
+                            Some(pid) => pid.to_string(),
+                            None if s["active_state"] == "active" => {
+                                (40000 + s["start"].as_u64().unwrap_or(0) % 20000).to_string()
+                            }
+                            None => "0".to_string(),
+                        },
                         other => return err(1, &format!("fake systemctl: property {other} is not faked")),
                     };
                     block.push_str(&format!("{p}={v}\n"));
@@ -804,6 +829,53 @@ fn unit_definition(fake: &Fake, unit: &str) -> Value {
 fn monotonic_us() -> u64 {
     let t = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).unwrap();
     t.tv_sec() as u64 * 1_000_000 + t.tv_nsec() as u64 / 1000
+}
+
+/// apt-get as Debian's apt 2.6 answers (run here: `apt-get install -y -q
+/// --no-install-recommends python3-pip` on bookworm; an unknown package,
+/// or no package lists yet: `E: Unable to locate package <name>`, exit
+/// 100). world.apt: {lists: bool (default true), fail: stderr}. Installing
+/// python3-pip puts pip3 beside this program on PATH, as the package puts
+/// /usr/bin/pip3.
+fn apt_get(fake: &mut Fake, args: &[String], argv0: &str) -> ExitCode {
+    let verb = args
+        .iter()
+        .find(|a| !a.starts_with('-'))
+        .map(String::as_str)
+        .unwrap_or("");
+    if verb == "update" {
+        fake.world["apt"]["lists"] = json!(true);
+        fake.save();
+        return out("Reading package lists...\n");
+    }
+    let apt = fake.get("apt");
+    if verb != "install" {
+        return err(100, &format!("E: Invalid operation {verb}"));
+    }
+    if let Some(stderr) = apt.get("fail").and_then(Value::as_str) {
+        return err(100, stderr);
+    }
+    let lists = apt.get("lists").and_then(Value::as_bool).unwrap_or(true);
+    for pkg in args
+        .iter()
+        .skip_while(|a| *a != "install")
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+    {
+        if !lists || pkg != "python3-pip" {
+            return err(100, &format!("E: Unable to locate package {pkg}"));
+        }
+        // argv[0] is the bare name when run from PATH: find this program's
+        // directory there.
+        let path = std::env::var("PATH").unwrap_or_default();
+        let Some(bin) = std::env::split_paths(&path).find(|d| d.join(argv0).exists() || d.join("apt-get").exists())
+        else {
+            return err(100, "fake apt-get: not found on PATH");
+        };
+        let me = std::env::current_exe().unwrap();
+        let _ = std::os::unix::fs::symlink(me, bin.join("pip3"));
+    }
+    out("Setting up python3-pip (23.0.1+dfsg-1) ...\n")
 }
 
 fn pip(fake: &Fake, args: &[String]) -> ExitCode {

@@ -90,13 +90,32 @@ impl Pki {
     }
 }
 
+/// An APIGroup discovery document (GET /apis/<group>), as the Kubernetes
+/// API server writes one: every served version, the first preferred.
+fn group(name: &str, versions: &[&str]) -> String {
+    let v: Vec<String> = versions
+        .iter()
+        .map(|v| format!(r#"{{"groupVersion":"{name}/{v}","version":"{v}"}}"#))
+        .collect();
+    format!(
+        r#"{{"kind":"APIGroup","apiVersion":"v1","name":"{name}","versions":[{}],"preferredVersion":{}}}"#,
+        v.join(","),
+        v[0]
+    )
+}
+
 /// How the API answers.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Api {
-    /// Kubernetes with Cluster API installed.
-    WithClusterApi,
+    /// Kubernetes with Cluster API and a CAPO of today (0.11+):
+    /// infrastructure.cluster.x-k8s.io serves v1beta1 (OpenStackCluster)
+    /// and v1alpha1 (OpenStackServer), no v1alpha6.
+    Capo,
+    /// A CAPO before 0.11, still serving the deprecated v1alpha6 and
+    /// v1alpha7 beside v1beta1.
+    OldCapo,
     /// Kubernetes without Cluster API: /apis/cluster.x-k8s.io is 404.
-    WithoutClusterApi,
+    Bare,
 }
 
 pub struct KubeServer {
@@ -245,7 +264,10 @@ fn serve(
         } else {
             match (path.as_str(), api) {
                 ("/version", _) => (200, r#"{"major":"1","minor":"30","gitVersion":"v1.30.4","gitCommit":"a51b3b711150f57ffc1f526a640ec058514ed596","gitTreeState":"clean","buildDate":"2024-08-14T19:04:39Z","goVersion":"go1.22.5","compiler":"gc","platform":"linux/amd64"}"#.to_string()),
-                ("/apis/cluster.x-k8s.io", Api::WithClusterApi) => (200, r#"{"kind":"APIGroup","apiVersion":"v1","name":"cluster.x-k8s.io","versions":[{"groupVersion":"cluster.x-k8s.io/v1beta1","version":"v1beta1"}],"preferredVersion":{"groupVersion":"cluster.x-k8s.io/v1beta1","version":"v1beta1"}}"#.to_string()),
+                ("/apis/cluster.x-k8s.io", Api::Capo | Api::OldCapo) => (200, group("cluster.x-k8s.io", &["v1beta1"])),
+                ("/apis/controlplane.cluster.x-k8s.io", Api::Capo | Api::OldCapo) => (200, group("controlplane.cluster.x-k8s.io", &["v1beta1"])),
+                ("/apis/infrastructure.cluster.x-k8s.io", Api::Capo) => (200, group("infrastructure.cluster.x-k8s.io", &["v1beta1", "v1alpha1"])),
+                ("/apis/infrastructure.cluster.x-k8s.io", Api::OldCapo) => (200, group("infrastructure.cluster.x-k8s.io", &["v1beta1", "v1alpha7", "v1alpha6"])),
                 _ => (404, r#"{"kind":"Status","apiVersion":"v1","status":"Failure","message":"the server could not find the requested resource","reason":"NotFound","code":404}"#.to_string()),
             }
         };

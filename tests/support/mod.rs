@@ -26,7 +26,7 @@ pub const CHARM: &str = env!("CARGO_BIN_EXE_magnum-capi");
 pub const FAKE_TOOL: &str = env!("CARGO_BIN_EXE_fake-tool");
 
 /// Every program the charm may run; each is the fake, by name.
-pub const TOOLS: [&str; 22] = [
+pub const TOOLS: [&str; 23] = [
     "relation-ids",
     "relation-list",
     "relation-get",
@@ -49,6 +49,7 @@ pub const TOOLS: [&str; 22] = [
     "helm",
     "pip",
     "python",
+    "apt-get",
 ];
 
 pub const SECRET_URI: &str = "secret:d1f8kq7mp25c77s6iqgg";
@@ -181,6 +182,8 @@ impl FileState {
 pub struct Call {
     pub tool: String,
     pub args: Vec<String>,
+    /// The proxy variables in its environment.
+    pub env: std::collections::BTreeMap<String, String>,
 }
 
 impl Call {
@@ -724,6 +727,14 @@ impl Unit {
                         .iter()
                         .map(|a| a.as_str().unwrap().to_string())
                         .collect(),
+                    env: v["env"]
+                        .as_object()
+                        .map(|m| {
+                            m.iter()
+                                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
+                                .collect()
+                        })
+                        .unwrap_or_default(),
                 }
             })
             .collect()
