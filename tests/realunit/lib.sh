@@ -34,10 +34,16 @@ source "$RU_HERE/unit.sh"
 REALUNIT_DIR=${MAGNUM_CAPI_REALUNIT_DIR:-/var/tmp/magnum-capi-realunit}
 ROOT=$REALUNIT_DIR/root
 WHEEL_DIR=$REALUNIT_DIR/wheels
-DRIVER_VERSION=1.1.0
-WHEEL=magnum_capi_helm-1.1.0-py3-none-any.whl
-# PyPI files never change: the wheel pip downloads must be this one.
-WHEEL_SHA256=a90b39640c9f79763d23d3e319b49f9eab917e8349f6e1cc686eb64bfb5819a0
+# The charm's default driver (1.4.0: OpenStackCluster v1beta1, token or
+# certificate kubeconfigs), and 1.1.0 (v1alpha6, certificates only) for the
+# compatibility checks. PyPI files never change: the wheels pip downloads
+# must be these (the charm's own table, src/plan/compat.rs, has the same).
+DRIVER_VERSION=1.4.0
+WHEEL=magnum_capi_helm-1.4.0-py3-none-any.whl
+WHEEL_SHA256=1e0878ea39dbe6ea3d40674c0c443ee5a0494835bdfbcc4f8052bc1178f508b9
+OLD_VERSION=1.1.0
+OLD_WHEEL=magnum_capi_helm-1.1.0-py3-none-any.whl
+OLD_WHEEL_SHA256=a90b39640c9f79763d23d3e319b49f9eab917e8349f6e1cc686eb64bfb5819a0
 STAGE=${MAGNUM_CAPI_STAGE:-$REPO/build/amd64/magnum-capi}
 FAKE_TOOL=$REPO/target/x86_64-unknown-linux-musl/release/fake-tool
 
@@ -97,14 +103,20 @@ ensure_inputs() {
             ru_die "cannot build fake-tool"
     fi
     mkdir -p "$WHEEL_DIR"
-    if [[ ! -f "$WHEEL_DIR/$WHEEL" ]]; then
-        ru_log "downloading $WHEEL from PyPI (cached in $WHEEL_DIR)"
-        PIP_FIND_LINKS= python3 -m pip download --quiet --disable-pip-version-check --no-deps \
-            --only-binary=:all: -d "$WHEEL_DIR" "magnum-capi-helm==$DRIVER_VERSION" ||
-            ru_die "pip download magnum-capi-helm==$DRIVER_VERSION failed"
-    fi
-    [[ "$(sha256sum "$WHEEL_DIR/$WHEEL" | cut -d' ' -f1)" == "$WHEEL_SHA256" ]] ||
-        ru_die "$WHEEL_DIR/$WHEEL does not have the pinned sha256 $WHEEL_SHA256: delete it and retry"
+    local version file sha
+    for version in "$DRIVER_VERSION" "$OLD_VERSION"; do
+        file=magnum_capi_helm-$version-py3-none-any.whl
+        sha=$WHEEL_SHA256
+        [[ $version == "$OLD_VERSION" ]] && sha=$OLD_WHEEL_SHA256
+        if [[ ! -f "$WHEEL_DIR/$file" ]]; then
+            ru_log "downloading $file from PyPI (cached in $WHEEL_DIR)"
+            PIP_FIND_LINKS= python3 -m pip download --quiet --disable-pip-version-check --no-deps \
+                --only-binary=:all: -d "$WHEEL_DIR" "magnum-capi-helm==$version" ||
+                ru_die "pip download magnum-capi-helm==$version failed"
+        fi
+        [[ "$(sha256sum "$WHEEL_DIR/$file" | cut -d' ' -f1)" == "$sha" ]] ||
+            ru_die "$WHEEL_DIR/$file does not have the pinned sha256 $sha: delete it and retry"
+    done
     ensure_kube_api_certs
     ensure_helm
 }
@@ -142,6 +154,28 @@ PY
 }
 
 
+
+# Debian's python3-pip .deb, as the unit's release ships it (apt-get
+# download on the host, which runs the same release; cached), with an apt
+# Packages index for a local repository.
+PIP_DEB_DIR=$REALUNIT_DIR/debs
+ensure_pip_deb() {
+    local version
+    version=$(U dpkg-query -W -f '${Version}' python3-pip) || ru_die "the unit has no python3-pip to take the version from"
+    PIP_DEB=python3-pip_${version/:/%3a}_all.deb
+    mkdir -p "$PIP_DEB_DIR"
+    if [[ ! -f "$PIP_DEB_DIR/$PIP_DEB" ]]; then
+        # A fresh host may have no package lists yet.
+        (cd "$PIP_DEB_DIR" && apt-get download -q "python3-pip=$version" >/dev/null 2>&1) ||
+            { apt-get update -q >/dev/null 2>&1 && (cd "$PIP_DEB_DIR" && apt-get download -q "python3-pip=$version" >/dev/null 2>&1); } ||
+            ru_die "apt-get download python3-pip=$version failed on the host"
+    fi
+    {
+        dpkg-deb -f "$PIP_DEB_DIR/$PIP_DEB"
+        printf 'Filename: ./%s\nSize: %s\nSHA256: %s\n\n' "$PIP_DEB" "$(stat -c %s "$PIP_DEB_DIR/$PIP_DEB")" \
+            "$(sha256sum "$PIP_DEB_DIR/$PIP_DEB" | cut -d' ' -f1)"
+    } >"$PIP_DEB_DIR/Packages"
+}
 
 # --- the unit ------------------------------------------------------------
 
@@ -193,6 +227,7 @@ install_charm() {
     realunit_copy_in "$NAME" "$FAKE_TOOL" "$TOOLS_DIR/fake-tool"
     for t in "${HOOK_TOOLS[@]}"; do U ln -sf fake-tool "$TOOLS_DIR/$t"; done
     realunit_copy_in "$NAME" "$WHEEL_DIR/$WHEEL" "$UNIT_WHEELS/"
+    realunit_copy_in "$NAME" "$WHEEL_DIR/$OLD_WHEEL" "$UNIT_WHEELS/"
     realunit_copy_in "$NAME" "$WHEEL_DIR/$WHEEL" "$RESOURCES_DIR/driver-wheel/driver-wheel"
     realunit_copy_in "$NAME" "$HELM" "$RESOURCES_DIR/helm/helm"
     initial_world | U sh -c "cat > $FAKE_DIR/world.json"
@@ -200,16 +235,18 @@ install_charm() {
 }
 
 # A stand-in management cluster: a small HTTPS server in the unit (python3,
-# 127.0.0.1:6443) that answers GET /version and the Cluster API group
-# (/apis/cluster.x-k8s.io) to a canary bearer token, and 401 otherwise. Its
-# CA and server certificate are made once on the host with openssl and
-# cached. It runs as a transient systemd service, gone at power-off.
+# 127.0.0.1:6443) that answers GET /version and API discovery of the Cluster
+# API groups as a cluster with CAPO 0.11+ does (infrastructure.cluster.x-k8s.io
+# at v1beta1 only, no v1alpha6), to a canary bearer token or a client
+# certificate signed by its CA, and 401 otherwise. Its CA, server and client
+# certificates are made once on the host with openssl and cached. It runs
+# as a transient systemd service, gone at power-off.
 KUBE_API_DIR=$REALUNIT_DIR/test-kube-api
 UNIT_KUBE_API=/opt/test-kube-api
 KUBE_SERVER=https://127.0.0.1:6443
 
 ensure_kube_api_certs() {
-    [[ -s "$KUBE_API_DIR/server.crt" ]] && return 0
+    [[ -s "$KUBE_API_DIR/server.crt" && -s "$KUBE_API_DIR/client.crt" ]] && return 0
     command -v openssl >/dev/null || ru_die "openssl is not installed on the host"
     mkdir -p "$KUBE_API_DIR"
     (
@@ -219,7 +256,11 @@ ensure_kube_api_certs() {
         openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=test-kube-api &&
         printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\nbasicConstraints=critical,CA:FALSE\n' > ext.cnf &&
         openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 3650 \
-            -extfile ext.cnf -out server.crt.tmp && mv server.crt.tmp server.crt
+            -extfile ext.cnf -out server.crt.tmp && mv server.crt.tmp server.crt &&
+        openssl req -newkey rsa:2048 -nodes -keyout client.key -out client.csr -subj /O=system:masters/CN=magnum &&
+        printf 'extendedKeyUsage=clientAuth\nbasicConstraints=critical,CA:FALSE\n' > client.cnf &&
+        openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 3650 \
+            -extfile client.cnf -out client.crt
     ) >"$KUBE_API_DIR/openssl.log" 2>&1 || { cat "$KUBE_API_DIR/openssl.log" >&2; ru_die "cannot make the test Kubernetes API's certificates"; }
 }
 
@@ -228,10 +269,17 @@ start_kube_api() {
     U mkdir -p "$UNIT_KUBE_API"
     realunit_copy_in "$NAME" "$KUBE_API_DIR/server.crt" "$UNIT_KUBE_API/"
     realunit_copy_in "$NAME" "$KUBE_API_DIR/server.key" "$UNIT_KUBE_API/"
+    realunit_copy_in "$NAME" "$KUBE_API_DIR/ca.crt" "$UNIT_KUBE_API/"
     U sh -c "cat > $UNIT_KUBE_API/server.py" <<'PY'
 # A test stand-in for a Kubernetes API server with Cluster API installed.
 import http.server, json, ssl
 TOKEN = "Bearer eyJhbGciOiJSUzI1NiJ9.canary-token-"
+# As CAPI 1.8+ with CAPO 0.11+ serve them: OpenStackCluster at v1beta1 only.
+GROUPS = {
+    "cluster.x-k8s.io": ["v1beta1"],
+    "controlplane.cluster.x-k8s.io": ["v1beta1"],
+    "infrastructure.cluster.x-k8s.io": ["v1beta1"],
+}
 class Handler(http.server.BaseHTTPRequestHandler):
     def reply(self, code, body):
         data = json.dumps(body).encode()
@@ -241,21 +289,25 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
     def do_GET(self):
-        if not self.headers.get("Authorization", "").startswith(TOKEN):
+        cert = self.connection.getpeercert()
+        if not self.headers.get("Authorization", "").startswith(TOKEN) and not cert:
             return self.reply(401, {"kind": "Status", "status": "Failure", "reason": "Unauthorized", "code": 401})
         path = self.path.split("?")[0].rstrip("/")
         if path == "/version":
             return self.reply(200, {"major": "1", "minor": "30", "gitVersion": "v1.30.5", "platform": "linux/amd64"})
-        if path == "/apis/cluster.x-k8s.io":
-            v = {"groupVersion": "cluster.x-k8s.io/v1beta1", "version": "v1beta1"}
-            return self.reply(200, {"kind": "APIGroup", "apiVersion": "v1", "name": "cluster.x-k8s.io",
-                                    "versions": [v], "preferredVersion": v})
+        group = path[len("/apis/"):] if path.startswith("/apis/") else None
+        if group in GROUPS:
+            v = [{"groupVersion": group + "/" + x, "version": x} for x in GROUPS[group]]
+            return self.reply(200, {"kind": "APIGroup", "apiVersion": "v1", "name": group,
+                                    "versions": v, "preferredVersion": v[0]})
         self.reply(404, {"kind": "Status", "status": "Failure", "reason": "NotFound", "code": 404})
     def log_message(self, fmt, *args):
         print("test-kube-api: " + fmt % args, flush=True)
 server = http.server.ThreadingHTTPServer(("127.0.0.1", 6443), Handler)
 ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
 ctx.load_cert_chain("/opt/test-kube-api/server.crt", "/opt/test-kube-api/server.key")
+ctx.load_verify_locations("/opt/test-kube-api/ca.crt")
+ctx.verify_mode = ssl.CERT_OPTIONAL  # a token client sends no certificate
 server.socket = ctx.wrap_socket(server.socket, server_side=True)
 server.serve_forever()
 PY
@@ -263,6 +315,30 @@ PY
         python3 "$UNIT_KUBE_API/server.py" || ru_die "cannot start the test Kubernetes API"
     kube_api_up() { U python3 -c 'import socket; socket.create_connection(("127.0.0.1", 6443), 1).close()'; }
     wait_for 20 kube_api_up || ru_die "the test Kubernetes API did not listen on 127.0.0.1:6443"
+}
+
+# A kubeconfig with the client certificate (as kubeadm's admin.conf).
+cert_kubeconfig() {
+    cat <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: capi-mgmt
+  cluster:
+    server: $KUBE_SERVER
+    certificate-authority-data: $(base64 -w0 "$KUBE_API_DIR/ca.crt")
+contexts:
+- name: magnum@capi-mgmt
+  context:
+    cluster: capi-mgmt
+    user: magnum
+current-context: magnum@capi-mgmt
+users:
+- name: magnum
+  user:
+    client-certificate-data: $(base64 -w0 "$KUBE_API_DIR/client.crt")
+    client-key-data: $(base64 -w0 "$KUBE_API_DIR/client.key")
+EOF
 }
 
 # The kubeconfig of the tests (tests/support/mod.rs KUBECONFIG's shape: a
@@ -295,7 +371,7 @@ initial_world() {
 import json, sys
 uri, kube, settle, res, wheel_sha, helm_sha = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5], sys.argv[6]
 print(json.dumps({
-    "config": {"kubeconfig-secret": uri, "driver-version": "1.1.0", "disabled-drivers": "auto",
+    "config": {"kubeconfig-secret": uri, "driver-version": "1.4.0", "disabled-drivers": "auto",
                "service-override": "runbook", "restart-settle-seconds": settle,
                "driver-sha256": wheel_sha, "helm-sha256": helm_sha},
     "secrets": {uri: {"content": {"kubeconfig": kube}}},

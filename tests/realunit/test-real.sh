@@ -273,6 +273,7 @@ names = sys.argv[1:] or sorted(r)
 print(" ".join("%s=%s" % (n, r.get(n, {}).get("status", "missing")) for n in names))' "$@"
 }
 not_failed() { ! U test -e "$FAKE_DIR/action-failed"; }
+no_exec() { ! grep -qE "$1" "$TRACE"; }
 a=$(start_ts magnum-api) c=$(start_ts magnum-conductor)
 run_verify; rc=$?
 check "verify ran (dispatch exit 0, results written)" test "$rc" -eq 0 -a -n "$(check_status services)"
@@ -295,6 +296,106 @@ expect "with magnum-conductor stopped, verify fails the services check" "service
 check "and the action fails" U test -e "$FAKE_DIR/action-failed"
 U systemctl start magnum-conductor.service
 wait_for 30 healthy_stays
+
+section "the driver of today: versions, credentials, the management cluster's APIs (issue 20)"
+# The stand-in management cluster serves OpenStackCluster at v1beta1 only,
+# as CAPO 0.11+ does. The default driver (1.4.0) with the token kubeconfig
+# passed every check above; here what it checked, then 1.1.0.
+detail_of() {
+    U sh -c "cat $FAKE_DIR/action-results.json 2>/dev/null || echo '{}'" |
+        python3 -c 'import json,sys; c=json.load(sys.stdin).get("checks",{}).get(sys.argv[1],{}); print(c.get("detail","") + " | " + c.get("fix",""))' "$1"
+}
+set_kube_secret() {
+    world_set "secrets.$SECRET_URI" "$(python3 -c 'import json,sys; print(json.dumps({"content": {"kubeconfig": sys.argv[1]}}))' "$1")"
+}
+run_verify
+d=$(detail_of management-cluster-apis)
+check "verify: the cluster serves every API 1.4.0 requests, OpenStackCluster v1beta1 ($d)" \
+    grep -q 'serves every API magnum-capi-helm 1.4.0 requests: .*infrastructure.cluster.x-k8s.io/v1beta1' <<<"$d"
+d=$(detail_of helm)
+check "verify: helm found on magnum-conductor's own PATH and run as magnum ($d)" \
+    grep -q "^/usr/local/bin/helm v3.17.2.*on magnum-conductor's PATH as magnum" <<<"$d"
+
+# 1.1.0 with the token kubeconfig: refused before anything changes.
+snap=$(unit_snapshot)
+a=$(start_ts magnum-api) c=$(start_ts magnum-conductor)
+world_set config.driver-version "\"$OLD_VERSION\""
+rc=0; traced_dispatch hooks/config-changed || rc=$?
+hook_ok "config-changed (driver-version=1.1.0, token kubeconfig)" $rc
+st=$(juju_status)
+check "blocked, naming the token and the fix ($st)" grep -q '^blocked: driver-version 1.1.0 cannot use the kubeconfig.s bearer token.*driver-version=1.4.0' <<<"$st"
+check "it ran no pip" no_exec 'execve\("[^"]*pip'
+expect "no file of the unit changed" "$snap" "$(unit_snapshot)"
+expect "nothing restarted" "$a $c" "$(start_ts magnum-api) $(start_ts magnum-conductor)"
+
+# 1.1.0 with a certificate kubeconfig: `juju attach-resource` of the 1.1.0
+# wheel, driver-sha256 unset (the charm's table pins it to PyPI's sha256).
+U mkdir -p "$RESOURCES_DIR/driver-wheel-old"
+realunit_copy_in "$NAME" "$WHEEL_DIR/$OLD_WHEEL" "$RESOURCES_DIR/driver-wheel-old/driver-wheel"
+world_set resources.driver-wheel "\"$RESOURCES_DIR/driver-wheel-old/driver-wheel\""
+world_set config.driver-sha256 null
+set_kube_secret "$(cert_kubeconfig)"
+rc=0; run_dispatch hooks/secret-changed JUJU_SECRET_ID="$SECRET_URI" JUJU_SECRET_LABEL= || rc=$?
+hook_ok "secret-changed (a certificate kubeconfig)" $rc
+rc=0; run_dispatch hooks/upgrade-charm || rc=$?
+hook_ok "upgrade-charm (the 1.1.0 wheel attached)" $rc
+expect "active on 1.1.0" "active: magnum-capi-helm 1.1.0 ready" "$(juju_status)"
+expect "the installed 1.1.0 is PyPI's wheel" "1.1.0" "$(U python3 -c 'import importlib.metadata as m; print(m.version("magnum-capi-helm"))')"
+run_verify
+d=$(detail_of management-cluster-apis)
+check "verify fails management-cluster-apis, naming v1alpha6 and the fix ($d)" \
+    grep -q 'requests infrastructure.cluster.x-k8s.io/v1alpha6, which the management cluster does not serve (infrastructure.cluster.x-k8s.io serves v1beta1).*driver-version=1.4.0' <<<"$d"
+check "and the action fails" U test -e "$FAKE_DIR/action-failed"
+expect "the certificate passes kubeconfig-credentials" "kubeconfig-credentials=pass" "$(check_status kubeconfig-credentials)"
+
+# Back to the default: 1.4.0's wheel, the token kubeconfig.
+world_set resources.driver-wheel "\"$RESOURCES_DIR/driver-wheel/driver-wheel\""
+world_set config.driver-version "\"$DRIVER_VERSION\""
+set_kube_secret "$(kubeconfig 0001)"
+rc=0; run_dispatch hooks/secret-changed JUJU_SECRET_ID="$SECRET_URI" JUJU_SECRET_LABEL= || rc=$?
+hook_ok "secret-changed (the token kubeconfig again)" $rc
+rc=0; run_dispatch hooks/upgrade-charm || rc=$?
+hook_ok "upgrade-charm (the 1.4.0 wheel again)" $rc
+expect "active on 1.4.0 again" "$READY" "$(juju_status)"
+check "both services active, NRestarts=0, and stay up" healthy_stays
+
+section "helm's directory and Juju's proxies in magnum-conductor's environment, both override modes (issue 20)"
+PROXY_ENV=(JUJU_CHARM_HTTP_PROXY=http://squid.internal:3128 JUJU_CHARM_HTTPS_PROXY=http://squid.internal:3129
+           JUJU_CHARM_NO_PROXY=127.0.0.1,localhost,.internal)
+# conductor_env NAME: NAME=value from magnum-conductor's running process.
+conductor_env() {
+    U sh -c 'tr "\0" "\n" < /proc/$(systemctl show -p MainPID --value magnum-conductor.service)/environ' | sed -n "s/^$1=//p"
+}
+on_path() { tr ':' '\n' <<<"$(conductor_env PATH)" | grep -qx "$1"; }
+for mode in runbook none; do
+    world_set config.service-override "\"$mode\""
+    c=$(start_ts magnum-conductor)
+    rc=0; run_dispatch hooks/config-changed "${PROXY_ENV[@]}" || rc=$?
+    hook_ok "config-changed (service-override=$mode, Juju proxies set)" $rc
+    expect "$mode: status" "$READY" "$(juju_status)"
+    check "$mode: the proxies restarted magnum-conductor" test "$(start_ts magnum-conductor)" != "$c"
+    check "both services active, NRestarts=0, and stay up" healthy_stays
+    check "$mode: /usr/local/bin (helm) is on the conductor's PATH ($(conductor_env PATH))" on_path /usr/local/bin
+    expect "$mode: HTTP_PROXY in the conductor's environment" "http://squid.internal:3128" "$(conductor_env HTTP_PROXY)"
+    expect "$mode: https_proxy in the conductor's environment" "http://squid.internal:3129" "$(conductor_env https_proxy)"
+    expect "$mode: NO_PROXY in the conductor's environment" "127.0.0.1,localhost,.internal" "$(conductor_env NO_PROXY)"
+    expect "$mode: HTTPS_PROXY in magnum-api's environment too" "http://squid.internal:3129" \
+        "$(U sh -c 'tr "\0" "\n" < /proc/$(systemctl show -p MainPID --value magnum-api.service)/environ' | sed -n 's/^HTTPS_PROXY=//p')"
+    world_set action_params '{}'
+    U rm -f "$FAKE_DIR/action-results.json" "$FAKE_DIR/action-failed"
+    run_dispatch actions/verify JUJU_ACTION_NAME=verify JUJU_ACTION_UUID=1 "${PROXY_ENV[@]}"
+    d=$(detail_of helm)
+    check "$mode: verify's helm check passes on the conductor's PATH ($d)" grep -q "on magnum-conductor's PATH as magnum" <<<"$d"
+done
+expect "none: the packaged ExecStart runs (init script, which resets PATH)" "/etc/init.d/magnum-conductor systemd-start" "$(exec_start magnum-conductor)"
+check "none: the charm's block is in /etc/default/magnum-conductor" U grep -qx '# BEGIN magnum-capi' /etc/default/magnum-conductor
+world_set config.service-override '"runbook"'
+rc=0; run_dispatch hooks/config-changed || rc=$?
+hook_ok "config-changed (runbook, the proxies unset in the model)" $rc
+expect "status" "$READY" "$(juju_status)"
+expect "no proxy left in the conductor's environment" "" "$(conductor_env HTTP_PROXY)"
+check "the charm's /etc/default files are gone (it made them)" U sh -c '! test -e /etc/default/magnum-conductor && ! test -e /etc/default/magnum-api'
+check "both services active, NRestarts=0, and stay up" healthy_stays
 
 section "kill -9 in the middle of a hook (settle window after the restart)"
 world_set config.namespace-prefix '"killed-mid-hook"'
@@ -409,7 +510,6 @@ expect "unit recovered: status" "$READY" "$(juju_status)"
 section "a failed change, then the applied config: no write, no pip, no restart"
 # Issue 23, item 1: a driver version the wheelhouse lacks fails in pip;
 # setting the version the unit runs back must cost nothing.
-no_exec() { ! grep -qE "$1" "$TRACE"; }
 snap=$(unit_snapshot)
 a=$(start_ts magnum-api) c=$(start_ts magnum-conductor)
 world_set config.driver-version '"9.9.9"'
@@ -542,6 +642,29 @@ U systemctl restart magnum-conductor.service
 check "magnum-conductor healthy again once the cause is gone" wait_for 30 healthy_stays
 rc=0; run_dispatch hooks/update-status || rc=$?
 expect "and update-status reports ready" "$READY" "$(juju_status)"
+
+section "a unit without pip gets python3-pip from its own archive (issue 20)"
+# charm-magnum installs only its own packages: pip may be missing. The
+# unit's archive here is a local apt repository holding Debian's
+# python3-pip (downloaded on the host, same release), and the unit has no
+# package lists yet: apt-get install finds nothing, the charm runs
+# apt-get update, then installs it.
+ensure_pip_deb
+U sh -ec 'mkdir -p /srv/local-apt && rm -f /etc/apt/sources.list.d/* && rm -rf /var/lib/apt/lists/* &&
+    echo "deb [trusted=yes] file:/srv/local-apt ./" > /etc/apt/sources.list'
+realunit_copy_in "$NAME" "$PIP_DEB_DIR/$PIP_DEB" /srv/local-apt/
+realunit_copy_in "$NAME" "$PIP_DEB_DIR/Packages" /srv/local-apt/
+U dpkg --purge python3-pip >/dev/null
+check "pip3 is gone from the unit" U sh -c '! command -v pip3'
+U sh -c 'rm -rf /usr/local/lib/python3*/dist-packages/magnum_capi_helm*'
+rc=0; traced_dispatch hooks/update-status || rc=$?
+hook_ok "update-status (the driver and pip both gone)" $rc
+expect "active again" "$READY" "$(juju_status)"
+check "the charm ran apt-get install python3-pip, apt-get update, then again" \
+    test "$(spawned_by_charm | grep -o '"apt-get", "[a-z]*"' | tr '\n' ' ')" = '"apt-get", "install" "apt-get", "update" "apt-get", "install" '
+check "python3-pip is installed" U dpkg-query -W python3-pip
+expect "and the driver with it" "$DRIVER_VERSION" "$(U python3 -c 'import importlib.metadata as m; print(m.version("magnum-capi-helm"))')"
+check "both services active, NRestarts=0, and stay up" healthy_stays
 
 section "stop and remove: the unit as it was before install"
 rc=0; run_dispatch hooks/juju-info-relation-departed JUJU_RELATION=juju-info JUJU_RELATION_ID=juju-info:7 JUJU_REMOTE_UNIT=magnum/0 JUJU_REMOTE_APP=magnum || rc=$?
