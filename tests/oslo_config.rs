@@ -1,9 +1,9 @@
 //! The charm's 99-capi.conf read by the REAL oslo.config, with magnum's
 //! options and the magnum-capi-helm driver's `[capi_helm]` options
 //! registered as the services do (tests/oslo/read_conf.py, run in the venv
-//! that `bash tests/venvs/oslo.sh` builds: magnum 18.0.1, the driver 1.1.0,
-//! oslo.config 9.4.0). What the services would see is asserted, not the
-//! text the charm wrote.
+//! that `bash tests/venvs/oslo.sh` builds: magnum 18.0.1, the driver 1.4.0,
+//! and 1.1.0's wheel beside it for its option layout, oslo.config 9.4.0).
+//! What the services would see is asserted, not the text the charm wrote.
 //!
 //! Without the venv each test says so loudly and passes, unless
 //! MAGNUM_CAPI_REQUIRE_REAL is set (CI), where a missing venv is a failure.
@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use serde_json::{json, Value};
+use support::kube_server::{Api, KubeServer, Pki};
 use support::{Unit, KUBECONFIG};
 
 const CAPI_CONF: &str = "/etc/magnum/magnum.conf.d/99-capi.conf";
@@ -24,6 +25,8 @@ const CONF_D: &str = "/etc/magnum/magnum.conf.d";
 struct Oslo {
     python: PathBuf,
     script: PathBuf,
+    /// 1.1.0's wheel, for `read_runbook_with_1_1_0`.
+    old_wheel: PathBuf,
 }
 
 impl Oslo {
@@ -35,8 +38,13 @@ impl Oslo {
             .unwrap_or_else(|| manifest.join("target/venv-oslo"));
         let python = venv.join("bin/python");
         let script = manifest.join("tests/oslo/read_conf.py");
-        if python.exists() {
-            return Some(Oslo { python, script });
+        let old_wheel = venv.join("wheels/magnum_capi_helm-1.1.0-py3-none-any.whl");
+        if python.exists() && old_wheel.exists() {
+            return Some(Oslo {
+                python,
+                script,
+                old_wheel,
+            });
         }
         let how = format!(
             "the real oslo.config venv is missing at {}: create it with `bash tests/venvs/oslo.sh`",
@@ -74,12 +82,29 @@ impl Oslo {
 
     /// The runbook's drop-in: `--config-file magnum.conf --config-dir conf.d`.
     fn read_runbook(&self, unit: &Unit) -> Value {
-        let v = self.read(&[
+        self.read_runbook_as(unit, &[])
+    }
+
+    /// The same, with driver 1.1.0's options registered instead.
+    fn read_runbook_with_1_1_0(&self, unit: &Unit) -> Value {
+        let v = self.read_runbook_as(unit, &["--driver-wheel".into(), self.old_wheel.display().to_string()]);
+        assert!(
+            v["driver"].as_str().unwrap().contains("magnum_capi_helm-1.1.0"),
+            "{}",
+            v["driver"]
+        );
+        v
+    }
+
+    fn read_runbook_as(&self, unit: &Unit, extra: &[String]) -> Value {
+        let mut args = vec![
             "--config-file".into(),
             unit.path(MAGNUM_CONF).display().to_string(),
             "--config-dir".into(),
             unit.path(CONF_D).display().to_string(),
-        ]);
+        ];
+        args.extend_from_slice(extra);
+        let v = self.read(&args);
         assert!(
             v.get("error").is_none(),
             "the real parser refused the unit's config: {v}\n99-capi.conf:\n{}",
@@ -115,9 +140,28 @@ macro_rules! oslo {
     };
 }
 
+/// The driver 1.4.0's `[capi_helm]` defaults, as oslo.config returns them
+/// (tests/fakes/research/magnum-capi-helm-wheels.md, conf.py).
+fn driver_defaults() -> Value {
+    json!({
+        "kubeconfig_file": "",
+        "namespace_prefix": "magnum",
+        "helm_chart_repo": "https://azimuth-cloud.github.io/capi-helm-charts",
+        "helm_chart_name": "openstack-cluster",
+        "default_helm_chart_version": "0.10.1",
+        "minimum_flavor_ram": 2048,
+        "minimum_flavor_vcpus": 2,
+        "csi_cinder_default_volume_type": null,
+        "csi_cinder_allowed_topologies": [],
+        "app_cred_interface_type": "public",
+        "api_resources": "{}",
+        "k8s_control_plane_resource_conditions": ["MachinesReady", "Ready", "EtcdClusterHealthy", "ControlPlaneComponentsHealthy"],
+    })
+}
+
 /// The driver 1.1.0's `[capi_helm]` defaults (FACTS.md), as oslo.config
 /// returns them.
-fn driver_defaults() -> Value {
+fn driver_1_1_0_defaults() -> Value {
     json!({
         "kubeconfig_file": "",
         "namespace_prefix": "magnum",
@@ -224,16 +268,25 @@ fn every_option_reads_back_typed_and_dollars_literal() {
             "minimum_flavor_ram": 4096,
             "minimum_flavor_vcpus": 4,
             "csi_cinder_default_volume_type": "${fast}",
-            "csi_cinder_reclaim_policy": "Delete",
-            "csi_cinder_allow_volume_expansion": true,
             "csi_cinder_allowed_topologies": ["zone-a", "zone-b"],
-            "csi_cinder_fstype": "xfs",
-            "csi_cinder_volume_binding_mode": "WaitForFirstConsumer",
-            "csi_cinder_availability_zone": "az$$1$",
             "app_cred_interface_type": "internal",
+            "api_resources": "{}",
+            "k8s_control_plane_resource_conditions": ["MachinesReady", "Ready", "EtcdClusterHealthy", "ControlPlaneComponentsHealthy"],
         }),
         "99-capi.conf:\n{text}"
     );
+    // 1.4.0 moved five csi_cinder_* options to [capi_helm_cluster_labels],
+    // where the charm writes them for it.
+    let labels = &v["capi_helm_cluster_labels"];
+    for (key, want) in [
+        ("csi_cinder_reclaim_policy", json!("Delete")),
+        ("csi_cinder_allow_volume_expansion", json!(true)),
+        ("csi_cinder_fstype", json!("xfs")),
+        ("csi_cinder_volume_binding_mode", json!("WaitForFirstConsumer")),
+        ("csi_cinder_availability_zone", json!("az$$1$")),
+    ] {
+        assert_eq!(labels[key], want, "{key}: {labels}\n{text}");
+    }
     assert_eq!(v["ignored"], json!([]));
 
     // false reads back too (true is also the driver's default), and an
@@ -242,7 +295,10 @@ fn every_option_reads_back_typed_and_dollars_literal() {
     unit.set_config("minimum-flavor-ram", 0);
     config_changed(&unit);
     let v = oslo.read_runbook(&unit);
-    assert_eq!(v["capi_helm"]["csi_cinder_allow_volume_expansion"], false);
+    assert_eq!(
+        v["capi_helm_cluster_labels"]["csi_cinder_allow_volume_expansion"],
+        false
+    );
     assert_eq!(v["capi_helm"]["minimum_flavor_ram"], 2048);
     assert_eq!(v["capi_helm"]["minimum_flavor_vcpus"], 4);
 
@@ -392,32 +448,64 @@ fn the_reader_reports_what_the_services_would_crash_on() {
     assert_eq!(v["capi_helm"]["kubeconfig_file"], "");
 }
 
-/// config.yaml says api-resources and k8s-control-plane-resource-conditions
-/// are for driver >= 1.2 and ignored by older ones: on 1.1.0 the real parser
-/// indeed drops them without a word, and nothing else changes.
+/// Each release reads its options where it looks for them (issue 20):
+/// 1.4.0 reads the label defaults and the moved csi_cinder_* options in
+/// [capi_helm_cluster_labels] and its own api_resources; 1.1.0 reads
+/// csi_cinder_* in [capi_helm] and knows none of the newer options, which
+/// the charm then does not write (nothing ignored, nothing lost).
 #[test]
-fn newer_driver_options_are_inert_on_1_1_0() {
+fn each_release_reads_every_option_the_charm_writes_for_it() {
     let oslo = oslo!();
+    let api_resources = r#"{"K8sControlPlane": {"api_version": "controlplane.cluster.x-k8s.io/v1beta1"}}"#;
     let unit = installed(
         Unit::new()
             .kubeconfig(KUBECONFIG)
-            .config(
-                "api-resources",
-                r#"{"K8sControlPlane": {"api_version": "controlplane.cluster.x-k8s.io/v1beta1"}}"#,
-            )
-            .config("k8s-control-plane-resource-conditions", "Ready,MachinesReady"),
+            .config("api-resources", api_resources)
+            .config("k8s-control-plane-resource-conditions", "Ready,MachinesReady")
+            .config("csi-cinder-fstype", "xfs")
+            .config("octavia-provider", "ovn")
+            .config("master-lb-floating-ip-enabled", "false")
+            .config("boot-volume-size", 40)
+            .config("api-master-lb-allowed-cidrs", "10.0.0.0/8,192.168.0.0/16"),
     );
     let v = oslo.read_runbook(&unit);
+    assert_eq!(v["ignored"], json!([]), "{}", unit.text(CAPI_CONF));
+    assert_eq!(v["capi_helm"]["api_resources"], api_resources);
     assert_eq!(
-        v["ignored"],
-        json!([
-            "99-capi.conf: [capi_helm] api_resources",
-            "99-capi.conf: [capi_helm] k8s_control_plane_resource_conditions"
-        ])
+        v["capi_helm"]["k8s_control_plane_resource_conditions"],
+        json!(["Ready", "MachinesReady"])
     );
+    let labels = &v["capi_helm_cluster_labels"];
+    assert_eq!(labels["csi_cinder_fstype"], "xfs");
+    assert_eq!(labels["octavia_provider"], "ovn");
+    assert_eq!(labels["master_lb_floating_ip_enabled"], false);
+    assert_eq!(labels["boot_volume_size"], 40);
+    assert_eq!(labels["api_master_lb_allowed_cidrs"], "10.0.0.0/8,192.168.0.0/16");
+
+    // 1.1.0, with the same options (and a certificate kubeconfig: it reads
+    // no token).
+    let k8s = KubeServer::start(Pki::new((2099, 1, 1)), Api::OldCapo);
+    let unit = installed(
+        Unit::new()
+            .kubeconfig(&k8s.cert_kubeconfig())
+            .config("driver-version", "1.1.0")
+            .config("api-resources", api_resources)
+            .config("k8s-control-plane-resource-conditions", "Ready,MachinesReady")
+            .config("csi-cinder-fstype", "xfs")
+            .config("octavia-provider", "ovn")
+            .config("master-lb-floating-ip-enabled", "false")
+            .config("boot-volume-size", 40)
+            .config("api-master-lb-allowed-cidrs", "10.0.0.0/8,192.168.0.0/16"),
+    );
+    let v = oslo.read_runbook_with_1_1_0(&unit);
+    assert_eq!(v["ignored"], json!([]), "{}", unit.text(CAPI_CONF));
+    assert_eq!(v["capi_helm_cluster_labels"], Value::Null, "1.1.0 has no label group");
     assert_eq!(
         v["capi_helm"],
-        with(driver_defaults(), json!({"kubeconfig_file": "/etc/magnum/kubeconfig"}))
+        with(
+            driver_1_1_0_defaults(),
+            json!({"kubeconfig_file": "/etc/magnum/kubeconfig", "csi_cinder_fstype": "xfs"})
+        )
     );
 }
 

@@ -5,7 +5,9 @@
 
 Run with the venv of tests/venvs/oslo.sh (the real magnum and
 magnum-capi-helm). The arguments are the service's own: they go to
-oslo.config unchanged. One more, `--default-config-dir D`, stands for the
+oslo.config unchanged. `--driver-wheel W` reads the driver's options from
+the wheel W (a zip on sys.path, ahead of the installed driver) instead: the
+other release's option layout. One more, `--default-config-dir D`, stands for the
 directory oslo.config reads by default (/etc/magnum/magnum.conf.d on a
 unit) when the service is started without --config-dir; nothing on this
 machine's own /etc is ever read.
@@ -17,8 +19,9 @@ is read once as `log_opt_values` does at start. Only then are the driver's
 `[capi_helm]` options registered, as magnum does when it first loads the
 driver, and read.
 
-Prints {"capi_helm": {...every option...}, "drivers": {...}, "ignored": [...]}
-where "ignored" lists the `[capi_helm]`/`[drivers]` keys found in the files
+Prints {"capi_helm": {...every option...}, "capi_helm_cluster_labels":
+{...} (1.4.0 and later), "drivers": {...}, "ignored": [...]} where "ignored"
+lists the `[capi_helm]`/`[capi_helm_cluster_labels]`/`[drivers]` keys found in the files
 that no registered option reads (oslo.config drops them silently). On any
 error prints {"error": "..."} and exits 1. No database, no network.
 """
@@ -37,7 +40,10 @@ warnings.simplefilter("ignore")  # eventlet and friends; stdout is JSON only
 def main(argv):
     pre = argparse.ArgumentParser(allow_abbrev=False, add_help=False)
     pre.add_argument("--default-config-dir", action="append", default=[])
+    pre.add_argument("--driver-wheel")
     ours, service_args = pre.parse_known_args(argv)
+    if ours.driver_wheel:
+        sys.path.insert(0, ours.driver_wheel)
 
     try:
         from oslo_config import cfg
@@ -68,6 +74,10 @@ def main(argv):
         import magnum_capi_helm.conf as capi_conf
 
         capi = {opt.dest: CONF.capi_helm[opt.dest] for opt in capi_conf.capi_helm_opts}
+        label_opts = getattr(capi_conf, "capi_helm_cluster_labels_opts", None)
+        labels = None
+        if label_opts is not None:
+            labels = {opt.dest: CONF.capi_helm_cluster_labels[opt.dest] for opt in label_opts}
         drivers = {
             "disabled_drivers": list(CONF.drivers.disabled_drivers),
             "enabled_beta_drivers": list(CONF.drivers.enabled_beta_drivers),
@@ -83,6 +93,7 @@ def main(argv):
             dir_files += sorted(glob.glob(os.path.join(d, "*.conf")))
         known = {
             "capi_helm": {o.dest for o in capi_conf.capi_helm_opts},
+            "capi_helm_cluster_labels": {o.dest for o in (label_opts or [])},
             "drivers": {o.dest for o in magnum.conf.drivers.drivers_opts},
         }
         ignored = []
@@ -103,6 +114,8 @@ def main(argv):
         json.dumps(
             {
                 "capi_helm": capi,
+                "capi_helm_cluster_labels": labels,
+                "driver": capi_conf.__file__,
                 "drivers": drivers,
                 "config_file": files,
                 "config_dir_files": dir_files,

@@ -27,7 +27,13 @@ VENV=${OSLO_VENV:-$REPO/target/venv-oslo}
 PYTHON=${PYTHON:-python3}
 
 MAGNUM_VERSION=18.0.1
-DRIVER_VERSION=1.1.0
+# The charm's default driver is installed; 1.1.0's wheel sits beside it
+# (PyPI's, hash-checked) for read_conf.py --driver-wheel: its conf.py is
+# imported from the wheel (a zip on sys.path) instead, so both option
+# layouts are read by the real oslo.config.
+DRIVER_VERSION=1.4.0
+OLD_DRIVER=1.1.0
+OLD_DRIVER_SHA256=a90b39640c9f79763d23d3e319b49f9eab917e8349f6e1cc686eb64bfb5819a0
 
 # Exact pins, one per line: `pip freeze` of magnum==18.0.1 installed with the
 # 2024.1 upper-constraints on CPython 3.11.
@@ -154,12 +160,13 @@ yappi==1.6.0
 zipp==3.17.0'
 
 # The marker records everything that decides the venv's content.
-WANT="magnum==$MAGNUM_VERSION magnum-capi-helm==$DRIVER_VERSION constraints:$(printf '%s' "$CONSTRAINTS" | sha256sum | cut -c1-16)"
+WANT="magnum==$MAGNUM_VERSION magnum-capi-helm==$DRIVER_VERSION wheel:$OLD_DRIVER constraints:$(printf '%s' "$CONSTRAINTS" | sha256sum | cut -c1-16)"
 MARKER=$VENV/.magnum-capi-oslo
 
 # The venv's own view of what it holds, so a half-built or hand-edited venv
 # is not mistaken for a good one.
 check() {
+    [[ -f "$VENV/wheels/magnum_capi_helm-$OLD_DRIVER-py3-none-any.whl" ]] || return 1
     "$VENV/bin/python" - "$MAGNUM_VERSION" "$DRIVER_VERSION" <<'PY'
 import importlib, importlib.metadata as md, sys, warnings
 warnings.simplefilter("ignore")
@@ -186,4 +193,7 @@ fresh_venv
 "${PIP[@]}" install --quiet -c "$CONSTRAINTS_FILE" "magnum==$MAGNUM_VERSION"
 # As the charm installs it: the driver alone, against the magnum already there.
 "${PIP[@]}" install --quiet --no-deps "magnum-capi-helm==$DRIVER_VERSION"
+mkdir -p "$VENV/wheels"
+printf 'magnum-capi-helm==%s --hash=sha256:%s\n' "$OLD_DRIVER" "$OLD_DRIVER_SHA256" > "$VENV/wheels/requirements.txt"
+"${PIP[@]}" download --quiet --no-deps --only-binary=:all: --require-hashes -r "$VENV/wheels/requirements.txt" -d "$VENV/wheels"
 finish_venv
