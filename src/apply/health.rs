@@ -11,14 +11,16 @@ use super::systemd::{self, ServiceState};
 use crate::plan::red_flags::{first_red_flag, RedFlag};
 use crate::unit::Root;
 
-/// Why a service is unhealthy, from one `systemctl show` sample.
-pub fn assess(states: &[ServiceState]) -> Option<String> {
-    for s in states {
+/// Why a service is unhealthy, from one `systemctl show` sample; `before`:
+/// each service's NRestarts when the watch began (systemd's automatic
+/// restarts since then are a loop).
+pub fn assess(states: &[ServiceState], before: &[u32]) -> Option<String> {
+    for (i, s) in states.iter().enumerate() {
         let name = s.id.trim_end_matches(".service");
         if s.active_state == "failed" || (s.result != "success" && !s.result.is_empty()) {
             return Some(format!("{name} failed (Result={})", s.result));
         }
-        if s.n_restarts > 0 {
+        if s.n_restarts > before.get(i).copied().unwrap_or(0) {
             return Some(format!("{name} is in a restart loop (NRestarts={})", s.n_restarts));
         }
         if !s.up() {
@@ -46,6 +48,12 @@ pub fn watch(
     // The instances this restart started, as systemd links them while it
     // is watched: only their journal lines count.
     let mut since = since.clone();
+    // systemd flushes NRestarts on a restart it did not make itself, except
+    // when the restart job lands while the unit waits in `auto-restart` (a
+    // crash loop the restart is meant to end): then the count the loop
+    // left stays (seen on a real unit: NRestarts=1 on a healthy repair).
+    // Only restarts counted after the first look are this restart's.
+    let mut before: Option<Vec<u32>> = None;
     loop {
         for id in systemd::invocations(root, services) {
             if !since.old_invocations.contains(&id) && !since.new_invocations.contains(&id) {
@@ -53,7 +61,8 @@ pub fn watch(
             }
         }
         let states = systemd::show(root, services)?;
-        problem = assess(&states);
+        let baseline = before.get_or_insert_with(|| states.iter().map(|s| s.n_restarts).collect());
+        problem = assess(&states, baseline);
         let settled = Instant::now() >= deadline;
         if problem.is_some() || settled {
             if problem.is_none() {
@@ -127,11 +136,14 @@ mod tests {
 
     #[test]
     fn restart_loops_read_active_but_are_unhealthy() {
-        assert_eq!(assess(&[st("active", "success", 0)]), None);
-        assert!(assess(&[st("active", "success", 2)]).unwrap().contains("restart loop"));
-        assert!(assess(&[st("failed", "start-limit-hit", 5)])
+        assert_eq!(assess(&[st("active", "success", 0)], &[0]), None);
+        assert!(assess(&[st("active", "success", 2)], &[0]).unwrap().contains("restart loop"));
+        // A count the restart inherited from a loop before it is not one.
+        assert_eq!(assess(&[st("active", "success", 1)], &[1]), None);
+        assert!(assess(&[st("active", "success", 2)], &[1]).unwrap().contains("restart loop"));
+        assert!(assess(&[st("failed", "start-limit-hit", 5)], &[5])
             .unwrap()
             .contains("failed"));
-        assert!(assess(&[st("inactive", "success", 0)]).unwrap().contains("inactive"));
+        assert!(assess(&[st("inactive", "success", 0)], &[0]).unwrap().contains("inactive"));
     }
 }

@@ -276,6 +276,8 @@ not_failed() { ! U test -e "$FAKE_DIR/action-failed"; }
 no_exec() { ! grep -qE "$1" "$TRACE"; }
 a=$(start_ts magnum-api) c=$(start_ts magnum-conductor)
 run_verify; rc=$?
+# What `juju run magnum-capi/0 verify` shows on this unit (README's example).
+U sh -c "cat $FAKE_DIR/action-log.txt; echo; cat $FAKE_DIR/action-results.json" >"$LOGDIR/verify-healthy.txt" 2>&1 || true
 check "verify ran (dispatch exit 0, results written)" test "$rc" -eq 0 -a -n "$(check_status services)"
 got=$(check_status)
 check "on the healthy unit every check passes but the skipped api-driver-check ($got)" \
@@ -358,6 +360,33 @@ rc=0; run_dispatch hooks/upgrade-charm || rc=$?
 hook_ok "upgrade-charm (the 1.4.0 wheel again)" $rc
 expect "active on 1.4.0 again" "$READY" "$(juju_status)"
 check "both services active, NRestarts=0, and stay up" healthy_stays
+
+# A wheel named 1.4.0 whose bytes are not PyPI's (one file added), attached
+# with driver-sha256 unset: refused by the charm's table, both hashes named.
+python3 - "$WHEEL_DIR/$WHEEL" "$LOGDIR/$WHEEL" <<'PY'
+import shutil, sys, zipfile
+shutil.copy(sys.argv[1], sys.argv[2])
+with zipfile.ZipFile(sys.argv[2], "a") as z:
+    z.writestr("magnum_capi_helm/rebuilt.txt", "not the released wheel\n")
+PY
+tampered_sha=$(sha256sum "$LOGDIR/$WHEEL" | cut -d' ' -f1)
+U mkdir -p "$RESOURCES_DIR/driver-wheel-tampered"
+realunit_copy_in "$NAME" "$LOGDIR/$WHEEL" "$RESOURCES_DIR/driver-wheel-tampered/driver-wheel"
+world_set resources.driver-wheel "\"$RESOURCES_DIR/driver-wheel-tampered/driver-wheel\""
+snap=$(unit_snapshot)
+a=$(start_ts magnum-api) c=$(start_ts magnum-conductor)
+rc=0; traced_dispatch hooks/upgrade-charm || rc=$?
+hook_ok "upgrade-charm (a rebuilt 1.4.0 wheel attached, driver-sha256 unset)" $rc
+st=$(juju_status)
+check "blocked with both hashes ($st)" grep -q "^blocked: driver wheel sha256 $tampered_sha is not magnum-capi-helm 1.4.0 as released (sha256 $WHEEL_SHA256)" <<<"$st"
+check "it ran no pip" no_exec 'execve\("[^"]*pip'
+expect "no file of the unit changed" "$snap" "$(unit_snapshot)"
+expect "nothing restarted" "$a $c" "$(start_ts magnum-api) $(start_ts magnum-conductor)"
+world_set resources.driver-wheel "\"$RESOURCES_DIR/driver-wheel/driver-wheel\""
+rc=0; run_dispatch hooks/upgrade-charm || rc=$?
+hook_ok "upgrade-charm (PyPI's 1.4.0 wheel again)" $rc
+expect "active" "$READY" "$(juju_status)"
+expect "and still nothing restarted" "$a $c" "$(start_ts magnum-api) $(start_ts magnum-conductor)"
 
 section "helm's directory and Juju's proxies in magnum-conductor's environment, both override modes (issue 20)"
 PROXY_ENV=(JUJU_CHARM_HTTP_PROXY=http://squid.internal:3128 JUJU_CHARM_HTTPS_PROXY=http://squid.internal:3129
