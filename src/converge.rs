@@ -427,6 +427,11 @@ fn apply(
             if let Some(waiting) = await_turn(root, tools, o, d, state, p)? {
                 return Ok(waiting);
             }
+        } else if let Some(waiting) = not_alone(tools)? {
+            // The new files are written and the restart stays owed: a
+            // later hook, with the peers in the relation, takes its turn.
+            state.save(root, ids)?;
+            return Ok(waiting);
         }
         let since = systemd::journal_mark(root, &SERVICES);
         crate::note!("restarting {}", SERVICES.join(", "));
@@ -608,6 +613,33 @@ fn await_turn(
         .unwrap_or_else(|| "the leader".into());
     Ok(Some(Status::waiting(format!(
         "restart queued: magnum units restart one at a time ({holder} goes first); new config written, takes effect at this unit's turn"
+    ))))
+}
+
+/// No peer in the restart relation, yet Juju is bringing up other units of
+/// this application (goal-state): during install the relation is not in
+/// the hook's context at all, and until they join it lists none of them.
+/// A bundle deploy onto running magnum units would otherwise restart all of
+/// them at once. `Some(status)`: the restart waits for the roll.
+fn not_alone(tools: &HookTools) -> Result<Option<Status>> {
+    let me = crate::peers::me();
+    let others: Vec<String> = match tools.goal_state_units() {
+        Ok(units) => units.into_iter().filter(|u| *u != me).collect(),
+        Err(e) => {
+            tracing::warn!("goal-state failed ({e:#}): restarting as if this unit were alone");
+            return Ok(None);
+        }
+    };
+    if others.is_empty() {
+        return Ok(None);
+    }
+    crate::note!(
+        "restart deferred: {} not in the restart relation yet",
+        others.join(", ")
+    );
+    Ok(Some(Status::waiting(format!(
+        "restart queued: {} deploying too, magnum units restart one at a time once they join; new config written, takes effect at this unit's turn",
+        others.join(", ")
     ))))
 }
 

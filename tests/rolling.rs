@@ -32,7 +32,9 @@ impl Cluster {
         let names: Vec<String> = (0..n).map(|i| format!("magnum-capi/{i}")).collect();
         std::fs::write(
             &peers,
-            json!({"leader": names[0], "members": names, "app": {}, "units": {}}).to_string(),
+            // Deployed together (a bundle): every unit is in goal-state's
+            // application, none in the relation's scope before its install.
+            json!({"leader": names[0], "application": names, "members": [], "app": {}, "units": {}}).to_string(),
         )
         .unwrap();
         let units = names
@@ -97,6 +99,9 @@ impl Cluster {
             _ => self.units[i].hook(hook),
         };
         assert_eq!(run.code, 0, "{} {hook}: {}", self.units[i].name, run.stderr);
+        if hook == "install" {
+            self.enter_scope(i);
+        }
         let after = self.store();
         let me = self.units[i].name.clone();
         if before["units"][&me] != after["units"][&me] || before["app"] != after["app"] {
@@ -105,6 +110,21 @@ impl Cluster {
                     self.queue.push_back((j, "restart-relation-changed"));
                 }
             }
+        }
+    }
+
+    /// After its install a unit enters the relation's scope (Juju 3.6: the
+    /// CreatedRelations resolver, then relation-created); each side then
+    /// gets restart-relation-joined for the other.
+    fn enter_scope(&mut self, i: usize) {
+        let mut s = self.store();
+        let me = self.units[i].name.clone();
+        let already: Vec<usize> = self.members();
+        s["members"].as_array_mut().unwrap().push(json!(me));
+        std::fs::write(&self.peers, s.to_string()).unwrap();
+        for j in already {
+            self.queue.push_back((j, "restart-relation-joined"));
+            self.queue.push_back((i, "restart-relation-joined"));
         }
     }
 
@@ -137,7 +157,11 @@ impl Cluster {
     }
 
     fn all(&mut self, hook: &'static str) {
-        let mut order: Vec<usize> = self.members();
+        let mut order: Vec<usize> = if hook == "install" {
+            (0..self.units.len()).collect()
+        } else {
+            self.members()
+        };
         for k in (1..order.len()).rev() {
             let j = self.random(k + 1);
             order.swap(k, j);
@@ -173,6 +197,10 @@ impl Cluster {
     }
 }
 
+/// A bundle deploy onto running magnum units: no install sees a peer (the
+/// relation is not in install's context, and lists a unit only once it
+/// joined), yet no two units restart at once: goal-state tells each that
+/// others are coming, so each waits for the roll (issue 19, item 5).
 fn installed(seed: u64) -> Cluster {
     let mut c = Cluster::new(3, seed);
     c.all("install");
@@ -314,6 +342,7 @@ fn a_unit_that_leaves_holding_the_turn_does_not_block_the_roll() {
     assert_eq!(holder, "magnum-capi/1", "{s}");
     let mut s = c.store();
     s["members"] = json!(["magnum-capi/0", "magnum-capi/2"]);
+    s["application"] = json!(["magnum-capi/0", "magnum-capi/2"]);
     s["units"].as_object_mut().unwrap().remove("magnum-capi/1");
     std::fs::write(&c.peers, s.to_string()).unwrap();
     c.queue.retain(|(i, _)| *i != 1);

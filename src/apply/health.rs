@@ -137,13 +137,19 @@ mod tests {
     #[test]
     fn restart_loops_read_active_but_are_unhealthy() {
         assert_eq!(assess(&[st("active", "success", 0)], &[0]), None);
-        assert!(assess(&[st("active", "success", 2)], &[0]).unwrap().contains("restart loop"));
+        assert!(assess(&[st("active", "success", 2)], &[0])
+            .unwrap()
+            .contains("restart loop"));
         // A count the restart inherited from a loop before it is not one.
         assert_eq!(assess(&[st("active", "success", 1)], &[1]), None);
-        assert!(assess(&[st("active", "success", 2)], &[1]).unwrap().contains("restart loop"));
+        assert!(assess(&[st("active", "success", 2)], &[1])
+            .unwrap()
+            .contains("restart loop"));
         assert!(assess(&[st("failed", "start-limit-hit", 5)], &[5])
             .unwrap()
             .contains("failed"));
-        assert!(assess(&[st("inactive", "success", 0)], &[0]).unwrap().contains("inactive"));
+        assert!(assess(&[st("inactive", "success", 0)], &[0])
+            .unwrap()
+            .contains("inactive"));
     }
 }

@@ -264,6 +264,24 @@ impl HookTools {
 
     /// `is-leader --format=json`.
     #[allow(dead_code)] // for the actions and later issues
+    /// `goal-state --format=json`: the units of this application Juju is
+    /// bringing up or keeping (this one included), not dying ones. Usable
+    /// in install, where the peer relation is not yet visible.
+    pub fn goal_state_units(&self) -> Result<Vec<String>> {
+        let out = run("goal-state", &["--format=json"])?;
+        let v: serde_json::Value = serde_json::from_slice(&out).context("goal-state printed no JSON")?;
+        Ok(v["units"]
+            .as_object()
+            .map(|units| {
+                units
+                    .iter()
+                    .filter(|(_, u)| u["status"].as_str() != Some("dying"))
+                    .map(|(name, _)| name.clone())
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
     pub fn is_leader(&self) -> Result<bool> {
         let out = run("is-leader", &["--format=json"])?;
         serde_json::from_slice(&out).context("is-leader printed something that is not true or false")

@@ -100,6 +100,7 @@ const JUJUC: &[&str] = &[
     "status-get",
     "application-version-set",
     "is-leader",
+    "goal-state",
     "relation-ids",
     "relation-list",
     "relation-get",
@@ -216,6 +217,7 @@ fn serve() -> ExitCode {
             None => out(&format!("{}\n", fake.get("leader").as_bool().unwrap_or(true))),
         },
         "relation-ids" => relation(&args),
+        "goal-state" => goal_state(),
         "relation-list" | "relation-get" | "relation-set" => relation_named(&fake, &tool, &args),
         "action-get" => out(&fake
             .world
@@ -348,16 +350,65 @@ fn write_json(p: &Path, v: &Value) {
     fs::rename(tmp, p).unwrap();
 }
 
+/// A unit enters the scope of its peer relation only after install (Juju
+/// 3.6 uniter: relations are joined by the CreatedRelations resolver, which
+/// does nothing `if !localState.Installed`; tests/fakes/research/
+/// juju-3.6-hook-tools.md): during install the relation is not in the
+/// hook's context at all.
+fn in_install() -> bool {
+    std::env::var("JUJU_HOOK_NAME").as_deref() == Ok("install")
+}
+
 fn relation(args: &[String]) -> ExitCode {
     match (args.first().map(String::as_str), peers_file()) {
-        (Some("restart"), Some(_)) => out("[\"restart:7\"]\n"),
+        (Some("restart"), Some(_)) if !in_install() => out("[\"restart:7\"]\n"),
         _ => out("[]\n"),
     }
 }
 
+/// Juju's goal-state (jujuc/goal-state.go; apiserver uniter goalStateUnits):
+/// every unit of the application not yet dead, this one included, with its
+/// workload status (`dying` for a dying unit) and `since`; `relations`
+/// lists non-peer relations only (peer ones are skipped: `if
+/// len(endPoints) == 1 { continue }`), so none here. Works in any hook.
+/// Units: peers.json "application" (every unit deployed, in scope or not),
+/// else this unit alone.
+fn goal_state() -> ExitCode {
+    let me = me();
+    let units: Vec<(String, String)> = match peers_file().map(|p| read_json(&p)) {
+        Some(peers) if peers["application"].is_array() => peers["application"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(Value::as_str)
+            .map(|u| {
+                let dying = peers["dying"].as_array().is_some_and(|d| d.iter().any(|x| x == u));
+                (u.to_string(), if dying { "dying" } else { "active" }.to_string())
+            })
+            .collect(),
+        _ => vec![(me, "active".to_string())],
+    };
+    let mut map = serde_json::Map::new();
+    for (u, status) in units {
+        map.insert(u, json!({"status": status, "since": "2026-12-06 07:00:00Z"}));
+    }
+    out(&format!("{}\n", json!({"units": map, "relations": {}})))
+}
+
 fn relation_named(fake: &Fake, tool: &str, args: &[String]) -> ExitCode {
-    let Some(path) = peers_file() else {
-        return err(1, "ERROR relation not found");
+    let Some(path) = peers_file().filter(|_| !in_install()) else {
+        // gnuflag's "invalid value %q for flag -%s: %v" around the uniter's
+        // errors.NotFoundf("relation") (context.go Relation), exit 2.
+        let id = args
+            .iter()
+            .skip_while(|a| *a != "-r")
+            .nth(1)
+            .cloned()
+            .unwrap_or_default();
+        return err(
+            2,
+            &format!("ERROR invalid value {id:?} for flag -r: relation not found"),
+        );
     };
     let pending_path = fake.dir.join("relation-pending.json");
     let peers = read_json(&path);

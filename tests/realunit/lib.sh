@@ -56,7 +56,7 @@ SECRET_URI=secret:d1f8kq7mp25c77s6iqgg
 SERVICES=(magnum-api magnum-conductor)
 # The hook tools a Juju agent provides; the charm gets nothing else fake.
 HOOK_TOOLS=(config-get secret-get status-set application-version-set action-get action-set relation-ids relation-list relation-get relation-set
-            action-fail action-log juju-log resource-get is-leader)
+            action-fail action-log juju-log resource-get is-leader goal-state)
 
 NAME=${NAME:-magnum-capi-0}
 LOGDIR=${LOGDIR:-$(mktemp -d /tmp/magnum-capi-realunit.XXXXXX)}

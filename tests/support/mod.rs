@@ -26,7 +26,7 @@ pub const CHARM: &str = env!("CARGO_BIN_EXE_magnum-capi");
 pub const FAKE_TOOL: &str = env!("CARGO_BIN_EXE_fake-tool");
 
 /// Every program the charm may run; each is the fake, by name.
-pub const TOOLS: [&str; 23] = [
+pub const TOOLS: [&str; 24] = [
     "relation-ids",
     "relation-list",
     "relation-get",
@@ -42,6 +42,7 @@ pub const TOOLS: [&str; 23] = [
     "resource-get",
     "juju-log",
     "is-leader",
+    "goal-state",
     "systemctl",
     "journalctl",
     "pip3",
