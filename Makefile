@@ -102,8 +102,10 @@ test: deps
 # The whole lifecycle on a booted Debian magnum unit (real systemd, real pip,
 # real magnum), as assertions (test-real) or as a walk-through (demo).
 # Root, systemd-nspawn; the unit's root filesystem is built once and cached.
+# test-roll: three units of one application sharing the peer relation.
 test-real: charm
 	bash tests/realunit/test-real.sh
+	bash tests/realunit/test-roll.sh
 
 demo: charm
 	bash tests/realunit/demo.sh

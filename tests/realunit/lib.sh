@@ -420,10 +420,13 @@ dispatch_argv() {
     local path=$1 hook_env=()
     shift
     [[ "$path" == hooks/* ]] && hook_env+=("JUJU_HOOK_NAME=${path#hooks/}")
+    # Several units sharing one peer relation (test-roll.sh): the store is
+    # bind-mounted into each unit at $UNIT_PEERS.
+    [[ -n "${FAKE_PEERS:-}" ]] && hook_env+=("FAKE_PEERS=$FAKE_PEERS")
     DISPATCH_ARGV=(nsenter -t "$(realunit_leader "$NAME")" -a
         env -i PATH="$TOOLS_DIR:$UNIT_PATH" HOME=/root LANG=C.UTF-8
         FAKE_UNIT="$FAKE_DIR" PIP_NO_INDEX=1 PIP_FIND_LINKS="$UNIT_WHEELS"
-        JUJU_CHARM_DIR="$CHARM_DIR" JUJU_UNIT_NAME=magnum-capi/0 JUJU_MODEL_NAME=openstack
+        JUJU_CHARM_DIR="$CHARM_DIR" JUJU_UNIT_NAME="${UNIT_NAME:-magnum-capi/0}" JUJU_MODEL_NAME=openstack
         JUJU_VERSION=3.6.4 JUJU_DISPATCH_PATH="$path" "${hook_env[@]}" "$@"
         /bin/sh -c 'echo $$ > /run/magnum-capi-hook.pid; cd "$JUJU_CHARM_DIR" && exec ./dispatch')
 }
