@@ -12,7 +12,7 @@ use crate::event::Event;
 use crate::juju::{HookTools, Status, StatusKind};
 use crate::lifecycle;
 use crate::peers::{self, Peers};
-use crate::plan::paths::{CONF_D, HELM, REQUIREMENTS, SERVICES, STAGED_HELM, STAGED_WHEELS};
+use crate::plan::paths::{CONF_D, HELM, LAST_GOOD_WHEELS, REQUIREMENTS, SERVICES, STAGED_HELM, STAGED_WHEELS};
 use crate::plan::rolling;
 use crate::plan::settings::{Proxy, Settings};
 use crate::plan::{self, Changes, Desired, DirFacts, DriverSource, FileFacts, Observed, ResourceFacts, SecretInput};
@@ -484,7 +484,12 @@ fn pip_args(
     let mut args = match source {
         DriverSource::Wheels { .. } => {
             let dir = root.path(STAGED_WHEELS);
-            pip::install_from_wheels_args(version, &dir.to_string_lossy(), pip_v.as_deref())
+            let mut dirs = vec![dir.to_string_lossy().into_owned()];
+            let kept = root.path(LAST_GOOD_WHEELS);
+            if kept.is_dir() {
+                dirs.push(kept.to_string_lossy().into_owned());
+            }
+            pip::install_from_wheels_args(version, &dirs, pip_v.as_deref())
         }
         DriverSource::Index { url, sha256: Some(sha) } => {
             let reqs = root.path(REQUIREMENTS);
@@ -497,6 +502,27 @@ fn pip_args(
         args.insert(1, "--force-reinstall".into());
     }
     Ok(args)
+}
+
+/// Keep a copy of the staged driver wheel that now installed and loads, for
+/// a put-back after a later resource revision that does not load.
+fn keep_wheel(root: &Root, (uid, gid): (u32, u32), state: &State) -> Result<()> {
+    let Some(file) = state
+        .resources
+        .as_ref()
+        .and_then(|r| r.wheel.as_ref())
+        .map(|w| w.file.clone())
+    else {
+        return Ok(());
+    };
+    let dir = root.path(LAST_GOOD_WHEELS);
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).with_context(|| format!("cannot clear {}", dir.display()))?;
+    }
+    files::ensure_dir(&dir, 0o700, uid, gid)?;
+    let bytes = std::fs::read(root.path(STAGED_WHEELS).join(&file))
+        .with_context(|| format!("cannot read the staged {file}"))?;
+    files::write_atomic(&dir.join(&file), &bytes, 0o600, uid, gid)
 }
 
 /// Install the desired driver and check that it loads. `Some(status)` when
@@ -520,6 +546,9 @@ fn install_driver(root: &Root, o: &Observed, d: &Desired, state: &mut State, owe
     let check = pip::import_check()?;
     let Some(problem) = check.problem() else {
         tracing::info!("driver loads: {}", check.entry_point.unwrap_or_default());
+        if matches!(d.driver_source, DriverSource::Wheels { .. }) {
+            keep_wheel(root, ids, state)?;
+        }
         state.installed_wheel_sha256 = match &d.driver_source {
             DriverSource::Wheels { sha256 } => Some(sha256.clone()),
             DriverSource::Index { sha256, .. } => sha256.clone(),

@@ -446,3 +446,59 @@ fn a_resource_that_fails_to_download_changes_nothing_and_is_retried() {
     let quiet = unit.hook("config-changed");
     assert!(!quiet.called("resource-get"), "{:?}", quiet.spawned());
 }
+
+/// A new wheel resource whose driver does not load: the driver the services
+/// run is put back from the charm's copy of the wheel it came from (the
+/// staged directory now holds only the new one), nothing restarts, and
+/// attaching the good wheel again costs nothing (issue 23, item 1).
+#[test]
+fn a_wheel_that_does_not_load_puts_back_the_one_the_services_run() {
+    let (unit, dir) = new_unit();
+    let good = attach_driver_wheel(&unit, dir.path());
+    unit.hook("install").assert_ok();
+    assert_eq!(unit.status().0, "active", "{:?}", unit.status());
+    let before = unit.snapshot();
+    let started = unit.service("magnum-conductor")["start"].clone();
+
+    let bad_dir = dir.path().join("bad");
+    std::fs::create_dir_all(&bad_dir).unwrap();
+    let bad = wheel(&bad_dir, "magnum_capi_helm", "1.6.0");
+    attach(&unit, "driver-wheel", &bad);
+    unit.set_config("driver-version", "1.6.0");
+    unit.set("pip", json!({"no_entry_point": "1.6.0"}));
+    let run = unit.hook("upgrade-charm");
+    run.assert_ok();
+    let (kind, message) = unit.status();
+    assert_eq!(kind, "blocked");
+    assert!(message.contains("driver does not load"), "{message}");
+    assert!(!message.contains("could not be put back"), "{message}");
+    let put_back = &run.calls_of("pip3")[1];
+    assert!(
+        put_back.args.last().unwrap().ends_with("==1.5.0"),
+        "{:?}",
+        put_back.args
+    );
+    assert!(
+        put_back.args.iter().any(|a| a.ends_with("/last-good-wheel")),
+        "{:?}",
+        put_back.args
+    );
+    assert!(unit
+        .file("/usr/local/lib/python3.11/dist-packages/magnum_capi_helm-1.5.0.dist-info/METADATA")
+        .is_some());
+    assert!(!run.called("systemctl restart"));
+
+    // The good wheel again, and the version the unit runs: nothing to do.
+    attach(&unit, "driver-wheel", &good);
+    unit.set_config("driver-version", V);
+    let run = unit.hook("upgrade-charm");
+    run.assert_ok();
+    assert_eq!(unit.status().0, "active", "{:?}", unit.status());
+    assert!(
+        !run.called("pip3 install") && !run.called("systemctl restart"),
+        "{:?}",
+        run.spawned()
+    );
+    assert_eq!(unit.snapshot(), before);
+    assert_eq!(unit.service("magnum-conductor")["start"], started);
+}

@@ -123,15 +123,15 @@ fn base(pip_version: Option<&str>) -> Vec<String> {
     args
 }
 
-/// From the wheels staged from the `driver-wheel` resource: no index at all.
-pub fn install_from_wheels_args(version: &str, dir: &str, pip_version: Option<&str>) -> Vec<String> {
+/// From the wheels staged from the `driver-wheel` resource (and the kept
+/// copy of the wheel the services run): no index at all.
+pub fn install_from_wheels_args(version: &str, dirs: &[String], pip_version: Option<&str>) -> Vec<String> {
     let mut args = base(pip_version);
-    args.extend([
-        "--no-index".into(),
-        "--find-links".into(),
-        dir.into(),
-        format!("magnum-capi-helm=={version}"),
-    ]);
+    args.push("--no-index".into());
+    for dir in dirs {
+        args.extend(["--find-links".into(), dir.clone()]);
+    }
+    args.push(format!("magnum-capi-helm=={version}"));
     args
 }
 

@@ -41,6 +41,10 @@ pub fn dropin_dir(service: &str) -> String {
 pub const STAGED_WHEELS: &str = "/var/lib/magnum-capi/resources/wheels";
 pub const STAGED_HELM: &str = "/var/lib/magnum-capi/resources/helm";
 pub const REQUIREMENTS: &str = "/var/lib/magnum-capi/requirements.txt";
+/// A copy of the driver wheel the services run, when it came from the
+/// resource: a later resource revision replaces STAGED_WHEELS, and a put-back
+/// after a wheel that does not load needs the previous one.
+pub const LAST_GOOD_WHEELS: &str = "/var/lib/magnum-capi/resources/last-good-wheel";
 /// Where the charm installs helm: on the services' PATH.
 pub const HELM: &str = "/usr/local/bin/helm";
 /// Where else a helm may be: snap's, on Ubuntu (`snap install helm`).

@@ -983,16 +983,21 @@ fn pip(fake: &Fake, args: &[String]) -> ExitCode {
             return err(1, &format!("ERROR: THESE PACKAGES DO NOT MATCH THE HASHES FROM THE REQUIREMENTS FILE. If you have updated the package versions, please update the hashes. Otherwise, examine the package contents carefully; someone may have tampered with them.\n    magnum-capi-helm=={version} from https://files.pythonhosted.org/packages/magnum_capi_helm-{version}-py3-none-any.whl:\n        Expected sha256 {}\n             Got        {got}\n", pinned.unwrap_or_default()));
         }
     }
-    if let Some(dir) = args
+    // Every --find-links directory is searched (pip's option appends).
+    let dirs: Vec<&String> = args
         .iter()
-        .position(|a| a == "--find-links")
-        .and_then(|i| args.get(i + 1))
-    {
-        // --no-index: the wheel must be in the directory.
-        let found = fs::read_dir(dir).into_iter().flatten().flatten().any(|e| {
-            e.file_name()
-                .to_string_lossy()
-                .starts_with(&format!("magnum_capi_helm-{version}-"))
+        .enumerate()
+        .filter(|(_, a)| *a == "--find-links")
+        .filter_map(|(i, _)| args.get(i + 1))
+        .collect();
+    if !dirs.is_empty() {
+        // --no-index: the wheel must be in one of the directories.
+        let found = dirs.iter().any(|dir| {
+            fs::read_dir(dir).into_iter().flatten().flatten().any(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with(&format!("magnum_capi_helm-{version}-"))
+            })
         });
         if !found {
             return err(1, &format!("ERROR: Could not find a version that satisfies the requirement magnum-capi-helm=={version} (from versions: none)\nERROR: No matching distribution found for magnum-capi-helm=={version}"));

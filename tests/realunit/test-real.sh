@@ -537,22 +537,69 @@ run_dispatch hooks/update-status
 expect "unit recovered: status" "$READY" "$(juju_status)"
 
 section "a failed change, then the applied config: no write, no pip, no restart"
-# Issue 23, item 1: a driver version the wheelhouse lacks fails in pip;
-# setting the version the unit runs back must cost nothing.
-snap=$(unit_snapshot)
-a=$(start_ts magnum-api) c=$(start_ts magnum-conductor)
-world_set config.driver-version '"9.9.9"'
-rc=0; run_dispatch hooks/config-changed || rc=$?
-hook_ok "config-changed (driver-version=9.9.9, which the index lacks)" $rc
-check "blocked, naming 9.9.9 ($(juju_status))" grep -q '^blocked: .*9\.9\.9' <<<"$(juju_status)"
-world_set config.driver-version "\"$DRIVER_VERSION\""
-rc=0; traced_dispatch hooks/config-changed || rc=$?
-hook_ok "config-changed (the applied driver-version again)" $rc
-expect "active again" "$READY" "$(juju_status)"
-check "it ran no pip" no_exec 'execve\("[^"]*pip'
-check "it ran no systemctl restart or daemon-reload" no_exec 'execve\("[^"]*systemctl", \["systemctl", "(restart|daemon-reload)'
-expect "no file of the unit changed" "$snap" "$(unit_snapshot)"
-expect "nothing restarted" "$a $c" "$(start_ts magnum-api) $(start_ts magnum-conductor)"
+# Issue 23, item 1: whatever kind of change fails or is refused, setting
+# back the config the unit runs must cost nothing.
+# costs_nothing DESC HOOK WANT BREAK MEND [HOOK_ENV...]: BREAK (shell, run
+# here) makes a change HOOK fails on with a status containing WANT; MEND
+# puts the applied config back; HOOK again must write nothing, run no pip,
+# no daemon-reload and no restart.
+costs_nothing() {
+    local desc=$1 h=$2 want=$3 brk=$4 mend=$5 snap a c rc st
+    shift 5
+    snap=$(unit_snapshot)
+    eval "$brk"
+    rc=0; run_dispatch "hooks/$h" "$@" || rc=$?
+    hook_ok "$h ($desc)" $rc
+    st=$(juju_status)
+    check "$desc: blocked, naming it ($st)" grep -q "^blocked: .*$want" <<<"$st"
+    wait_for 30 services_healthy
+    # (A rolled-back restart restarted magnum in that hook: starts count
+    # from here.)
+    a=$(start_ts magnum-api) c=$(start_ts magnum-conductor)
+    eval "$mend"
+    rc=0; traced_dispatch "hooks/$h" "$@" || rc=$?
+    hook_ok "$h ($desc, then the applied config again)" $rc
+    expect "$desc, mended: active again" "$READY" "$(juju_status)"
+    check "$desc, mended: it ran no pip" no_exec 'execve\("[^"]*pip'
+    check "$desc, mended: it ran no systemctl restart or daemon-reload" no_exec 'execve\("[^"]*systemctl", \["systemctl", "(restart|daemon-reload)'
+    expect "$desc, mended: no file of the unit changed" "$snap" "$(unit_snapshot)"
+    expect "$desc, mended: nothing restarted" "$a $c" "$(start_ts magnum-api) $(start_ts magnum-conductor)"
+}
+costs_nothing "a driver version the index lacks" config-changed '9\.9\.9' \
+    "world_set config.driver-version '\"9.9.9\"'" \
+    "world_set config.driver-version '\"$DRIVER_VERSION\"'"
+costs_nothing "an index that fails" config-changed 'Could not find a version' \
+    "world_set config.pip-index-url '\"http://127.0.0.1:9/simple\"'; world_set config.driver-version '\"1.3.0\"'" \
+    "world_set config.pip-index-url null; world_set config.driver-version '\"$DRIVER_VERSION\"'"
+# A new driver-wheel resource that installs but registers no driver (no
+# entry point): the driver the services run is put back from the charm's
+# copy of its wheel (the staged wheelhouse now holds only the new one).
+python3 - "$LOGDIR/broken/magnum_capi_helm-1.5.0-py3-none-any.whl" <<'PY2'
+import os, sys, zipfile
+os.makedirs(os.path.dirname(sys.argv[1]), exist_ok=True)
+with zipfile.ZipFile(sys.argv[1], "w") as z:
+    z.writestr("magnum_capi_helm/__init__.py", "")
+    z.writestr("magnum_capi_helm-1.5.0.dist-info/METADATA", "Metadata-Version: 2.1\nName: magnum-capi-helm\nVersion: 1.5.0\n")
+    z.writestr("magnum_capi_helm-1.5.0.dist-info/WHEEL", "Wheel-Version: 1.0\nGenerator: test-real\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+    z.writestr("magnum_capi_helm-1.5.0.dist-info/RECORD", "magnum_capi_helm/__init__.py,,\nmagnum_capi_helm-1.5.0.dist-info/METADATA,,\nmagnum_capi_helm-1.5.0.dist-info/WHEEL,,\nmagnum_capi_helm-1.5.0.dist-info/RECORD,,\n")
+PY2
+U mkdir -p "$RESOURCES_DIR/driver-wheel-broken"
+realunit_copy_in "$NAME" "$LOGDIR/broken/magnum_capi_helm-1.5.0-py3-none-any.whl" "$RESOURCES_DIR/driver-wheel-broken/driver-wheel"
+# (The harness's own wheelhouse, PIP_FIND_LINKS, must not be what puts it
+# back: 1.4.0 leaves it for this check.)
+U mv "$UNIT_WHEELS/$WHEEL" /root/
+costs_nothing "a driver-wheel resource whose driver does not load" upgrade-charm 'driver does not load' \
+    "world_set resources.driver-wheel '\"$RESOURCES_DIR/driver-wheel-broken/driver-wheel\"'; world_set config.driver-version '\"1.5.0\"'" \
+    "world_set resources.driver-wheel '\"$RESOURCES_DIR/driver-wheel/driver-wheel\"'; world_set config.driver-version '\"$DRIVER_VERSION\"'"
+expect "the driver the services run was put back" "$DRIVER_VERSION" "$(U python3 -c 'import importlib.metadata as m; print(m.version("magnum-capi-helm"))')"
+U mv "/root/$WHEEL" "$UNIT_WHEELS/"
+costs_nothing "a bad kubeconfig rotation" secret-changed 'https' \
+    "set_kube_secret \"\$(kubeconfig 0001 | sed 's|https://|http://|')\"" \
+    "set_kube_secret \"\$(kubeconfig 0001)\"" \
+    JUJU_SECRET_ID="$SECRET_URI" JUJU_SECRET_LABEL=
+costs_nothing "a bad option" config-changed 'namespace-prefix' \
+    "world_set config.namespace-prefix '\"x\\n[DEFAULT]\\ndebug = true\"'" \
+    "world_set config.namespace-prefix '\"killed-mid-hook\"'"
 
 section "a resource the controller fails to download changes nothing"
 # Issue 19, item 4: only a local charm's never-uploaded resource is a
@@ -671,6 +718,67 @@ U systemctl restart magnum-conductor.service
 check "magnum-conductor healthy again once the cause is gone" wait_for 30 healthy_stays
 rc=0; run_dispatch hooks/update-status || rc=$?
 expect "and update-status reports ready" "$READY" "$(juju_status)"
+
+section "an OpenStack credentials rotation reaches the next smoketest (issue 19, item 1)"
+# A Keystone stand-in in the unit (127.0.0.1:5000) records the application
+# credential each token request presents and answers 401 as Keystone does;
+# the smoketest then stops at authentication, which is all this needs.
+U mkdir -p /opt/test-keystone
+U sh -c 'cat > /opt/test-keystone/server.py' <<'PY'
+import http.server, json
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+        cred = body.get("auth", {}).get("identity", {}).get("application_credential", {})
+        with open("/opt/test-keystone/seen", "a") as f:
+            f.write(cred.get("id", "-") + "\n")
+        data = json.dumps({"error": {"code": 401, "title": "Unauthorized",
+                                     "message": "The request you have made requires authentication."}}).encode()
+        self.send_response(401)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+    def log_message(self, *a):
+        pass
+http.server.ThreadingHTTPServer(("127.0.0.1", 5000), Handler).serve_forever()
+PY
+U systemd-run --quiet --unit=test-keystone python3 /opt/test-keystone/server.py
+keystone_up() { U python3 -c 'import socket; socket.create_connection(("127.0.0.1", 5000), 1).close()'; }
+wait_for 20 keystone_up || fail "the Keystone stand-in listens on 127.0.0.1:5000"
+CREDS_URI=secret:d1f8kq7mp25c77screds
+creds() {
+    python3 -c 'import json,sys; print(json.dumps({"content": {"auth-url": "http://127.0.0.1:5000/v3",
+        "application-credential-id": sys.argv[1], "application-credential-secret": sys.argv[2]}}))' "$1" "$2"
+}
+run_smoketest() {
+    world_set action_params '{"image": "ubuntu-jammy-kube-v1.30.4", "keypair": "ops", "external-network": "public", "flavor": "m1.medium", "master-flavor": "m1.medium"}'
+    U rm -f "$FAKE_DIR/action-results.json" "$FAKE_DIR/action-failed" "$FAKE_DIR/action-log.txt"
+    run_dispatch actions/smoketest JUJU_ACTION_NAME=smoketest JUJU_ACTION_UUID=2
+}
+last_seen() { U sh -c 'tail -n 1 /opt/test-keystone/seen 2>/dev/null'; }
+world_set "secrets.$CREDS_URI" "$(creds appcred-rev1 SECRET-REV1-d0n0tl0g)"
+world_set config.openstack-credentials-secret "\"$CREDS_URI\""
+rc=0; run_dispatch hooks/config-changed || rc=$?
+hook_ok "config-changed (openstack-credentials-secret set)" $rc
+run_smoketest
+expect "the smoketest authenticates with revision 1's credential" "appcred-rev1" "$(last_seen)"
+check "and fails at Keystone's 401, saying so" U grep -q 'Keystone' "$FAKE_DIR/action-failed"
+# juju update-secret: Juju keeps the unit on the revision it read until
+# the unit refreshes (secret-get --refresh), which the charm does on the
+# secret-changed Juju sends.
+world_set "secrets.$CREDS_URI" "$(creds appcred-rev2 SECRET-REV2-d0n0tl0g)"
+run_smoketest
+expect "before secret-changed, the unit still reads the revision it is on" "appcred-rev1" "$(last_seen)"
+rc=0; run_dispatch hooks/secret-changed JUJU_SECRET_ID="$CREDS_URI" JUJU_SECRET_LABEL= || rc=$?
+hook_ok "secret-changed (the credentials)" $rc
+run_smoketest
+expect "after it, the next smoketest uses revision 2" "appcred-rev2" "$(last_seen)"
+check "no credential secret in the action's output" \
+    U sh -c "! cat $FAKE_DIR/action-results.json $FAKE_DIR/action-failed $FAKE_DIR/action-log.txt 2>/dev/null | grep -q 'SECRET-REV'"
+check "nor in the hooks' logs" sh -c "! grep -rq 'SECRET-REV' '$LOGDIR'"
+world_set config.openstack-credentials-secret null
+U systemctl stop test-keystone
 
 section "a unit without pip gets python3-pip from its own archive (issue 20)"
 # charm-magnum installs only its own packages: pip may be missing. The
