@@ -504,6 +504,10 @@ fn pip_args(
     Ok(args)
 }
 
+fn drop_requirements(root: &Root) -> Result<()> {
+    files::remove(&root.path(REQUIREMENTS)).map(|_| ())
+}
+
 /// Keep a copy of the staged driver wheel that now installed and loads, for
 /// a put-back after a later resource revision that does not load.
 fn keep_wheel(root: &Root, (uid, gid): (u32, u32), state: &State) -> Result<()> {
@@ -537,7 +541,11 @@ fn install_driver(root: &Root, o: &Observed, d: &Desired, state: &mut State, owe
     let reinstall = o.driver_version.as_deref() == Some(d.driver_version.as_str());
     let args = pip_args(root, ids, &d.driver_version, &d.driver_source, reinstall)?;
     crate::note!("installing magnum-capi-helm {}", d.driver_version);
-    if let Err(e) = pip::install(&args, &d.pip_env) {
+    let installed = pip::install(&args, &d.pip_env);
+    // The hash-pinned requirements file is pip's input only: a failed
+    // change leaves nothing behind.
+    drop_requirements(root)?;
+    if let Err(e) = installed {
         state.pending_restart = owed;
         return Ok(Some(Status::blocked(format!(
             "{e:#}; fix the index or juju config magnum-capi driver-version=<version>"
@@ -567,7 +575,9 @@ fn install_driver(root: &Root, o: &Observed, d: &Desired, state: &mut State, owe
             },
             wheels => wheels.clone(),
         };
-        match pip_args(root, ids, prev, &source, false).and_then(|a| pip::install(&a, &d.pip_env)) {
+        let put = pip_args(root, ids, prev, &source, false).and_then(|a| pip::install(&a, &d.pip_env));
+        drop_requirements(root)?;
+        match put {
             Ok(()) => {
                 crate::note!("put back magnum-capi-helm {prev}");
                 state.pending_restart = owed;

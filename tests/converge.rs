@@ -76,7 +76,7 @@ fn first_install_does_the_runbook_correctly() {
         ]
     );
     assert_eq!(
-        unit.text("/var/lib/magnum-capi/requirements.txt"),
+        unit.pip_requirements(),
         "magnum-capi-helm==1.4.0 --hash=sha256:1e0878ea39dbe6ea3d40674c0c443ee5a0494835bdfbcc4f8052bc1178f508b9\n"
     );
     assert_eq!(unit.status(), ("active".into(), "magnum-capi-helm 1.4.0 ready".into()));
@@ -382,7 +382,7 @@ fn a_new_driver_version_reinstalls_and_restarts() {
         ]
     );
     assert!(unit
-        .text("/var/lib/magnum-capi/requirements.txt")
+        .pip_requirements()
         .starts_with("magnum-capi-helm==1.3.0 --hash=sha256:0e1a8b34"));
     assert!(run.called("systemctl restart"));
     assert_eq!(unit.status(), ("active".into(), "magnum-capi-helm 1.3.0 ready".into()));

@@ -217,7 +217,7 @@ fn an_index_install_is_hash_pinned_through_pip() {
     unit.set_config("driver-sha256", good.as_str());
     unit.hook("config-changed").assert_ok();
     assert_eq!(unit.status().0, "active", "{:?}", unit.status());
-    let reqs = unit.text("/var/lib/magnum-capi/requirements.txt");
+    let reqs = unit.pip_requirements();
     assert_eq!(reqs, format!("magnum-capi-helm==1.5.0 --hash=sha256:{good}\n"));
 }
 

@@ -955,6 +955,9 @@ fn pip(fake: &Fake, args: &[String]) -> ExitCode {
     let mut pinned = None;
     if let Some(file) = args.iter().position(|a| a == "-r").and_then(|i| args.get(i + 1)) {
         let text = fs::read_to_string(file).unwrap_or_default();
+        // What pip was given, for the tests (the charm removes the file
+        // once pip has run).
+        fs::write(fake.dir.join("pip-requirements.txt"), &text).unwrap();
         let line = text.lines().next().unwrap_or("");
         spec = line.split_whitespace().next().map(str::to_string);
         pinned = line.split("--hash=sha256:").nth(1).map(|h| h.trim().to_string());

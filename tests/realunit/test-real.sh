@@ -565,12 +565,25 @@ costs_nothing() {
     expect "$desc, mended: no file of the unit changed" "$snap" "$(unit_snapshot)"
     expect "$desc, mended: nothing restarted" "$a $c" "$(start_ts magnum-api) $(start_ts magnum-conductor)"
 }
-costs_nothing "a driver version the index lacks" config-changed '9\.9\.9' \
+# The index kinds need a unit without the driver-wheel resource (as a
+# deploy that never attached it: resource-get finds none). The installed
+# 1.4.0 is PyPI's either way: nothing to reinstall.
+world_set resources.driver-wheel null
+rc=0; traced_dispatch hooks/upgrade-charm || rc=$?
+hook_ok "upgrade-charm (no driver-wheel resource: the index, here the harness's wheelhouse)" $rc
+expect "active" "$READY" "$(juju_status)"
+check "no pip: the driver installed is PyPI's 1.4.0 already" no_exec 'execve\("[^"]*pip'
+costs_nothing "a driver version the index lacks" config-changed 'No matching distribution found for magnum-capi-helm==9\.9\.9' \
     "world_set config.driver-version '\"9.9.9\"'" \
     "world_set config.driver-version '\"$DRIVER_VERSION\"'"
-costs_nothing "an index that fails" config-changed 'Could not find a version' \
+costs_nothing "an index that fails" config-changed 'No matching distribution found for magnum-capi-helm==1\.3\.0' \
     "world_set config.pip-index-url '\"http://127.0.0.1:9/simple\"'; world_set config.driver-version '\"1.3.0\"'" \
     "world_set config.pip-index-url null; world_set config.driver-version '\"$DRIVER_VERSION\"'"
+world_set resources.driver-wheel "\"$RESOURCES_DIR/driver-wheel/driver-wheel\""
+rc=0; traced_dispatch hooks/upgrade-charm || rc=$?
+hook_ok "upgrade-charm (the 1.4.0 wheel attached again)" $rc
+expect "active" "$READY" "$(juju_status)"
+check "no pip: the same wheel as installed" no_exec 'execve\("[^"]*pip'
 # A new driver-wheel resource that installs but registers no driver (no
 # entry point): the driver the services run is put back from the charm's
 # copy of its wheel (the staged wheelhouse now holds only the new one).

@@ -604,6 +604,11 @@ impl Unit {
         self.dir.path().join("bin")
     }
 
+    /// The requirements file pip was last given (`-r`), as it read it.
+    pub fn pip_requirements(&self) -> String {
+        fs::read_to_string(self.fake_dir().join("pip-requirements.txt")).unwrap_or_default()
+    }
+
     pub fn fake_dir(&self) -> PathBuf {
         self.dir.path().join("fake")
     }
