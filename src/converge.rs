@@ -435,6 +435,11 @@ fn apply(
         }
         let since = systemd::journal_mark(root, &SERVICES);
         crate::note!("restarting {}", SERVICES.join(", "));
+        // A service that crash-looped into systemd's start limit (`failed`,
+        // start-limit-hit) refuses a restart until reset-failed; this also
+        // clears the NRestarts a crash loop left, which a restart landing in
+        // `auto-restart` keeps (seen on a real unit).
+        systemd::reset_failed(&SERVICES);
         let verdict = match systemd::restart(&SERVICES) {
             Ok(()) => health::watch(root, &SERVICES, Duration::from_secs(d.settle_seconds), &since)?,
             // Refused at once: as unhealthy as a crash, rolled back once.

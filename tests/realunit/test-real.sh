@@ -495,6 +495,7 @@ rc=0; run_dispatch hooks/config-changed || rc=$?
 hook_ok "config-changed (repairs the file)" $rc
 check "99-capi.conf is the charm's again" U grep -qx 'namespace_prefix = killed-mid-hook' /etc/magnum/magnum.conf.d/99-capi.conf
 check "services healthy on the repaired file" wait_for 20 healthy_stays
+expect "the crash loop's restart count is cleared by the repair (reset-failed before the restart)" "0" "$(svc magnum-conductor NRestarts)"
 st=$(juju_status)
 check "the healthy repair is not rolled back for the old instance's journal line (status: $st)" test "$st" == "$READY"
 # Clear a rejection of the good config, if any: config away and back.
