@@ -14,7 +14,7 @@ fuzz_target!(|value: &str| {
     }
     let value = value.trim();
     let want = escape_dollars(value);
-    let conf = render::capi_conf(&[("namespace_prefix", want.clone())], &["k8s_fedora_coreos_v1".to_string()]);
+    let conf = render::capi_conf(&[("namespace_prefix", want.clone())], &[], &["k8s_fedora_coreos_v1".to_string()]);
     assert!(render::is_clean_ascii(&conf));
     let read = ini::values(&conf);
     let keys: Vec<(&str, &str)> = read.iter().map(|(s, k, _)| (s.as_str(), k.as_str())).collect();
