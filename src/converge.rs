@@ -667,8 +667,19 @@ fn await_turn(
 /// them at once. `Some(status)`: the restart waits for the roll.
 fn not_alone(tools: &HookTools) -> Result<Option<Status>> {
     let me = crate::peers::me();
+    // This subordinate's own principal (Juju sets JUJU_PRINCIPAL_UNIT).
+    let principal = std::env::var("JUJU_PRINCIPAL_UNIT").unwrap_or_default();
     let others: Vec<String> = match tools.goal_state_units() {
-        Ok(units) => units.into_iter().filter(|u| *u != me).collect(),
+        Ok((units, principals)) => units
+            .into_iter()
+            .filter(|u| *u != me)
+            .chain(
+                principals
+                    .into_iter()
+                    .filter(|p| *p != principal)
+                    .map(|p| format!("the magnum-capi unit on {p}")),
+            )
+            .collect(),
         Err(e) => {
             tracing::warn!("goal-state failed ({e:#}): restarting as if this unit were alone");
             return Ok(None);

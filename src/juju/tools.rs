@@ -264,22 +264,28 @@ impl HookTools {
 
     /// `is-leader --format=json`.
     #[allow(dead_code)] // for the actions and later issues
-    /// `goal-state --format=json`: the units of this application Juju is
-    /// bringing up or keeping (this one included), not dying ones. Usable
-    /// in install, where the peer relation is not yet visible.
-    pub fn goal_state_units(&self) -> Result<Vec<String>> {
+    /// `goal-state --format=json`: the units Juju is bringing up or
+    /// keeping, not dying ones: of this application (`units`), and the
+    /// principal units on the other end of `juju-info`. For a subordinate
+    /// `units` is empty (goalStateUnits keeps only units whose principal
+    /// is the calling unit), so the principals say how many units of this
+    /// application there will be. Usable in install, where the peer
+    /// relation is not yet visible.
+    pub fn goal_state_units(&self) -> Result<(Vec<String>, Vec<String>)> {
         let out = run("goal-state", &["--format=json"])?;
         let v: serde_json::Value = serde_json::from_slice(&out).context("goal-state printed no JSON")?;
-        Ok(v["units"]
-            .as_object()
-            .map(|units| {
-                units
-                    .iter()
-                    .filter(|(_, u)| u["status"].as_str() != Some("dying"))
-                    .map(|(name, _)| name.clone())
-                    .collect()
-            })
-            .unwrap_or_default())
+        let alive = |map: &serde_json::Value| -> Vec<String> {
+            map.as_object()
+                .map(|units| {
+                    units
+                        .iter()
+                        .filter(|(name, u)| name.contains('/') && u["status"].as_str() != Some("dying"))
+                        .map(|(name, _)| name.clone())
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        Ok((alive(&v["units"]), alive(&v["relations"]["juju-info"])))
     }
 
     pub fn is_leader(&self) -> Result<bool> {

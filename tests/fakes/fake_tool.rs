@@ -366,16 +366,21 @@ fn relation(args: &[String]) -> ExitCode {
     }
 }
 
-/// Juju's goal-state (jujuc/goal-state.go; apiserver uniter goalStateUnits):
-/// every unit of the application not yet dead, this one included, with its
-/// workload status (`dying` for a dying unit) and `since`; `relations`
-/// lists non-peer relations only (peer ones are skipped: `if
-/// len(endPoints) == 1 { continue }`), so none here. Works in any hook.
-/// Units: peers.json "application" (every unit deployed, in scope or not),
-/// else this unit alone.
+/// Juju's goal-state for a SUBORDINATE unit (jujuc/goal-state.go;
+/// apiserver/facades/agent/uniter oneGoalState, goalStateUnits,
+/// goalStateRelations):
+/// - `units`: goalStateUnits(app, <this unit's name>) skips every unit
+///   whose principal is not that name (`if ok && pn != principalName`):
+///   for a subordinate application that is every unit, itself included,
+///   so `units` is empty;
+/// - `relations`: non-peer relations only (`if len(endPoints) == 1`),
+///   keyed by our endpoint: for juju-info, the principal application
+///   ("magnum", the relation's status) and every unit of it (principals:
+///   none skipped), `dying` for a dying one.
+/// The magnum units: one per magnum-capi unit in peers.json
+/// "application" (magnum-capi/N is on magnum/N), else magnum/0 alone.
 fn goal_state() -> ExitCode {
-    let me = me();
-    let units: Vec<(String, String)> = match peers_file().map(|p| read_json(&p)) {
+    let principals: Vec<(String, String)> = match peers_file().map(|p| read_json(&p)) {
         Some(peers) if peers["application"].is_array() => peers["application"]
             .as_array()
             .unwrap()
@@ -383,16 +388,25 @@ fn goal_state() -> ExitCode {
             .filter_map(Value::as_str)
             .map(|u| {
                 let dying = peers["dying"].as_array().is_some_and(|d| d.iter().any(|x| x == u));
-                (u.to_string(), if dying { "dying" } else { "active" }.to_string())
+                let n = u.rsplit('/').next().unwrap_or("0");
+                (
+                    format!("magnum/{n}"),
+                    if dying { "dying" } else { "active" }.to_string(),
+                )
             })
             .collect(),
-        _ => vec![(me, "active".to_string())],
+        _ => vec![("magnum/0".to_string(), "active".to_string())],
     };
-    let mut map = serde_json::Map::new();
-    for (u, status) in units {
-        map.insert(u, json!({"status": status, "since": "2026-12-06 07:00:00Z"}));
+    let since = "2026-12-06 07:00:00Z";
+    let mut juju_info = serde_json::Map::new();
+    juju_info.insert("magnum".into(), json!({"status": "joined", "since": since}));
+    for (u, status) in principals {
+        juju_info.insert(u, json!({"status": status, "since": since}));
     }
-    out(&format!("{}\n", json!({"units": map, "relations": {}})))
+    out(&format!(
+        "{}\n",
+        json!({"units": {}, "relations": {"juju-info": juju_info}})
+    ))
 }
 
 fn relation_named(fake: &Fake, tool: &str, args: &[String]) -> ExitCode {

@@ -417,7 +417,8 @@ juju_status() {
 # words are added to the environment. The unit's shell writes its PID to
 # /run/magnum-capi-hook.pid before it becomes dispatch (exec).
 dispatch_argv() {
-    local path=$1 hook_env=()
+    local path=$1 hook_env=() unit=${UNIT_NAME:-magnum-capi/0}
+    local principal="magnum/${unit##*/}"
     shift
     [[ "$path" == hooks/* ]] && hook_env+=("JUJU_HOOK_NAME=${path#hooks/}")
     # Several units sharing one peer relation (test-roll.sh): the store is
@@ -427,6 +428,7 @@ dispatch_argv() {
         env -i PATH="$TOOLS_DIR:$UNIT_PATH" HOME=/root LANG=C.UTF-8
         FAKE_UNIT="$FAKE_DIR" PIP_NO_INDEX=1 PIP_FIND_LINKS="$UNIT_WHEELS"
         JUJU_CHARM_DIR="$CHARM_DIR" JUJU_UNIT_NAME="${UNIT_NAME:-magnum-capi/0}" JUJU_MODEL_NAME=openstack
+        JUJU_PRINCIPAL_UNIT="$principal"
         JUJU_VERSION=3.6.4 JUJU_DISPATCH_PATH="$path" "${hook_env[@]}" "$@"
         /bin/sh -c 'echo $$ > /run/magnum-capi-hook.pid; cd "$JUJU_CHARM_DIR" && exec ./dispatch')
 }

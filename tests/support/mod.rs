@@ -533,6 +533,12 @@ impl Unit {
             .env("JUJU_DISPATCH_PATH", dispatch_path)
             .env("JUJU_CHARM_DIR", &charm_dir)
             .env("JUJU_UNIT_NAME", &self.name)
+            // A subordinate's hooks name its principal (magnum-capi/N is
+            // on magnum/N here).
+            .env(
+                "JUJU_PRINCIPAL_UNIT",
+                format!("magnum/{}", self.name.rsplit('/').next().unwrap_or("0")),
+            )
             .env("JUJU_MODEL_NAME", "openstack")
             .env("JUJU_VERSION", "3.6.4");
         if let Some(p) = &self.peers {
