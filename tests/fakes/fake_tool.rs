@@ -377,6 +377,7 @@ fn relation(args: &[String]) -> ExitCode {
 ///   keyed by our endpoint: for juju-info, the principal application
 ///   ("magnum", the relation's status) and every unit of it (principals:
 ///   none skipped), `dying` for a dying one.
+///
 /// The magnum units: one per magnum-capi unit in peers.json
 /// "application" (magnum-capi/N is on magnum/N), else magnum/0 alone.
 fn goal_state() -> ExitCode {
