@@ -64,12 +64,7 @@ pub fn install(args: &[String], env: &[(&str, String)]) -> Result<()> {
         if let (Some(expected), Some(got)) = (find("Expected sha256"), find("Got")) {
             bail!("driver wheel sha256 {got} does not match {expected}, the sha256 pinned for it (driver-sha256, or the released wheel's when unset): nothing installed");
         }
-        let last = err
-            .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("no output")
-            .trim();
+        let last = last_line(&err);
         bail!("`pip3 {}` failed: {last}", args.join(" "));
     }
     crate::fault::point(&format!("pip {}:done", args[0]));
@@ -102,16 +97,20 @@ fn install_pip(env: &[(&str, String)]) -> Result<()> {
     }
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
-        let last = err
-            .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("no output")
-            .trim();
+        let last = last_line(&err);
         bail!("pip3 is not on this unit and `apt-get install python3-pip` failed: {last}; fix: install python3-pip on the unit (apt-get install python3-pip)");
     }
     crate::note!("installed python3-pip");
     Ok(())
+}
+
+/// The last non-empty line of a tool's stderr: what it failed on.
+fn last_line(err: &str) -> &str {
+    err.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("no output")
+        .trim()
 }
 
 fn base(pip_version: Option<&str>) -> Vec<String> {

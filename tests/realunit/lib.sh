@@ -317,8 +317,9 @@ PY
     wait_for 20 kube_api_up || ru_die "the test Kubernetes API did not listen on 127.0.0.1:6443"
 }
 
-# A kubeconfig with the client certificate (as kubeadm's admin.conf).
-cert_kubeconfig() {
+# kubeconfig_for USER_LINES: a kubeconfig for the test Kubernetes API whose
+# user carries USER_LINES (already indented).
+kubeconfig_for() {
     cat <<EOF
 apiVersion: v1
 kind: Config
@@ -336,34 +337,21 @@ current-context: magnum@capi-mgmt
 users:
 - name: magnum
   user:
-    client-certificate-data: $(base64 -w0 "$KUBE_API_DIR/client.crt")
-    client-key-data: $(base64 -w0 "$KUBE_API_DIR/client.key")
+$1
 EOF
+}
+
+# A kubeconfig with the client certificate (as kubeadm's admin.conf).
+cert_kubeconfig() {
+    kubeconfig_for "    client-certificate-data: $(base64 -w0 "$KUBE_API_DIR/client.crt")
+    client-key-data: $(base64 -w0 "$KUBE_API_DIR/client.key")"
 }
 
 # The kubeconfig of the tests (tests/support/mod.rs KUBECONFIG's shape: a
 # service-account token), for the test Kubernetes API; the token's serial
 # makes a rotated secret differ.
 kubeconfig() {
-    cat <<EOF
-apiVersion: v1
-kind: Config
-clusters:
-- name: capi-mgmt
-  cluster:
-    server: $KUBE_SERVER
-    certificate-authority-data: $(base64 -w0 "$KUBE_API_DIR/ca.crt")
-contexts:
-- name: magnum@capi-mgmt
-  context:
-    cluster: capi-mgmt
-    user: magnum
-current-context: magnum@capi-mgmt
-users:
-- name: magnum
-  user:
-    token: eyJhbGciOiJSUzI1NiJ9.canary-token-${1:-0001}.sig
-EOF
+    kubeconfig_for "    token: eyJhbGciOiJSUzI1NiJ9.canary-token-${1:-0001}.sig"
 }
 
 initial_world() {
