@@ -227,6 +227,66 @@ fn service_override_none_uses_the_packagings_default_file() {
     assert_eq!(others(unit.snapshot_all()), others(before));
 }
 
+/// `packaged` (the default) keeps the packaged start: the charm's block in
+/// /etc/default/magnum-* gives both services --config-dir through the
+/// packaged init script (run here by the real sh: the fixture's init
+/// scripts are the template's lines from Debian's packages), adopts the
+/// runbook's hand-made drop-in, and remove gives the unit back.
+#[test]
+fn service_override_packaged_keeps_the_packaged_start() {
+    let unit = Unit::new().kubeconfig(KUBECONFIG);
+    let runbook = "/etc/systemd/system/magnum-conductor.service.d/override.conf";
+    unit.put(
+        runbook,
+        "[Service]\nExecStart=\nExecStart=/usr/bin/magnum-conductor --config-file=/etc/magnum/magnum.conf --config-dir=/etc/magnum/magnum.conf.d\n",
+        0o644,
+    );
+    let before = unit.snapshot_all();
+    unit.set_config("service-override", "packaged");
+    unit.dispatch("hooks/install", &PROXY).assert_ok();
+    assert_eq!(unit.status().0, "active", "{:?}", unit.status());
+    assert!(unit.file(CONDUCTOR_DROPIN).is_none());
+    assert!(unit.file(runbook).is_none(), "the runbook's drop-in is adopted");
+    // What each init script composes once it has sourced the block: its
+    // own lines up to the sourcing, then the arguments.
+    let args = |service: &str| {
+        let script = unit.text(&format!("/etc/init.d/{service}")).replace(
+            "/etc/default/$NAME",
+            &unit.path(&format!("/etc/default/{service}")).display().to_string(),
+        );
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("{script}\nprintf '%s|%s|%s' \"$DAEMON_ARGS\" \"$PYARGV\" \"$PATH\""))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert_eq!(
+        args("magnum-conductor"),
+        "--config-file=/etc/magnum/magnum.conf  --config-dir=/etc/magnum/magnum.conf.d||/usr/local/sbin:/usr/local/bin:/sbin:/usr/sbin:/bin:/usr/bin"
+    );
+    // The fixture's API script composes no uwsgi arguments (the real one
+    // does, and keeps them): the app's own get --config-dir in PYARGV.
+    assert!(
+        args("magnum-api").contains("|--config-dir=/etc/magnum/magnum.conf.d|"),
+        "{}",
+        args("magnum-api")
+    );
+    // A hook with nothing to do changes nothing.
+    let snap = unit.snapshot_all();
+    unit.dispatch("hooks/config-changed", &PROXY).assert_ok();
+    assert_eq!(unit.snapshot_all(), snap);
+
+    unit.hook("juju-info-relation-departed").assert_ok();
+    unit.hook("stop").assert_ok();
+    // The unit as before install, the runbook's drop-in put back.
+    let after = unit.snapshot_all();
+    let extra: Vec<_> = after.iter().filter(|e| !before.contains(e)).map(|e| &e.0).collect();
+    let gone: Vec<_> = before.iter().filter(|e| !after.contains(e)).map(|e| &e.0).collect();
+    assert!(extra.is_empty() && gone.is_empty(), "left: {extra:?}; gone: {gone:?}");
+}
+
 /// A Charmed OpenStack unit may have no pip (charm-magnum installs only its
 /// own packages): the charm installs python3-pip with apt-get first, with
 /// Juju's proxies, updating the package lists only when apt cannot find it.

@@ -56,8 +56,13 @@ pub fn config_args(exec_start: &str) -> Vec<String> {
         .nth(1)
         .and_then(|s| s.split(" ;").next())
         .unwrap_or("");
+    config_args_of(argv.split_whitespace())
+}
+
+/// The --config-file/--config-dir arguments among these words, in order.
+fn config_args_of<'a>(words: impl IntoIterator<Item = &'a str>) -> Vec<String> {
     let mut out = Vec::new();
-    let mut words = argv.split_whitespace();
+    let mut words = words.into_iter();
     while let Some(w) = words.next() {
         if w.starts_with("--config-file=") || w.starts_with("--config-dir=") {
             out.push(w.to_string());
@@ -68,6 +73,30 @@ pub fn config_args(exec_start: &str) -> Vec<String> {
         }
     }
     out
+}
+
+/// The config arguments magnum's own parser gets in a running service,
+/// from its `/proc/<pid>/cmdline`: the service's arguments, or under uwsgi
+/// (the packaged API on Debian) the app's, which uwsgi passes from
+/// `--pyargv` (one word, split on spaces into the app's `sys.argv`).
+/// `None` when the process cannot be read.
+pub fn running_config_args(root: &Root, pid: u32) -> Option<Vec<String>> {
+    let bytes = std::fs::read(root.path(format!("/proc/{pid}/cmdline"))).ok()?;
+    let argv: Vec<String> = bytes
+        .split(|b| *b == 0)
+        .filter(|w| !w.is_empty())
+        .map(|w| String::from_utf8_lossy(w).into_owned())
+        .collect();
+    let uwsgi = argv.first().is_some_and(|a| a.rsplit('/').next().is_some_and(|b| b.starts_with("uwsgi")));
+    if uwsgi {
+        let pyargv = argv
+            .iter()
+            .position(|w| w == "--pyargv")
+            .and_then(|i| argv.get(i + 1))
+            .map_or("", String::as_str);
+        return Some(config_args_of(pyargv.split_whitespace()));
+    }
+    Some(config_args_of(argv.iter().skip(1).map(String::as_str)))
 }
 
 fn now_epoch() -> f64 {
@@ -160,7 +189,18 @@ pub fn run(root: &Root, tools: &HookTools) -> Result<()> {
             .cloned()
             .unwrap_or_default()
     };
-    let conductor_args = config_args(&exec(1));
+    // What the running conductor was given (the packaged init script
+    // composes its arguments), else what systemd would start.
+    let pid_of = |i: usize| {
+        shown
+            .get(i)
+            .and_then(|m| m.get("MainPID"))
+            .and_then(|p| p.parse::<u32>().ok())
+            .filter(|p| *p != 0)
+    };
+    let conductor_args = pid_of(1)
+        .and_then(|pid| running_config_args(root, pid))
+        .unwrap_or_else(|| config_args(&exec(1)));
 
     // 2-4. One python3 run.
     let py = python_report(&conductor_args);
@@ -215,15 +255,13 @@ pub fn run(root: &Root, tools: &HookTools) -> Result<()> {
     v.record(apis)?;
 
     // 7. helm, as the conductor finds and runs it.
-    let main_pid = shown
-        .get(1)
-        .and_then(|m| m.get("MainPID"))
-        .and_then(|p| p.parse::<u32>().ok())
-        .filter(|p| *p != 0);
-    v.record(helm_check(root, main_pid))?;
+    v.record(helm_check(root, pid_of(1)))?;
 
-    // 8. Drop-ins.
-    v.record(dropin_check(&shown, settings.as_ref().map(|s| s.service_override)))?;
+    // 8. Drop-ins, or the packaged start's arguments.
+    let running: Vec<Option<Vec<String>>> = (0..SERVICES.len())
+        .map(|i| pid_of(i).and_then(|pid| running_config_args(root, pid)))
+        .collect();
+    v.record(dropin_check(&shown, &running, settings.as_ref().map(|s| s.service_override)))?;
 
     // 9, 10. Services and their journal.
     let services_after = systemd::show(root, &SERVICES).ok();
@@ -385,7 +423,7 @@ fn config_loader_check(py: &PythonReport, desired: Option<&Desired>, args: &[Str
                 "magnum reads [capi_helm] kubeconfig_file = {:?} with {how}",
                 conf.kubeconfig_file
             ),
-            "juju config magnum-capi service-override=runbook (conf.d must win over magnum.conf)",
+            "juju config magnum-capi service-override=packaged (conf.d must win over magnum.conf)",
         );
     }
     if let Some(d) = desired {
@@ -894,7 +932,11 @@ fn helm_check(root: &Root, conductor_pid: Option<u32>) -> Check {
     }
 }
 
-fn dropin_check(shown: &[BTreeMap<String, String>], mode: Option<ServiceOverride>) -> Check {
+fn dropin_check(
+    shown: &[BTreeMap<String, String>],
+    running: &[Option<Vec<String>>],
+    mode: Option<ServiceOverride>,
+) -> Check {
     const NAME: &str = "dropins";
     if shown.len() != SERVICES.len() {
         return Check::fail(
@@ -903,26 +945,40 @@ fn dropin_check(shown: &[BTreeMap<String, String>], mode: Option<ServiceOverride
             "systemctl status magnum-api magnum-conductor on the unit",
         );
     }
-    for (service, props) in SERVICES.iter().zip(shown) {
+    let conf_dir = format!("--config-dir={CONF_D}");
+    for (i, (service, props)) in SERVICES.iter().zip(shown).enumerate() {
         let exec = props.get("ExecStart").map(String::as_str).unwrap_or("");
         let dropins = props.get("DropInPaths").map(String::as_str).unwrap_or("");
         let ours = dropins.split_whitespace().any(|p| p.ends_with("99-magnum-capi.conf"));
-        let reads_confd = exec.contains("--config-dir=/etc/magnum/magnum.conf.d");
+        let reads_confd = exec.contains(&conf_dir);
         match mode {
-            Some(ServiceOverride::Runbook) | None if !(ours && reads_confd) => {
+            Some(ServiceOverride::Runbook) if !(ours && reads_confd) => {
                 return Check::fail(
                     NAME,
                     format!("{service}: the drop-in is not in effect (ExecStart has no --config-dir)"),
                     "systemctl daemon-reload on the unit, or wait for the next hook",
                 )
             }
-            Some(ServiceOverride::None) if ours => {
+            Some(ServiceOverride::None | ServiceOverride::Packaged) | None if ours => {
                 return Check::fail(
                     NAME,
-                    format!("{service}: the runbook drop-in is still loaded with service-override=none"),
+                    format!("{service}: the runbook drop-in is still loaded, but service-override is not runbook"),
                     "systemctl daemon-reload on the unit",
                 )
             }
+            Some(ServiceOverride::Packaged) | None => match running.get(i).cloned().flatten() {
+                Some(args) if !args.contains(&conf_dir) => {
+                    return Check::fail(
+                        NAME,
+                        format!(
+                            "{service} runs without {conf_dir} (its arguments: {}), so magnum.conf wins over conf.d",
+                            if args.is_empty() { "oslo.config's defaults".to_string() } else { args.join(" ") }
+                        ),
+                        format!("systemctl restart {service} (it was started before /etc/default/{service} had the charm's block), or juju config magnum-capi service-override=runbook if this packaging does not read /etc/default/{service}"),
+                    )
+                }
+                _ => {}
+            },
             _ => {}
         }
     }
@@ -930,8 +986,11 @@ fn dropin_check(shown: &[BTreeMap<String, String>], mode: Option<ServiceOverride
         NAME,
         match mode {
             Some(ServiceOverride::None) => "service-override=none: packaged ExecStart, no charm drop-in".to_string(),
-            _ => "both services run with --config-file=/etc/magnum/magnum.conf --config-dir=/etc/magnum/magnum.conf.d"
-                .to_string(),
+            Some(ServiceOverride::Runbook) => {
+                "both services run with --config-file=/etc/magnum/magnum.conf --config-dir=/etc/magnum/magnum.conf.d"
+                    .to_string()
+            }
+            _ => format!("service-override=packaged: the packaged start, given {conf_dir} by /etc/default/magnum-*"),
         },
     )
 }

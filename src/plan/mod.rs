@@ -51,6 +51,10 @@ pub struct Observed {
     pub magnum_conf: Option<String>,
     /// Which of SERVICES have a unit file.
     pub unit_files: BTreeMap<String, bool>,
+    /// Which of SERVICES start the packaged way, through an init script
+    /// that sources `/etc/default/<service>` (openstack-pkg-tools' units:
+    /// `ExecStart=/etc/init.d/<service> systemd-start`).
+    pub reads_env_default: BTreeMap<String, bool>,
     /// Each service's binary (`/usr/bin/magnum-api`), if found.
     pub binaries: BTreeMap<String, Option<String>>,
     /// Installed magnum-capi-helm version (dist-info).
@@ -253,6 +257,25 @@ pub fn is_runbook_override(text: &str) -> bool {
         }
     }
     runs_with_config_dir
+}
+
+/// Does the service start the packaged way, through an init script that
+/// sources `/etc/default/<service>`? The unit file (the first in systemd's
+/// order) runs `ExecStart=/etc/init.d/<service> systemd-start`, and that
+/// script reads `/etc/default/$NAME` (openstack-pkg-tools' init template, as
+/// Debian bookworm and trixie and Ubuntu's magnum packages ship it; see
+/// tests/fakes/research/ubuntu-magnum-packaging.md).
+pub fn starts_through_env_default(service: &str, unit_file: &str, init_script: &str) -> bool {
+    let exec = unit_file
+        .lines()
+        .map(str::trim)
+        .filter_map(|l| l.strip_prefix("ExecStart="))
+        .filter(|v| !v.is_empty())
+        .last();
+    let sources = init_script.lines().map(str::trim).any(|l| {
+        !l.starts_with('#') && (l.contains("/etc/default/$NAME") || l.contains(&format!("/etc/default/{service}")))
+    });
+    exec == Some(&format!("/etc/init.d/{service} systemd-start")) && sources
 }
 
 /// `waiting` when magnum is not (yet) on this machine.
@@ -465,11 +488,13 @@ pub fn desired(
     };
     // The runbook's own drop-ins are adopted: ours takes their place.
     for service in SERVICES {
+        // Absent ones are listed too, so the desired state is the same
+        // before and after the adoption (the hook after it has nothing to
+        // do). Any other override.conf is the operator's.
         let path = paths::runbook_dropin(service);
-        if let Some(Some(f)) = o.files.get(&path) {
-            if is_runbook_override(&String::from_utf8_lossy(&f.content)) {
-                absent.push(path);
-            }
+        match o.files.get(&path) {
+            Some(Some(f)) if !is_runbook_override(&String::from_utf8_lossy(&f.content)) => {}
+            _ => absent.push(path),
         }
     }
     for service in SERVICES {
@@ -489,12 +514,13 @@ pub fn desired(
                     gid: o.root_gid,
                 });
             }
-            ServiceOverride::None => absent.push(path),
+            ServiceOverride::None | ServiceOverride::Packaged => absent.push(path),
         }
-        // The packaging's /etc/default file: the charm's block in `none`
-        // mode (the packaged ExecStart stays, and its init script resets
-        // PATH); in `runbook` mode the drop-in carries the environment and
-        // the block comes out. The rest of the file is the operator's.
+        // The packaging's /etc/default file: the charm's block in `packaged`
+        // mode (with --config-dir) and `none` mode (the packaged ExecStart
+        // stays, and its init script resets PATH); in `runbook` mode the
+        // drop-in carries the environment and the block comes out. The rest
+        // of the file is the operator's.
         let path = paths::env_default(service);
         let existing = o.files.get(&path).cloned().flatten();
         let theirs = existing
@@ -509,7 +535,15 @@ pub fn desired(
                 .any(|l| l.trim_end() == render::BLOCK_BEGIN)
         });
         let content = match settings.service_override {
-            ServiceOverride::None => Some(render::env_default(theirs.as_deref().unwrap_or(""), service, &env)),
+            ServiceOverride::Packaged => {
+                if !o.reads_env_default.get(service).copied().unwrap_or(false) {
+                    return Err(Status::blocked(format!(
+                        "service-override=packaged needs {service}.service to start through /etc/init.d/{service}, which reads /etc/default/{service}; this unit starts it another way: juju config magnum-capi service-override=runbook"
+                    )));
+                }
+                Some(render::env_default(theirs.as_deref().unwrap_or(""), service, &env, true))
+            }
+            ServiceOverride::None => Some(render::env_default(theirs.as_deref().unwrap_or(""), service, &env, false)),
             // Only a file with the charm's block is the charm's to change.
             ServiceOverride::Runbook if ours => theirs,
             ServiceOverride::Runbook => continue,

@@ -32,6 +32,11 @@ pub fn env_default(service: &str) -> String {
     format!("/etc/default/{service}")
 }
 
+/// The packaged init script the unit file runs (`systemd-start`).
+pub fn init_script(service: &str) -> String {
+    format!("/etc/init.d/{service}")
+}
+
 pub fn dropin_dir(service: &str) -> String {
     format!("/etc/systemd/system/{service}.service.d")
 }

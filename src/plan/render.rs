@@ -94,15 +94,29 @@ pub fn strip_block(text: &str) -> String {
 /// script (openstack-pkg-tools' template, Debian and Ubuntu) resets PATH to
 /// /sbin:/usr/sbin:/bin:/usr/bin, then sources this file, then execs the
 /// service; a systemd `Environment=PATH` would not survive it.
-pub fn env_default(existing: &str, service: &str, env: &ServiceEnv) -> String {
+///
+/// `conf_dir` (service-override=packaged): the block also appends
+/// `--config-dir` to the arguments the template composed before sourcing
+/// this file (read in Debian bookworm's and trixie's magnum-api and
+/// magnum-conductor init scripts): `DAEMON_ARGS`, which already hold
+/// `--config-file=/etc/magnum/magnum.conf`, or, when the template runs the
+/// app under uwsgi (`UWSGI_INI_APP` set), `PYARGV`, which it passes as
+/// `--pyargv` to the app's own argument parser (`DAEMON_ARGS` are uwsgi's
+/// there). Given after `--config-file` (or after oslo.config's default
+/// files), the directory is read last and wins on a duplicate key.
+pub fn env_default(existing: &str, service: &str, env: &ServiceEnv, conf_dir: bool) -> String {
     let mut out = strip_block(existing);
     if !out.is_empty() && !out.ends_with('\n') {
         out.push('\n');
     }
     out.push_str(BLOCK_BEGIN);
-    out.push_str(&format!(
-        "\n# Managed by the magnum-capi charm (service-override=none): helm's directory\n# on {service}'s PATH and Juju's proxy settings. Edits inside this block are\n# overwritten; the rest of the file is yours.\n"
-    ));
+    // The `none` text is as older charms wrote it: unchanged bytes restart
+    // nothing on upgrade.
+    out.push_str(&if conf_dir {
+        format!("\n# Managed by the magnum-capi charm (service-override=packaged): {CONF_D}\n# read after {MAGNUM_CONF}, helm's directory on {service}'s PATH and\n# Juju's proxy settings. Edits inside this block are overwritten; the rest of\n# the file is yours.\n")
+    } else {
+        format!("\n# Managed by the magnum-capi charm (service-override=none): helm's directory\n# on {service}'s PATH and Juju's proxy settings. Edits inside this block are\n# overwritten; the rest of the file is yours.\n")
+    });
     let mut path = String::from("/usr/local/sbin:/usr/local/bin:$PATH");
     for d in &env.extra_path {
         path.push(':');
@@ -111,6 +125,11 @@ pub fn env_default(existing: &str, service: &str, env: &ServiceEnv) -> String {
     out.push_str(&format!("export PATH=\"{path}\"\n"));
     for (name, value) in &env.vars {
         out.push_str(&format!("export {name}='{value}'\n"));
+    }
+    if conf_dir {
+        out.push_str(&format!(
+            "if [ -n \"${{UWSGI_INI_APP:-}}\" ]; then\n    PYARGV=\"${{PYARGV:+$PYARGV }}--config-dir={CONF_D}\"\nelse\n    DAEMON_ARGS=\"${{DAEMON_ARGS:+$DAEMON_ARGS }}--config-dir={CONF_D}\"\nfi\n"
+        ));
     }
     out.push_str(BLOCK_END);
     out.push('\n');
@@ -180,15 +199,55 @@ mod tests {
             vars: vec![("HTTP_PROXY", "http://squid:3128".into())],
         };
         let theirs = "# operator\nUSE_SYSLOG=yes\n";
-        let once = env_default(theirs, "magnum-conductor", &env);
+        let once = env_default(theirs, "magnum-conductor", &env, false);
         assert!(once.starts_with(theirs), "{once}");
         assert!(once.contains("\nexport PATH=\"/usr/local/sbin:/usr/local/bin:$PATH\"\nexport HTTP_PROXY='http://squid:3128'\n# END magnum-capi\n"), "{once}");
         // Idempotent, and the block comes off cleanly.
-        assert_eq!(env_default(&once, "magnum-conductor", &env), once);
+        assert_eq!(env_default(&once, "magnum-conductor", &env, false), once);
         assert_eq!(strip_block(&once), theirs);
-        assert_eq!(strip_block(&env_default("", "magnum-api", &env)), "");
+        assert_eq!(strip_block(&env_default("", "magnum-api", &env, false)), "");
         // No final newline in theirs; a block a crash left open.
-        assert!(env_default("A=1", "magnum-api", &env).starts_with("A=1\n# BEGIN magnum-capi\n"));
+        assert!(env_default("A=1", "magnum-api", &env, false).starts_with("A=1\n# BEGIN magnum-capi\n"));
         assert_eq!(strip_block("A=1\n# BEGIN magnum-capi\nexport PATH=x\n"), "A=1\n");
+    }
+
+    /// The packaged block, sourced by sh where openstack-pkg-tools' init
+    /// template sources it (after composing DAEMON_ARGS; Debian bookworm's
+    /// /etc/init.d/magnum-*): the conductor gets --config-dir after its
+    /// --config-file; uwsgi's arguments stay and the app gets it in PYARGV,
+    /// after an operator's own.
+    #[test]
+    fn packaged_block_appends_config_dir_where_the_template_reads_it() {
+        let block = env_default("", "magnum-conductor", &ServiceEnv::default(), true);
+        assert!(is_clean_ascii(&block), "{block}");
+        assert!(block.starts_with("# BEGIN magnum-capi\n# Managed by the magnum-capi charm (service-override=packaged)"), "{block}");
+        let run = |before: &str| {
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!("{before}\n{block}\nprintf '%s|%s' \"$DAEMON_ARGS\" \"$PYARGV\""))
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{out:?}");
+            String::from_utf8(out.stdout).unwrap()
+        };
+        assert_eq!(
+            run(r#"CONFIG_FILE=/etc/magnum/magnum.conf; DAEMON_ARGS="--config-file=${CONFIG_FILE} ${DAEMON_ARGS}""#),
+            "--config-file=/etc/magnum/magnum.conf  --config-dir=/etc/magnum/magnum.conf.d|"
+        );
+        assert_eq!(
+            run("UWSGI_INI_APP=/usr/bin/magnum-api-wsgi; DAEMON_ARGS=\"--http-socket :9511 --ini /etc/magnum/magnum-api-uwsgi.ini\""),
+            "--http-socket :9511 --ini /etc/magnum/magnum-api-uwsgi.ini|--config-dir=/etc/magnum/magnum.conf.d"
+        );
+        assert_eq!(
+            run("UWSGI_INI_APP=/usr/bin/magnum-api-wsgi; PYARGV=--debug"),
+            "|--debug --config-dir=/etc/magnum/magnum.conf.d"
+        );
+        // The `none` block has no argument, and its text is as before.
+        let none = env_default("", "magnum-api", &ServiceEnv::default(), false);
+        assert!(!none.contains("--config-dir"), "{none}");
+        assert_eq!(
+            none,
+            "# BEGIN magnum-capi\n# Managed by the magnum-capi charm (service-override=none): helm's directory\n# on magnum-api's PATH and Juju's proxy settings. Edits inside this block are\n# overwritten; the rest of the file is yours.\nexport PATH=\"/usr/local/sbin:/usr/local/bin:$PATH\"\n# END magnum-capi\n"
+        );
     }
 }

@@ -10,6 +10,12 @@ use super::compat::Layout;
 /// How the services are made to read conf.d.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ServiceOverride {
+    /// The default: the packaged start is kept (uwsgi for Debian's API).
+    /// The charm's block in `/etc/default/magnum-*`, which the packaged
+    /// init script sources, appends `--config-dir` to the service's
+    /// arguments (`DAEMON_ARGS`, or uwsgi's `PYARGV` for the app), so
+    /// conf.d wins over magnum.conf.
+    Packaged,
     /// The runbook's drop-in: `ExecStart=` reset, then magnum's own binary
     /// with `--config-file` and `--config-dir` (conf.d wins on a duplicate).
     Runbook,
@@ -498,10 +504,11 @@ impl Settings {
         };
 
         let service_override = match get_str(raw, "service-override")?.map(str::trim) {
-            None | Some("runbook") => ServiceOverride::Runbook,
+            None | Some("packaged") => ServiceOverride::Packaged,
+            Some("runbook") => ServiceOverride::Runbook,
             Some("none") => ServiceOverride::None,
             Some(other) => {
-                return Err(format!("config service-override={other:?} is not runbook or none; fix: juju config magnum-capi service-override=runbook"))
+                return Err(format!("config service-override={other:?} is not packaged, runbook or none; fix: juju config magnum-capi service-override=packaged"))
             }
         };
 
@@ -631,11 +638,11 @@ mod tests {
     }
 
     #[test]
-    fn defaults_are_the_runbooks() {
+    fn defaults() {
         let s = Settings::parse(&raw(json!({}))).unwrap();
         assert_eq!(s.driver_version, "1.4.0");
         assert_eq!(s.kubeconfig_secret, None);
-        assert_eq!(s.service_override, ServiceOverride::Runbook);
+        assert_eq!(s.service_override, ServiceOverride::Packaged);
         assert_eq!(s.disabled_drivers, DisabledDrivers::Auto);
         assert_eq!(s.restart_settle_seconds, 10);
         assert!(s.driver_options.is_empty());

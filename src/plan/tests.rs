@@ -17,6 +17,7 @@ fn healthy_unit() -> Observed {
     };
     for s in SERVICES {
         o.unit_files.insert(s.into(), true);
+        o.reads_env_default.insert(s.into(), true);
         o.binaries.insert(s.into(), Some(format!("/usr/bin/{s}")));
     }
     o
@@ -55,7 +56,8 @@ fn a_fresh_unit_needs_everything() {
     let o = healthy_unit();
     let d = desired(&settings(json!({})), kube(), &o, &ResourceFacts::default()).unwrap();
     let c = diff(&d, &o);
-    assert!(c.install_driver && c.fix_conf_d && c.daemon_reload && c.restart);
+    // The default (packaged) writes no drop-in: no daemon-reload.
+    assert!(c.install_driver && c.fix_conf_d && !c.daemon_reload && c.restart);
     assert_eq!(c.writes.len(), 4);
     let conf = String::from_utf8(d.files[1].content.clone()).unwrap();
     assert!(conf.contains("disabled_drivers = k8s_fedora_coreos_v1\n"), "{conf}");
@@ -106,7 +108,7 @@ fn a_mode_drift_is_repaired() {
 #[test]
 fn none_mode_removes_our_dropins_and_refuses_a_shadowing_magnum_conf() {
     let o = healthy_unit();
-    let d1 = desired(&settings(json!({})), kube(), &o, &ResourceFacts::default()).unwrap();
+    let d1 = desired(&settings(json!({"service-override": "runbook"})), kube(), &o, &ResourceFacts::default()).unwrap();
     let o = applied(&o, &d1);
     let d2 = desired(
         &settings(json!({"service-override": "none"})),
@@ -248,4 +250,55 @@ fn the_fingerprint_is_stable() {
     other.ready = crate::juju::Status::active("other words");
     other.settle_seconds = 5;
     assert_eq!(other.fingerprint(), d.fingerprint());
+}
+
+/// The default keeps the packaged start: no drop-in (the runbook's is
+/// adopted, i.e. removed), the /etc/default block with --config-dir, no
+/// "magnum.conf wins" refusal; a unit that does not start through the
+/// init script is refused with the way out.
+#[test]
+fn packaged_mode_keeps_the_packaged_start() {
+    let mut o = healthy_unit();
+    let runbook = "[Service]\nExecStart=\nExecStart=/usr/bin/magnum-conductor --config-file=/etc/magnum/magnum.conf --config-dir=/etc/magnum/magnum.conf.d\n";
+    o.files.insert(
+        paths::runbook_dropin("magnum-conductor"),
+        Some(FileFacts {
+            content: runbook.into(),
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+        }),
+    );
+    o.files.insert(paths::dropin("magnum-api"), Some(FileFacts { content: b"x".to_vec(), mode: 0o644, uid: 0, gid: 0 }));
+    // magnum.conf sets a key 99-capi.conf sets: conf.d wins here.
+    o.magnum_conf = Some("[capi_helm]\nkubeconfig_file = /root/.kube/config\n".into());
+    let s = settings(json!({"kubeconfig-secret": "secret:x"}));
+    assert_eq!(s.service_override, ServiceOverride::Packaged);
+    let d = desired(&s, kube(), &o, &ResourceFacts::default()).unwrap();
+    for svc in SERVICES {
+        assert!(d.absent.contains(&paths::dropin(svc)), "{svc}");
+        let f = d.files.iter().find(|f| f.path == paths::env_default(svc)).unwrap();
+        let text = String::from_utf8_lossy(&f.content);
+        assert!(text.contains("--config-dir=/etc/magnum/magnum.conf.d"), "{text}");
+    }
+    assert!(d.absent.contains(&paths::runbook_dropin("magnum-conductor")));
+    let c = diff(&d, &o);
+    assert!(c.daemon_reload && c.restart);
+
+    o.reads_env_default.insert("magnum-api".into(), false);
+    let err = desired(&s, kube(), &o, &ResourceFacts::default()).unwrap_err();
+    assert!(err.message.contains("service-override=runbook"), "{err:?}");
+    assert!(err.message.contains("/etc/init.d/magnum-api"), "{err:?}");
+}
+
+#[test]
+fn packaged_start_is_recognised_from_the_unit_file_and_init_script() {
+    let unit = "[Service]\nUser=magnum\nExecStart=/etc/init.d/magnum-api systemd-start\nRestart=on-failure\n";
+    let init = "#!/bin/sh\nNAME=${PROJECT_NAME}-api\n[ -r /etc/default/$NAME ] && . /etc/default/$NAME\n";
+    assert!(starts_through_env_default("magnum-api", unit, init));
+    assert!(!starts_through_env_default("magnum-conductor", unit, init));
+    // A unit that runs the binary itself, or a script that reads no
+    // /etc/default (only a comment mentions it).
+    assert!(!starts_through_env_default("magnum-api", "[Service]\nExecStart=/usr/bin/magnum-api --config-file=/etc/magnum/magnum.conf\n", init));
+    assert!(!starts_through_env_default("magnum-api", unit, "#!/bin/sh\n# see /etc/default/$NAME\nexec x\n"));
 }

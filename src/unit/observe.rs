@@ -299,6 +299,7 @@ pub fn observe(root: &Root) -> Result<Observed> {
     }
     for s in SERVICES {
         see(&root.path(paths::invocation_link(s)));
+        see(&root.path(&paths::init_script(s)));
     }
     let mut o = Observed {
         root_uid: root_user.map_or(0, |a| a.uid),
@@ -319,6 +320,21 @@ pub fn observe(root: &Root) -> Result<Observed> {
         o.unit_files.insert(
             s.to_string(),
             UNIT_DIRS.iter().any(|d| root.path(d).join(&unit).exists()),
+        );
+        let unit_text = UNIT_DIRS
+            .iter()
+            .find_map(|d| read_optional(&root.path(d).join(&unit)).ok().flatten());
+        let init_text = read_optional(&root.path(&paths::init_script(s)))?;
+        o.reads_env_default.insert(
+            s.to_string(),
+            match (unit_text, init_text) {
+                (Some(u), Some(i)) => crate::plan::starts_through_env_default(
+                    s,
+                    &String::from_utf8_lossy(&u),
+                    &String::from_utf8_lossy(&i),
+                ),
+                _ => false,
+            },
         );
         let bin = BIN_DIRS
             .iter()

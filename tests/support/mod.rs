@@ -366,6 +366,7 @@ impl Unit {
         );
         // Directories every Debian/Ubuntu magnum unit has.
         for d in [
+            "/etc/default",
             "/etc/systemd/system",
             "/usr/local/lib/python3.11/dist-packages",
             "/var/lib/magnum",
@@ -387,6 +388,20 @@ impl Unit {
                 0o644,
             );
             self.put(&format!("/usr/bin/{service}"), "#!/usr/bin/python3\n# magnum\n", 0o755);
+            // The packaged init script the unit runs: the lines of
+            // openstack-pkg-tools' template that matter here, as Debian
+            // bookworm's magnum-api 15.0.1-4 and magnum-conductor ship them
+            // (/etc/init.d/magnum-*; the API's adds the UWSGI_* lines).
+            let uwsgi = if service == "magnum-api" {
+                "UWSGI_PORT=9511\nUWSGI_INI_PATH=/etc/magnum/magnum-api-uwsgi.ini\nUWSGI_INI_APP=/usr/bin/magnum-api-wsgi\n"
+            } else {
+                ""
+            };
+            self.put(
+                &format!("/etc/init.d/{service}"),
+                &format!("#!/bin/sh\n### BEGIN INIT INFO\n# Provides:          {service}\n### END INIT INFO\nDESC=\"OpenStack Magnum ({service})\"\nPROJECT_NAME=magnum\nNAME={service}\n{uwsgi}PATH=/sbin:/usr/sbin:/bin:/usr/bin\nif [ -z \"${{CONFIG_FILE}}\" ] ; then\n\tCONFIG_FILE=/etc/${{PROJECT_NAME}}/${{PROJECT_NAME}}.conf\nfi\nif [ -z \"${{NO_OPENSTACK_CONFIG_FILE_DAEMON_ARG}}\" ] ; then\n\tDAEMON_ARGS=\"--config-file=${{CONFIG_FILE}} ${{DAEMON_ARGS}}\"\nfi\n[ -r /etc/default/openstack ] && . /etc/default/openstack\n[ -r /etc/default/$NAME ] && . /etc/default/$NAME\n"),
+                0o755,
+            );
         }
         self.put(
             "/usr/lib/python3/dist-packages/magnum-15.0.1.egg-info/PKG-INFO",

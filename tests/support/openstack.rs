@@ -269,6 +269,12 @@ pub struct Scenario {
     /// Clusters present before the test, CREATE_COMPLETE, each on a
     /// template of its own (`<name>-template`).
     pub leftover_clusters: Vec<String>,
+    /// Tokens from a REAL Keystone (tests/fakes/fake_cloud.rs): a token the
+    /// fake did not issue is accepted when this says it is valid, as
+    /// keystonemiddleware accepts it after Keystone's `GET /v3/auth/tokens`
+    /// (keystonemiddleware/auth_token/_identity.py verify_token) answers
+    /// 200. None: only the fake's own tokens.
+    pub external_tokens: Option<fn(&str) -> bool>,
 }
 
 impl Default for Scenario {
@@ -314,6 +320,7 @@ impl Default for Scenario {
             ready_nodes: None,
             leftover_templates: Vec::new(),
             leftover_clusters: Vec::new(),
+            external_tokens: None,
         }
     }
 }
@@ -502,7 +509,12 @@ fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
 
 impl FakeOpenStack {
     pub fn start(scenario: Scenario) -> FakeOpenStack {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the fake OpenStack");
+        FakeOpenStack::start_on(scenario, "127.0.0.1:0")
+    }
+
+    /// `start` on a given address (`127.0.0.1:0`: any free port).
+    pub fn start_on(scenario: Scenario, addr: &str) -> FakeOpenStack {
+        let listener = TcpListener::bind(addr).expect("bind the fake OpenStack");
         let port = listener.local_addr().unwrap().port();
         let scheme = if scenario.tls { "https" } else { "http" };
         let base = format!("{scheme}://127.0.0.1:{port}");
@@ -1034,6 +1046,21 @@ fn check_token(s: &mut State, req: &HttpRequest) -> Result<(), Response> {
         return Err(unauthorized(s));
     };
     let expire_at = s.scenario.expire_token_at;
+    if !s.tokens.contains_key(&token) {
+        // A real Keystone's token, validated once and then remembered (as
+        // keystonemiddleware caches a validated token).
+        if let Some(valid) = s.scenario.external_tokens {
+            if valid(&token) {
+                let t = Token {
+                    scoped: true,
+                    valid: true,
+                    uses: 0,
+                    first: false,
+                };
+                s.tokens.insert(token.clone(), t);
+            }
+        }
+    }
     let Some(t) = s.tokens.get_mut(&token) else {
         return Err(unauthorized(s));
     };
