@@ -103,12 +103,15 @@ test: deps
 # real magnum), as assertions (test-real) or as a walk-through (demo).
 # Root, systemd-nspawn; the unit's root filesystem is built once and cached.
 # test-roll: three units of one application sharing the peer relation.
+# SUITE=bookworm (default: magnum 15.0.1) or SUITE=trixie (magnum 20.0.0,
+# 2025.1): the Debian release of the unit; each has its own cached rootfs.
+SUITE ?= bookworm
 test-real: charm
-	bash tests/realunit/test-real.sh
-	bash tests/realunit/test-roll.sh
+	SUITE=$(SUITE) bash tests/realunit/test-real.sh
+	SUITE=$(SUITE) bash tests/realunit/test-roll.sh
 
 demo: charm
-	bash tests/realunit/demo.sh
+	SUITE=$(SUITE) bash tests/realunit/demo.sh
 
 # Rust vs an ops charm vs a /bin/sh floor on a fake unit: BENCHMARKS.md.
 bench: deps
@@ -120,6 +123,7 @@ test-fast: deps
 lint: deps charm
 	cargo fmt --all -- --check
 	cargo clippy --locked --all-targets -- -D warnings
+	cargo clippy --locked --features fake-cloud --bin fake-cloud -- -D warnings
 	# The fuzz targets are their own crate: type-check them against the
 	# charm's API here, so a change to it fails lint, not the fuzz step.
 	cd fuzz && RUSTC_BOOTSTRAP=1 cargo check --quiet --bins

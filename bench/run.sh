@@ -59,7 +59,9 @@ elif [ "$(id -u)" != 0 ]; then
     echo "=== bench: the real-unit table boots a unit with systemd-nspawn: run make bench as root (or BENCH_REAL=0 to skip it)" >&2
     exit 1
 else
-    step "real unit (bench/realunit.sh)"
-    BENCH_WORK=$work bash bench/realunit.sh
+    for suite in bookworm trixie; do
+        step "real unit, Debian $suite (bench/realunit.sh)"
+        SUITE=$suite BENCH_WORK=$work bash bench/realunit.sh
+    done
 fi
 step "done: BENCHMARKS.md"

@@ -256,7 +256,9 @@ fn service_override_packaged_keeps_the_packaged_start() {
         );
         let out = std::process::Command::new("sh")
             .arg("-c")
-            .arg(format!("{script}\nprintf '%s|%s|%s' \"$DAEMON_ARGS\" \"$PYARGV\" \"$PATH\""))
+            .arg(format!(
+                "{script}\nprintf '%s|%s|%s' \"$DAEMON_ARGS\" \"$PYARGV\" \"$PATH\""
+            ))
             .output()
             .unwrap();
         assert!(out.status.success(), "{out:?}");

@@ -119,7 +119,7 @@ fn short_id() -> String {
 /// inner error says what to run to fix it.
 pub fn openstack(tools: &HookTools, uri: Option<&str>) -> Result<std::result::Result<OpenStack, String>> {
     let Some(uri) = uri else {
-        return Ok(Err("openstack-credentials-secret unset: juju add-secret smoketest-creds auth-url=... application-credential-id=... application-credential-secret=... && juju grant-secret smoketest-creds magnum-capi && juju config magnum-capi openstack-credentials-secret=<secret uri>".into()));
+        return Ok(Err("openstack-credentials-secret unset: juju add-secret smoketest-creds auth-url=... username=... password=... project-name=... && juju grant-secret smoketest-creds magnum-capi && juju config magnum-capi openstack-credentials-secret=<secret uri>".into()));
     };
     let content = match tools.secret_get(uri, false)? {
         Ok(c) => c,
@@ -340,7 +340,10 @@ pub fn run(_root: &Root, tools: &HookTools) -> Result<()> {
         run.set(&format!("investigate.{i}"), c.clone());
     }
     let why = match outcome {
-        "failed" => format!("cluster {name} CREATE_FAILED: {reason}"),
+        "failed" => match credentials::trust_hint(os.method(), &reason) {
+            Some(hint) => format!("cluster {name} CREATE_FAILED: {reason} ({hint})"),
+            None => format!("cluster {name} CREATE_FAILED: {reason}"),
+        },
         "timeout" => format!("cluster {name} still {status} after {}", elapsed(start.elapsed())),
         _ => format!("cluster {name} CREATE_COMPLETE but not all {expected} nodes are Ready"),
     };

@@ -87,7 +87,9 @@ pub fn running_config_args(root: &Root, pid: u32) -> Option<Vec<String>> {
         .filter(|w| !w.is_empty())
         .map(|w| String::from_utf8_lossy(w).into_owned())
         .collect();
-    let uwsgi = argv.first().is_some_and(|a| a.rsplit('/').next().is_some_and(|b| b.starts_with("uwsgi")));
+    let uwsgi = argv
+        .first()
+        .is_some_and(|a| a.rsplit('/').next().is_some_and(|b| b.starts_with("uwsgi")));
     if uwsgi {
         let pyargv = argv
             .iter()
@@ -261,7 +263,11 @@ pub fn run(root: &Root, tools: &HookTools) -> Result<()> {
     let running: Vec<Option<Vec<String>>> = (0..SERVICES.len())
         .map(|i| pid_of(i).and_then(|pid| running_config_args(root, pid)))
         .collect();
-    v.record(dropin_check(&shown, &running, settings.as_ref().map(|s| s.service_override)))?;
+    v.record(dropin_check(
+        &shown,
+        &running,
+        settings.as_ref().map(|s| s.service_override),
+    ))?;
 
     // 9, 10. Services and their journal.
     let services_after = systemd::show(root, &SERVICES).ok();

@@ -23,6 +23,13 @@ pub struct OpenStack {
     token: RefCell<Option<Token>>,
 }
 
+impl OpenStack {
+    /// How these credentials authenticate.
+    pub fn method(&self) -> &crate::plan::credentials::Method {
+        &self.creds.method
+    }
+}
+
 /// An HTTP answer: status and JSON body (Null when empty or not JSON).
 pub struct Answer {
     pub status: u16,

@@ -109,6 +109,20 @@ pub fn parse(secret: &BTreeMap<String, String>) -> Result<Credentials, String> {
     })
 }
 
+/// What to tell the operator when magnum could not make the cluster's trust
+/// with these credentials. Magnum's conductor creates a Keystone trust for
+/// every cluster before it calls the driver (`Failed to create trustee or
+/// trust for Cluster: <uuid>` in status_reason), and Keystone refuses trust
+/// operations to application-credential tokens ("Delegated tokens cannot
+/// manage trusts"; measured on Debian's keystone 22.0.2-0+deb12u6 and
+/// 27.0.0-3+deb13u6 on the real-unit tier, unrestricted credentials
+/// included). A password credential can.
+pub fn trust_hint(method: &Method, status_reason: &str) -> Option<&'static str> {
+    (matches!(method, Method::ApplicationCredential { .. }) && status_reason.contains("trustee or trust")).then_some(
+        "Keystone refuses trusts to application-credential tokens, and magnum makes one for every cluster: put a user's password credentials (auth-url, username, password, project-name) in openstack-credentials-secret",
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,5 +185,24 @@ mod tests {
             assert!(e.contains(want), "{e}");
             assert!(!e.contains("TOPSECRET"));
         }
+    }
+
+    #[test]
+    fn a_trust_failure_with_an_application_credential_says_what_to_use() {
+        let app = Method::ApplicationCredential {
+            id: "i".into(),
+            secret: "s".into(),
+        };
+        let pw = Method::Password {
+            username: "u".into(),
+            password: "p".into(),
+            project_name: "p".into(),
+            user_domain_name: "Default".into(),
+            project_domain_name: "Default".into(),
+        };
+        let reason = "Failed to create trustee or trust for Cluster: 0b4c";
+        assert!(trust_hint(&app, reason).unwrap().contains("password"));
+        assert_eq!(trust_hint(&pw, reason), None);
+        assert_eq!(trust_hint(&app, "helm failed"), None);
     }
 }

@@ -541,9 +541,19 @@ pub fn desired(
                         "service-override=packaged needs {service}.service to start through /etc/init.d/{service}, which reads /etc/default/{service}; this unit starts it another way: juju config magnum-capi service-override=runbook"
                     )));
                 }
-                Some(render::env_default(theirs.as_deref().unwrap_or(""), service, &env, true))
+                Some(render::env_default(
+                    theirs.as_deref().unwrap_or(""),
+                    service,
+                    &env,
+                    true,
+                ))
             }
-            ServiceOverride::None => Some(render::env_default(theirs.as_deref().unwrap_or(""), service, &env, false)),
+            ServiceOverride::None => Some(render::env_default(
+                theirs.as_deref().unwrap_or(""),
+                service,
+                &env,
+                false,
+            )),
             // Only a file with the charm's block is the charm's to change.
             ServiceOverride::Runbook if ours => theirs,
             ServiceOverride::Runbook => continue,

@@ -220,11 +220,16 @@ mod tests {
     fn packaged_block_appends_config_dir_where_the_template_reads_it() {
         let block = env_default("", "magnum-conductor", &ServiceEnv::default(), true);
         assert!(is_clean_ascii(&block), "{block}");
-        assert!(block.starts_with("# BEGIN magnum-capi\n# Managed by the magnum-capi charm (service-override=packaged)"), "{block}");
+        assert!(
+            block.starts_with("# BEGIN magnum-capi\n# Managed by the magnum-capi charm (service-override=packaged)"),
+            "{block}"
+        );
         let run = |before: &str| {
             let out = std::process::Command::new("sh")
                 .arg("-c")
-                .arg(format!("{before}\n{block}\nprintf '%s|%s' \"$DAEMON_ARGS\" \"$PYARGV\""))
+                .arg(format!(
+                    "{before}\n{block}\nprintf '%s|%s' \"$DAEMON_ARGS\" \"$PYARGV\""
+                ))
                 .output()
                 .unwrap();
             assert!(out.status.success(), "{out:?}");

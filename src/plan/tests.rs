@@ -108,7 +108,13 @@ fn a_mode_drift_is_repaired() {
 #[test]
 fn none_mode_removes_our_dropins_and_refuses_a_shadowing_magnum_conf() {
     let o = healthy_unit();
-    let d1 = desired(&settings(json!({"service-override": "runbook"})), kube(), &o, &ResourceFacts::default()).unwrap();
+    let d1 = desired(
+        &settings(json!({"service-override": "runbook"})),
+        kube(),
+        &o,
+        &ResourceFacts::default(),
+    )
+    .unwrap();
     let o = applied(&o, &d1);
     let d2 = desired(
         &settings(json!({"service-override": "none"})),
@@ -269,7 +275,15 @@ fn packaged_mode_keeps_the_packaged_start() {
             gid: 0,
         }),
     );
-    o.files.insert(paths::dropin("magnum-api"), Some(FileFacts { content: b"x".to_vec(), mode: 0o644, uid: 0, gid: 0 }));
+    o.files.insert(
+        paths::dropin("magnum-api"),
+        Some(FileFacts {
+            content: b"x".to_vec(),
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+        }),
+    );
     // magnum.conf sets a key 99-capi.conf sets: conf.d wins here.
     o.magnum_conf = Some("[capi_helm]\nkubeconfig_file = /root/.kube/config\n".into());
     let s = settings(json!({"kubeconfig-secret": "secret:x"}));
@@ -299,6 +313,14 @@ fn packaged_start_is_recognised_from_the_unit_file_and_init_script() {
     assert!(!starts_through_env_default("magnum-conductor", unit, init));
     // A unit that runs the binary itself, or a script that reads no
     // /etc/default (only a comment mentions it).
-    assert!(!starts_through_env_default("magnum-api", "[Service]\nExecStart=/usr/bin/magnum-api --config-file=/etc/magnum/magnum.conf\n", init));
-    assert!(!starts_through_env_default("magnum-api", unit, "#!/bin/sh\n# see /etc/default/$NAME\nexec x\n"));
+    assert!(!starts_through_env_default(
+        "magnum-api",
+        "[Service]\nExecStart=/usr/bin/magnum-api --config-file=/etc/magnum/magnum.conf\n",
+        init
+    ));
+    assert!(!starts_through_env_default(
+        "magnum-api",
+        unit,
+        "#!/bin/sh\n# see /etc/default/$NAME\nexec x\n"
+    ));
 }

@@ -299,7 +299,7 @@ pub fn observe(root: &Root) -> Result<Observed> {
     }
     for s in SERVICES {
         see(&root.path(paths::invocation_link(s)));
-        see(&root.path(&paths::init_script(s)));
+        see(&root.path(paths::init_script(s)));
     }
     let mut o = Observed {
         root_uid: root_user.map_or(0, |a| a.uid),
@@ -324,7 +324,7 @@ pub fn observe(root: &Root) -> Result<Observed> {
         let unit_text = UNIT_DIRS
             .iter()
             .find_map(|d| read_optional(&root.path(d).join(&unit)).ok().flatten());
-        let init_text = read_optional(&root.path(&paths::init_script(s)))?;
+        let init_text = read_optional(&root.path(paths::init_script(s)))?;
         o.reads_env_default.insert(
             s.to_string(),
             match (unit_text, init_text) {

@@ -30,16 +30,30 @@
 # hostname is baked in.  MIRROR=... / SECURITY_MIRROR=... override it.
 set -euo pipefail
 
-SUITE=bookworm
+# SUITE=trixie builds a Debian 13 unit (magnum 20.0.0, 2025.1, Python 3.13,
+# systemd 257) from the same archive as the host's bookworm sources.
+SUITE=${SUITE:-bookworm}
+case "$SUITE" in bookworm | trixie) ;; *) echo "SUITE must be bookworm or trixie, not $SUITE" >&2; exit 2 ;; esac
 INCLUDE=systemd,systemd-sysv,dbus,python3-pip,ca-certificates
 PACKAGES=(magnum-api magnum-conductor)
+# The control plane the end-to-end test runs beside magnum (test-e2e.sh,
+# controlplane.sh): installed, but masked at boot, so a unit boots as the
+# magnum charm leaves one (magnum-api and magnum-conductor only; trixie's
+# magnum units Want= keystone, rabbitmq-server and mysql, which a mere
+# `disable` would not stop). controlplane_up unmasks and starts them.
+CONTROL_PLANE=(keystone rabbitmq-server mariadb-server python3-pymysql glance-api)
+CONTROL_PLANE_UNITS=(mariadb.service rabbitmq-server.service epmd.service epmd.socket keystone.service glance-api.service)
+PACKAGES+=("${CONTROL_PLANE[@]}")
 APT_OPTS=(-o Dpkg::Options::=--force-confold -o Dpkg::Options::=--force-unsafe-io)
 [[ "${REALUNIT_RECOMMENDS:-0}" == 1 ]] || APT_OPTS+=(--no-install-recommends)
 CHROOT_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 SQLITE=sqlite:////var/lib/magnum/magnum.sqlite
 # Bump when what build() makes changes: a cache from another recipe is rebuilt.
-RECIPE=magnum-capi-realunit-1
+RECIPE=magnum-capi-realunit-2-$SUITE
 REALUNIT_DIR=${MAGNUM_CAPI_REALUNIT_DIR:-/var/tmp/magnum-capi-realunit}
+# Each release has its own rootfs and cache (bookworm keeps the old names).
+DEFAULT_ROOT=$REALUNIT_DIR/root
+[[ $SUITE == bookworm ]] || DEFAULT_ROOT=$REALUNIT_DIR/root-$SUITE
 REALUNIT_STATE=${REALUNIT_STATE:-/run/magnum-capi-realunit}
 
 log() { printf '[build-rootfs] %s\n' "$*" >&2; }
@@ -54,7 +68,7 @@ REBUILD=0
 [[ $# -le 1 ]] || usage
 [[ $EUID -eq 0 ]] || die "must run as root"
 
-ROOT=$(realpath -m -- "${1:-$REALUNIT_DIR/root}")
+ROOT=$(realpath -m -- "${1:-$DEFAULT_ROOT}")
 [[ "$ROOT" != / ]] || die "refusing to use / as ROOT"
 CACHE=${MAGNUM_CAPI_REALUNIT_CACHE:-$ROOT.tar.zst}
 PARTIAL=$ROOT.partial
@@ -96,6 +110,14 @@ detect_mirrors() {
     main=$(awk -v s="$SUITE" '$2 == s { sub(/\/$/, "", $1); print $1; exit }' <<<"$targets")
     sec=$(awk -v s="$SUITE-security" '$2 == s { sub(/\/$/, "", $1); print $1; exit }' <<<"$targets")
     upd=$(awk -v s="$SUITE-updates" '$2 == s { n = 1 } END { print n + 0 }' <<<"$targets")
+    # Another suite than the host's: the same archives serve it.
+    if [[ -z "$main" ]]; then
+        local host_suite
+        host_suite=$(. /etc/os-release 2>/dev/null && echo "${VERSION_CODENAME:-bookworm}")
+        main=$(awk -v s="$host_suite" '$2 == s { sub(/\/$/, "", $1); print $1; exit }' <<<"$targets")
+        sec=$(awk -v s="$host_suite-security" '$2 == s { sub(/\/$/, "", $1); print $1; exit }' <<<"$targets")
+        upd=$(awk -v s="$host_suite-updates" '$2 == s { n = 1 } END { print n + 0 }' <<<"$targets")
+    fi
     echo "${MIRROR:-$main} ${SECURITY_MIRROR:-${sec:--}} $upd"
 }
 
@@ -165,6 +187,16 @@ magnum-common magnum/configure_ksat boolean false
 magnum-common magnum/configure_with_debconf boolean false
 magnum-common magnum-common/dbconfig-install boolean false
 magnum-api magnum/configure_api-endpoint boolean false
+keystone keystone/configure_db boolean false
+keystone keystone/dbconfig-install boolean false
+keystone keystone/create-admin-tenant boolean false
+keystone keystone/register-endpoint boolean false
+keystone keystone/configure_rabbit boolean false
+keystone keystone/configure_ksat boolean false
+glance-common glance/configure_db boolean false
+glance-common glance/configure_rabbit boolean false
+glance-common glance/configure_ksat boolean false
+glance-api glance/configure_api-endpoint boolean false
 EOF
 
     t0=$(now)
@@ -188,9 +220,17 @@ EOF
     in_chroot chown magnum:magnum /var/lib/magnum/magnum.sqlite
     in_chroot systemctl enable magnum-api.service magnum-conductor.service >> "$PARTIAL.apt.log" 2>&1 ||
         { tail -n 10 "$PARTIAL.apt.log" >&2; die "systemctl enable failed"; }
+    in_chroot systemctl mask "${CONTROL_PLANE_UNITS[@]}" >> "$PARTIAL.apt.log" 2>&1 ||
+        { tail -n 10 "$PARTIAL.apt.log" >&2; die "systemctl mask of the control plane failed"; }
     log "TIMING DB-less magnum: $(elapsed "$t0") s"
 
     # Tidy up: drop build-only bits and host-specific state.
+    # Debian's python3-pip .deb of this release, kept outside apt's cache:
+    # the unit-without-pip check serves it from a local apt repository (the
+    # host cannot download another release's package).
+    mkdir -p "$PARTIAL/var/cache/realunit-debs"
+    cp "$PARTIAL"/var/cache/apt/archives/python3-pip_*.deb "$PARTIAL/var/cache/realunit-debs/" ||
+        die "no python3-pip .deb in the build's apt cache"
     in_chroot apt-get clean
     rm -f "$PARTIAL/usr/sbin/policy-rc.d"
     rm -rf "$PARTIAL"/var/lib/apt/lists/* "$PARTIAL"/tmp/* "$PARTIAL"/var/tmp/*

@@ -117,7 +117,7 @@ T_SETUP=$(since "$t0")
 printf 'magnum up, charm at %s, hook tools in %s (%ss)\n' "$CHARM_DIR" "$TOOLS_DIR" "$T_SETUP"
 printf 'resources attached: driver-wheel=%s, helm=helm v3.17.2 (static); pinned with driver-sha256 and helm-sha256\n' "$WHEEL"
 printf 'management cluster: a test Kubernetes API in the unit at %s (GET /version and the Cluster API group)\n' "$KUBE_SERVER"
-printf 'config: kubeconfig-secret=%s driver-version=%s service-override=runbook restart-settle-seconds=%s driver-sha256=%.12s... helm-sha256=%.12s...\n' \
+printf 'config: kubeconfig-secret=%s driver-version=%s service-override=packaged (default) restart-settle-seconds=%s driver-sha256=%.12s... helm-sha256=%.12s...\n' \
     "$SECRET_URI" "$DRIVER_VERSION" "$SETTLE" "$WHEEL_SHA256" "$HELM_SHA256"
 show_unit
 

@@ -32,7 +32,12 @@ REPO=$(cd "$RU_HERE/../.." && pwd)
 source "$RU_HERE/unit.sh"
 
 REALUNIT_DIR=${MAGNUM_CAPI_REALUNIT_DIR:-/var/tmp/magnum-capi-realunit}
+# The unit's Debian release (build-rootfs.sh): bookworm (magnum 15.0.1,
+# Python 3.11, systemd 252) or trixie (magnum 20.0.0, Python 3.13, systemd 257).
+SUITE=${SUITE:-bookworm}
+export SUITE
 ROOT=$REALUNIT_DIR/root
+[[ $SUITE == bookworm ]] || ROOT=$REALUNIT_DIR/root-$SUITE
 WHEEL_DIR=$REALUNIT_DIR/wheels
 # The charm's default driver (1.4.0: OpenStackCluster v1beta1, token or
 # certificate kubeconfigs), and 1.1.0 (v1alpha6, certificates only) for the
@@ -155,21 +160,17 @@ PY
 
 
 
-# Debian's python3-pip .deb, as the unit's release ships it (apt-get
-# download on the host, which runs the same release; cached), with an apt
-# Packages index for a local repository.
-PIP_DEB_DIR=$REALUNIT_DIR/debs
+# Debian's python3-pip .deb, as the unit's release ships it (kept by
+# build-rootfs.sh in the rootfs, outside apt's cache), with an apt Packages
+# index for a local repository.
+PIP_DEB_DIR=$REALUNIT_DIR/debs-$SUITE
 ensure_pip_deb() {
-    local version
-    version=$(U dpkg-query -W -f '${Version}' python3-pip) || ru_die "the unit has no python3-pip to take the version from"
-    PIP_DEB=python3-pip_${version/:/%3a}_all.deb
+    local deb
+    deb=$(ls "$ROOT"/var/cache/realunit-debs/python3-pip_*.deb 2>/dev/null | head -n 1)
+    [[ -n "$deb" ]] || ru_die "the rootfs has no python3-pip .deb in /var/cache/realunit-debs (rebuild it: build-rootfs.sh --rebuild)"
+    PIP_DEB=$(basename "$deb")
     mkdir -p "$PIP_DEB_DIR"
-    if [[ ! -f "$PIP_DEB_DIR/$PIP_DEB" ]]; then
-        # A fresh host may have no package lists yet.
-        (cd "$PIP_DEB_DIR" && apt-get download -q "python3-pip=$version" >/dev/null 2>&1) ||
-            { apt-get update -q >/dev/null 2>&1 && (cd "$PIP_DEB_DIR" && apt-get download -q "python3-pip=$version" >/dev/null 2>&1); } ||
-            ru_die "apt-get download python3-pip=$version failed on the host"
-    fi
+    cp "$deb" "$PIP_DEB_DIR/"
     {
         dpkg-deb -f "$PIP_DEB_DIR/$PIP_DEB"
         printf 'Filename: ./%s\nSize: %s\nSHA256: %s\n\n' "$PIP_DEB" "$(stat -c %s "$PIP_DEB_DIR/$PIP_DEB")" \
@@ -360,7 +361,7 @@ import json, sys
 uri, kube, settle, res, wheel_sha, helm_sha = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5], sys.argv[6]
 print(json.dumps({
     "config": {"kubeconfig-secret": uri, "driver-version": "1.4.0", "disabled-drivers": "auto",
-               "service-override": "runbook", "restart-settle-seconds": settle,
+               "restart-settle-seconds": settle,
                "driver-sha256": wheel_sha, "helm-sha256": helm_sha},
     "secrets": {uri: {"content": {"kubeconfig": kube}}},
     "resources": {"driver-wheel": res + "/driver-wheel/driver-wheel", "helm": res + "/helm/helm"},

@@ -155,9 +155,9 @@ install_charm
 # services as systemd runs them.
 unit_snapshot() {
     U sh -c '
-        find /etc/magnum /etc/systemd/system /usr/local/bin /usr/local/lib /var/lib/magnum-capi \
+        find /etc/magnum /etc/systemd/system /etc/default /usr/local/bin /usr/local/lib /var/lib/magnum-capi \
             -printf "%p %M %u:%g\n" 2>/dev/null | sort
-        find /etc/magnum /etc/systemd/system -type f -exec sha256sum {} + 2>/dev/null | sort -k2
+        find /etc/magnum /etc/systemd/system /etc/default -type f -exec sha256sum {} + 2>/dev/null | sort -k2
         for s in magnum-api magnum-conductor; do
             echo "$s ExecStart=$(systemctl show -p ExecStart --value $s | grep -o "argv\[\][^;]*")"
             echo "$s DropInPaths=$(systemctl show -p DropInPaths --value $s)"
@@ -192,23 +192,61 @@ expect "the charm installed helm from its resource (sha256 as pinned)" "$HELM_SH
 expect "helm runs in the unit" "v3.17.2+gcc0bbbd" "$(U helm version --short 2>&1)"
 expect "status after install" "$READY" "$(juju_status)"
 
-section "magnum's config loader reads 99-capi.conf"
+section "service-override=packaged (the default): the packaged servers kept, conf.d read last (issue 22)"
 want=$(other_drivers)
-expect "as the runbook drop-in runs it (--config-file + --config-dir, as magnum): kubeconfig_file and disabled_drivers" \
-    "$want" "$(magnum_reads --config-file=/etc/magnum/magnum.conf --config-dir=/etc/magnum/magnum.conf.d 2>&1 | tail -n 1)"
 written=$(U sed -n 's/^disabled_drivers = //p' /etc/magnum/magnum.conf.d/99-capi.conf | tr ',' '\n' | sort | tr '\n' ',')
 expect "disabled_drivers as written in 99-capi.conf is every other installed driver" \
     "$(python3 -c 'import json,sys; print(",".join(json.loads(sys.argv[1])["disabled_drivers"]) + ",")' "$want")" "$written"
+# The API as the packaging runs it: uwsgi (Debian's openstack-pkg-tools
+# template), its master and the ini's processes, on 9511.
+api_is_packaged_uwsgi() {
+    local main workers
+    main=$(main_cmdline magnum-api)
+    [[ $main == /usr/bin/uwsgi_python3* && $main == *"--http-socket :9511 --ini /etc/magnum/magnum-api-uwsgi.ini"* ]] || return 1
+    workers=$(U sh -c 'ps -o pid= --ppid "$(systemctl show -p MainPID --value magnum-api.service)" | wc -l')
+    [[ $workers -ge 2 ]]
+}
+api_answers() {
+    U python3 -c 'import urllib.request; b = urllib.request.urlopen("http://127.0.0.1:9511/", timeout=30).read(); assert b"OpenStack Magnum API" in b'
+}
+# The arguments magnum's own parser gets in each running service.
+conductor_args() { main_cmdline magnum-conductor | tr ' ' '\n' | grep -E '^--config-(file|dir)='; }
+api_app_args() { U sh -c 'tr "\0" "\n" < /proc/$(systemctl show -p MainPID --value magnum-api.service)/cmdline' | sed -n '/^--pyargv$/{n;p}'; }
+packaged_checks() {
+    local s
+    for s in "${SERVICES[@]}"; do
+        expect "$s ExecStart is the packaged one" "/etc/init.d/$s systemd-start" "$(exec_start "$s")"
+        expect "$s has no magnum-capi drop-in" "" "$(svc "$s" DropInPaths | grep -o '99-magnum-capi.conf' || true)"
+    done
+    check "magnum-api is still the packaged server: uwsgi with its workers ($(main_cmdline magnum-api))" api_is_packaged_uwsgi
+    check "magnum-api answers on 9511" wait_for 60 api_answers
+    expect "magnum-conductor runs with magnum.conf, then conf.d (its MainPID's command line)" \
+        "--config-file=/etc/magnum/magnum.conf --config-dir=/etc/magnum/magnum.conf.d" "$(conductor_args | tr '\n' ' ' | sed 's/ $//')"
+    expect "magnum-api's app gets --config-dir through uwsgi's --pyargv" "--config-dir=/etc/magnum/magnum.conf.d" "$(api_app_args)"
+    # shellcheck disable=SC2046
+    expect "magnum's config loader, with the conductor's arguments, reads 99-capi.conf" \
+        "$want" "$(magnum_reads $(conductor_args) 2>&1 | tail -n 1)"
+    expect "and with the API app's (oslo.config's default files, then conf.d)" \
+        "$want" "$(magnum_reads "$(api_app_args)" 2>&1 | tail -n 1)"
+}
+packaged_checks
+check "both services active, NRestarts=0, and stay up" healthy_stays
 
 section "service-override=runbook: drop-ins effective under real systemd"
+world_set config.service-override '"runbook"'
+rc=0; run_dispatch hooks/config-changed || rc=$?
+hook_ok "config-changed (service-override=runbook)" $rc
+expect "status" "$READY" "$(juju_status)"
 for s in "${SERVICES[@]}"; do
     expect "$s ExecStart (systemctl show)" \
         "/usr/bin/$s --config-file=/etc/magnum/magnum.conf --config-dir=/etc/magnum/magnum.conf.d" "$(exec_start "$s")"
     check "$s runs with --config-dir (its MainPID's command line)" grep -q -- "--config-dir=/etc/magnum/magnum.conf.d" <<<"$(main_cmdline "$s")"
 done
+check "the API is magnum's own server now, not uwsgi (what runbook costs)" grep -q '^/usr/bin/python3 /usr/bin/magnum-api ' <<<"$(main_cmdline magnum-api)"
+check "the charm's /etc/default files are gone (it made them)" U sh -c '! test -e /etc/default/magnum-conductor && ! test -e /etc/default/magnum-api'
 check "both services active, NRestarts=0, and stay up" healthy_stays
 
-section "service-override=none: the packaged ExecStart again"
+section "service-override=none: the packaged ExecStart, no --config-dir"
 world_set config.service-override '"none"'
 rc=0; run_dispatch hooks/config-changed || rc=$?
 hook_ok "config-changed (service-override=none)" $rc
@@ -218,18 +256,17 @@ for s in "${SERVICES[@]}"; do
     expect "$s has no magnum-capi drop-in" "" "$(svc "$s" DropInPaths | grep -o '99-magnum-capi.conf' || true)"
 done
 check "both services active, NRestarts=0, and stay up" healthy_stays
+expect "magnum-conductor runs with magnum.conf only" "--config-file=/etc/magnum/magnum.conf" "$(conductor_args | tr '\n' ' ' | sed 's/ $//')"
 expect "magnum.conf + the default config dir (the packaged conductor's argv): conf.d still read" \
     "$want" "$(magnum_reads --config-file=/etc/magnum/magnum.conf 2>&1 | tail -n 1)"
 
-world_set config.service-override '"runbook"'
+section "back to the default, packaged"
+world_set config.service-override '"packaged"'
 rc=0; run_dispatch hooks/config-changed || rc=$?
-hook_ok "config-changed (back to service-override=runbook)" $rc
-for s in "${SERVICES[@]}"; do
-    expect "$s ExecStart is the runbook's again" \
-        "/usr/bin/$s --config-file=/etc/magnum/magnum.conf --config-dir=/etc/magnum/magnum.conf.d" "$(exec_start "$s")"
-done
-check "both services active, NRestarts=0, and stay up" healthy_stays
+hook_ok "config-changed (service-override=packaged)" $rc
 expect "status" "$READY" "$(juju_status)"
+packaged_checks
+check "both services active, NRestarts=0, and stay up" healthy_stays
 
 section "a config-changed with nothing to do"
 a=$(start_ts magnum-api) c=$(start_ts magnum-conductor)
@@ -388,7 +425,7 @@ hook_ok "upgrade-charm (PyPI's 1.4.0 wheel again)" $rc
 expect "active" "$READY" "$(juju_status)"
 expect "and still nothing restarted" "$a $c" "$(start_ts magnum-api) $(start_ts magnum-conductor)"
 
-section "helm's directory and Juju's proxies in magnum-conductor's environment, both override modes (issue 20)"
+section "helm's directory and Juju's proxies in magnum-conductor's environment, every override mode (issue 20)"
 PROXY_ENV=(JUJU_CHARM_HTTP_PROXY=http://squid.internal:3128 JUJU_CHARM_HTTPS_PROXY=http://squid.internal:3129
            JUJU_CHARM_NO_PROXY=127.0.0.1,localhost,.internal)
 # conductor_env NAME: NAME=value from magnum-conductor's running process.
@@ -396,7 +433,7 @@ conductor_env() {
     U sh -c 'tr "\0" "\n" < /proc/$(systemctl show -p MainPID --value magnum-conductor.service)/environ' | sed -n "s/^$1=//p"
 }
 on_path() { tr ':' '\n' <<<"$(conductor_env PATH)" | grep -qx "$1"; }
-for mode in runbook none; do
+for mode in runbook none packaged; do
     world_set config.service-override "\"$mode\""
     c=$(start_ts magnum-conductor)
     rc=0; run_dispatch hooks/config-changed "${PROXY_ENV[@]}" || rc=$?
@@ -416,14 +453,14 @@ for mode in runbook none; do
     d=$(detail_of helm)
     check "$mode: verify's helm check passes on the conductor's PATH ($d)" grep -q "on magnum-conductor's PATH as magnum" <<<"$d"
 done
-expect "none: the packaged ExecStart runs (init script, which resets PATH)" "/etc/init.d/magnum-conductor systemd-start" "$(exec_start magnum-conductor)"
-check "none: the charm's block is in /etc/default/magnum-conductor" U grep -qx '# BEGIN magnum-capi' /etc/default/magnum-conductor
-world_set config.service-override '"runbook"'
+expect "packaged: the packaged ExecStart runs (init script, which resets PATH)" "/etc/init.d/magnum-conductor systemd-start" "$(exec_start magnum-conductor)"
+check "packaged: the charm's block is in /etc/default/magnum-conductor" U grep -qx '# BEGIN magnum-capi' /etc/default/magnum-conductor
 rc=0; run_dispatch hooks/config-changed || rc=$?
-hook_ok "config-changed (runbook, the proxies unset in the model)" $rc
+hook_ok "config-changed (packaged, the proxies unset in the model)" $rc
 expect "status" "$READY" "$(juju_status)"
 expect "no proxy left in the conductor's environment" "" "$(conductor_env HTTP_PROXY)"
-check "the charm's /etc/default files are gone (it made them)" U sh -c '! test -e /etc/default/magnum-conductor && ! test -e /etc/default/magnum-api'
+check "the charm's block stays in /etc/default/magnum-conductor, without a proxy" \
+    U sh -c 'grep -qx "# BEGIN magnum-capi" /etc/default/magnum-conductor && ! grep -q PROXY /etc/default/magnum-conductor'
 check "both services active, NRestarts=0, and stay up" healthy_stays
 
 section "kill -9 in the middle of a hook (settle window after the restart)"

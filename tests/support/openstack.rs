@@ -1304,6 +1304,55 @@ fn image_json(i: &Image) -> Value {
     Value::Object(m)
 }
 
+fn image_schema() -> Value {
+    let string_or_null = json!(["null", "string"]);
+    let integer_or_null = json!(["null", "integer"]);
+    let mut properties = Map::new();
+    for (name, kind) in [
+        ("id", json!("string")),
+        ("name", string_or_null.clone()),
+        ("status", json!("string")),
+        ("visibility", json!("string")),
+        ("protected", json!("boolean")),
+        ("os_hidden", json!("boolean")),
+        ("checksum", string_or_null.clone()),
+        ("os_hash_algo", string_or_null.clone()),
+        ("os_hash_value", string_or_null.clone()),
+        ("owner", string_or_null.clone()),
+        ("size", integer_or_null.clone()),
+        ("virtual_size", integer_or_null),
+        ("container_format", string_or_null.clone()),
+        ("disk_format", string_or_null.clone()),
+        ("created_at", json!("string")),
+        ("updated_at", json!("string")),
+        ("tags", json!("array")),
+        ("direct_url", json!("string")),
+        ("min_ram", json!("integer")),
+        ("min_disk", json!("integer")),
+        ("self", json!("string")),
+        ("file", json!("string")),
+        ("stores", json!("string")),
+        ("schema", json!("string")),
+        ("locations", json!("array")),
+        ("kernel_id", string_or_null.clone()),
+        ("ramdisk_id", string_or_null),
+        ("instance_uuid", json!("string")),
+        ("architecture", json!("string")),
+        ("os_distro", json!("string")),
+        ("os_version", json!("string")),
+        ("description", json!("string")),
+    ] {
+        properties.insert(name.into(), json!({ "type": kind }));
+    }
+    json!({
+        "name": "image",
+        "properties": properties,
+        "additionalProperties": {"type": "string"},
+        "links": [{"rel": "self", "href": "{self}"}, {"rel": "enclosure", "href": "{file}"},
+                  {"rel": "describedby", "href": "{schema}"}]
+    })
+}
+
 fn glance(s: &mut State, req: &HttpRequest, rest: &[&str], query: &[(String, String)]) -> Response {
     let base = s.root.clone();
     match (req.method.as_str(), rest) {
@@ -1345,6 +1394,14 @@ fn glance(s: &mut State, req: &HttpRequest, rest: &[&str], query: &[(String, Str
                 &json!({"images": images, "first": first, "schema": "/v2/schemas/images"}),
             )
         }
+        // python-glanceclient builds its image model from this schema
+        // before any images call (glanceclient/v2/images.py model ->
+        // schemas.get("image")); without it magnum's driver lookup sees no
+        // os_distro ("Cluster type (vm, Unset, kubernetes) not supported").
+        // The types of Glance 25's base properties (glance/api/v2/images.py
+        // get_base_properties, etc/schema-image.json), any other property a
+        // string (additionalProperties), as GET /v2/schemas/image answers.
+        ("GET", ["v2", "schemas", "image"]) => Response::json(200, &image_schema()),
         ("GET", ["v2", "images", id]) => match s.scenario.images.iter().find(|i| i.id == *id) {
             Some(i) => Response::json(200, &image_json(i)),
             None => Response::text(

@@ -1,0 +1,179 @@
+#!/usr/bin/env bash
+# tests/realunit/test-e2e.sh - run by `make test-real` (after test-real.sh
+# and test-roll.sh): the charm's verify and smoketest end to end, through the
+# real Magnum API, on one booted unit with a real control plane beside magnum.
+#
+# Real: MariaDB, RabbitMQ, Keystone, Glance (file store), magnum-api (the
+# packaged uwsgi) and magnum-conductor, all from the unit's Debian release
+# and started by its systemd (controlplane.sh); the charm and its default
+# config; magnum-capi-helm 1.4.0 in the real conductor; the real helm 3.17.
+# Stand-ins: Nova and Neutron (fake-cloud: tests/support/openstack.rs as a
+# process, registered in the real Keystone catalog, checking every token
+# with Keystone); the management cluster (mgmt/mgmt_cluster.py: a
+# Kubernetes API that plays the Cluster API controllers and serves each
+# workload cluster's API) and its chart repository (our own test chart);
+# the Juju hook tools (tests/fakes).
+#
+# Stories: verify's api-driver-check (the runbook's template create/delete
+# through magnum-api); smoketest to CREATE_COMPLETE, nodes counted through
+# the new cluster's own API with a kubeconfig from magnum's certificates
+# API, everything cleaned up (magnum, helm, Keystone); a management cluster
+# without the API version the driver needs (CREATE_FAILED with the driver's
+# reason, cleaned up); an application credential, which Keystone refuses a
+# trust (CREATE_FAILED, and the smoketest says what to use instead).
+set -uo pipefail
+
+NAME=${NAME:-magnum-capi-e2e}
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+source "$RU_HERE/assert.sh"
+source "$RU_HERE/controlplane.sh"
+source "$RU_HERE/mgmt/mgmt.sh"
+SETTLE=5
+READY="active: magnum-capi-helm $DRIVER_VERSION ready"
+CREDS_URI=secret:d1f8kq7mp25c77se2ecr
+IMAGE=ubuntu-jammy-kube-v1.30.4
+
+# The action's results as flat `key=value` lines (nested keys joined by
+# dots, as `juju run` shows them).
+results() {
+    U sh -c "cat $FAKE_DIR/action-results.json 2>/dev/null || echo '{}'" | python3 -c '
+import json, sys
+def walk(p, v):
+    if isinstance(v, dict):
+        for k, x in v.items():
+            walk(p + [k], x)
+    else:
+        print(".".join(p) + "=" + str(v))
+walk([], json.load(sys.stdin))'
+}
+result_of() { results | sed -n "s/^$1=//p"; }
+run_action() {
+    local name=$1 params=$2
+    world_set action_params "$params"
+    U rm -f "$FAKE_DIR/action-results.json" "$FAKE_DIR/action-failed" "$FAKE_DIR/action-log.txt"
+    run_dispatch "actions/$name" JUJU_ACTION_NAME="$name" JUJU_ACTION_UUID=$((HOOK_N + 100))
+}
+# The operator's view of magnum and Keystone, from inside the unit: GET
+# PATH (/clusters..., /clustertemplates on magnum; anything else on Keystone,
+# `{me}` the operator's user id) with a token for the operator's password.
+os_get() {
+    U sh -c ". $CP_ENV; python3 - \"\$1\" \"\$CP_PW_OPERATOR\"" sh "$1" <<'PY'
+import json, sys, urllib.request
+path, pw = sys.argv[1:3]
+body = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
+    "name": "demo", "domain": {"id": "default"}, "password": pw}}},
+    "scope": {"project": {"name": "demo", "domain": {"id": "default"}}}}}
+r = urllib.request.urlopen(urllib.request.Request("http://127.0.0.1:5000/v3/auth/tokens",
+    data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}), timeout=30)
+tok, me = r.headers["X-Subject-Token"], json.load(r)["token"]["user"]["id"]
+base = "http://127.0.0.1:9511/v1" if path.startswith("/cluster") else "http://127.0.0.1:5000/v3"
+req = urllib.request.Request(base + path.replace("{me}", me),
+    headers={"X-Auth-Token": tok, "OpenStack-API-Version": "container-infra latest"})
+print(json.dumps(json.load(urllib.request.urlopen(req, timeout=30))))
+PY
+}
+count_of() { python3 -c 'import json,sys; print(len(json.load(sys.stdin)[sys.argv[1]]))' "$1"; }
+magnum_clusters() { os_get /clusters | count_of clusters; }
+magnum_templates() { os_get /clustertemplates | count_of clustertemplates; }
+app_creds() { os_get '/users/{me}/application_credentials' | count_of application_credentials; }
+helm_releases() { mgmt_releases | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))'; }
+SMOKE_PARAMS='{"image": "'$IMAGE'", "keypair": "mykey", "external-network": "public", "flavor": "m1.medium", "master-flavor": "m1.medium", "node-count": 2, "poll-seconds": 2, "timeout-minutes": 8}'
+
+# ---------------------------------------------------------------------------
+ensure_inputs
+if [[ ! -x "$CP_FAKE_CLOUD" || -n "$(find "$REPO/tests/fakes/fake_cloud.rs" "$REPO/tests/support/openstack.rs" -newer "$CP_FAKE_CLOUD" 2>/dev/null)" ]]; then
+    ru_log "building the static fake-cloud (Nova and Neutron)"
+    (cd "$REPO" && cargo build --quiet --release --locked --target x86_64-unknown-linux-musl --features fake-cloud --bin fake-cloud) ||
+        ru_die "cannot build fake-cloud"
+fi
+boot_unit
+printf 'unit %s (%s) booted in %ss (rootfs ready in %ss); logs in %s\n' "$NAME" "$SUITE" "$BOOT_SECONDS" "$ROOTFS_SECONDS" "$LOGDIR"
+wait_for 60 services_healthy || ru_die "magnum-api and magnum-conductor did not come up after boot"
+
+section "a real control plane beside magnum (MariaDB, RabbitMQ, Keystone, Glance; Nova and Neutron fake)"
+controlplane_up | tee "$LOGDIR/controlplane.log"
+check "magnum-api and magnum-conductor healthy on MariaDB and RabbitMQ" wait_for 60 services_healthy
+
+section "the charm, its default config, the test management cluster"
+install_charm
+t0=$(now)
+start_mgmt_cluster >"$LOGDIR/mgmt-start.log" 2>&1 || { cat "$LOGDIR/mgmt-start.log"; ru_die "the test management cluster did not start"; }
+printf 'TIMING management cluster start: %s s\n' "$(since "$t0")"
+world_set config.helm-chart-repo "\"$MGMT_REPO_URL\""
+world_set "secrets.$CREDS_URI" "{\"content\": $(controlplane_secret password)}"
+world_set config.openstack-credentials-secret "\"$CREDS_URI\""
+t0=$(now)
+rc=0; run_dispatch hooks/install || rc=$?
+hook_ok "install" $rc
+printf 'TIMING install hook: %s s\n' "$(since "$t0")"
+expect "status" "$READY" "$(juju_status)"
+check "magnum-api and magnum-conductor healthy after the charm's restart" wait_for 60 services_healthy
+
+section "verify: the runbook's driver check through the real Magnum API"
+t0=$(now)
+rc=0; run_action verify '{"image": "'$IMAGE'", "external-network": "public", "flavor": "m1.medium", "keypair": "mykey"}' || rc=$?
+printf 'TIMING verify: %s s\n' "$(since "$t0")"
+results | grep -E '^checks\.[a-z-]+\.result=' | sed 's/^checks\.//; s/\.result=/: /'
+expect "verify exits 0" 0 "$rc"
+expect "api-driver-check: pass" pass "$(result_of checks.api-driver-check.result)"
+printf '  %s\n' "$(result_of checks.api-driver-check.detail)"
+expect "every check passes" "" "$(results | grep -E '^checks\.[a-z-]+\.result=' | grep -v '=pass$' || true)"
+expect "no template left by it" 0 "$(magnum_templates)"
+
+section "smoketest: a cluster through magnum-api, the conductor, the driver and helm"
+creds_before=$(app_creds)
+t0=$(now)
+rc=0; run_action smoketest "$SMOKE_PARAMS" || rc=$?
+printf 'TIMING smoketest: %s s\n' "$(since "$t0")"
+U sh -c "cat $FAKE_DIR/action-log.txt 2>/dev/null" | sed 's/^/  log: /'
+results | sed 's/^/  /'
+expect "smoketest exits 0" 0 "$rc"
+expect "result: pass" pass "$(result_of result)"
+expect "the cluster reached CREATE_COMPLETE" CREATE_COMPLETE "$(result_of cluster.status)"
+expect "3 nodes Ready, counted through the cluster's own API (kubeconfig from magnum's certificates API)" 3 "$(result_of nodes.ready)"
+expect "cleanup: done" done "$(result_of cleanup)"
+expect "no cluster left in magnum" 0 "$(magnum_clusters)"
+expect "no cluster template left in magnum" 0 "$(magnum_templates)"
+expect "no helm release left in the management cluster" 0 "$(helm_releases)"
+expect "no application credential the driver made left in Keystone" "$creds_before" "$(app_creds)"
+check "the driver ran in magnum-conductor (its journal names the helm release)" \
+    U sh -c 'journalctl -u magnum-conductor -o cat | grep -q magnum_capi_helm || grep -q magnum_capi_helm /var/log/magnum/magnum-conductor.log'
+
+section "a management cluster without OpenStackCluster v1beta1: CREATE_FAILED with the driver's reason"
+stop_mgmt_cluster >/dev/null 2>&1
+start_mgmt_cluster --without-version infrastructure.cluster.x-k8s.io/v1beta1 --with-version infrastructure.cluster.x-k8s.io/v1alpha7 \
+    >"$LOGDIR/mgmt-start-old.log" 2>&1 || { cat "$LOGDIR/mgmt-start-old.log"; ru_die "the old management cluster did not start"; }
+t0=$(now)
+rc=0; run_action smoketest "$SMOKE_PARAMS" || rc=$?
+printf 'TIMING smoketest (failing): %s s\n' "$(since "$t0")"
+results | sed 's/^/  /'
+check "smoketest fails (rc=$rc)" test "$rc" -ne 0 -o -n "$(U cat "$FAKE_DIR/action-failed" 2>/dev/null)"
+expect "result: fail" fail "$(result_of result)"
+expect "the cluster is CREATE_FAILED" CREATE_FAILED "$(result_of cluster.status)"
+check "with the driver's own reason ($(result_of cluster.status-reason))" \
+    grep -q 'OpenStackCluster' <<<"$(result_of cluster.status-reason)"
+expect "cleanup: done" done "$(result_of cleanup)"
+expect "no cluster left in magnum" 0 "$(magnum_clusters)"
+expect "no cluster template left" 0 "$(magnum_templates)"
+expect "no helm release left" 0 "$(helm_releases)"
+stop_mgmt_cluster >/dev/null 2>&1
+start_mgmt_cluster >"$LOGDIR/mgmt-start-again.log" 2>&1 || ru_die "the management cluster did not start again"
+
+section "an application credential: Keystone refuses magnum the cluster's trust"
+world_set "secrets.$CREDS_URI" "{\"content\": $(controlplane_secret)}"
+t0=$(now)
+rc=0; run_action smoketest "$SMOKE_PARAMS" || rc=$?
+printf 'TIMING smoketest (application credential): %s s\n' "$(since "$t0")"
+msg=$(U cat "$FAKE_DIR/action-failed" 2>/dev/null)
+printf '  message: %s\n' "$msg"
+expect "the cluster is CREATE_FAILED" CREATE_FAILED "$(result_of cluster.status)"
+check "the failure says why and what to use instead" grep -q "password credentials" <<<"$msg"
+expect "cleanup: done" done "$(result_of cleanup)"
+expect "no cluster left in magnum" 0 "$(magnum_clusters)"
+
+section "memory of the unit's services"
+controlplane_memory | sed 's/^/  /'
+
+section "done"
+printf 'logs: %s\n' "$LOGDIR"
+finish test-e2e
