@@ -103,12 +103,16 @@ test: deps
 # real magnum), as assertions (test-real) or as a walk-through (demo).
 # Root, systemd-nspawn; the unit's root filesystem is built once and cached.
 # test-roll: three units of one application sharing the peer relation.
+# test-e2e: verify and smoketest through the real Magnum API, with a real
+# Keystone, RabbitMQ, MariaDB and Glance beside magnum, and a test
+# management cluster the real driver and helm drive.
 # SUITE=bookworm (default: magnum 15.0.1) or SUITE=trixie (magnum 20.0.0,
 # 2025.1): the Debian release of the unit; each has its own cached rootfs.
 SUITE ?= bookworm
 test-real: charm
 	SUITE=$(SUITE) bash tests/realunit/test-real.sh
 	SUITE=$(SUITE) bash tests/realunit/test-roll.sh
+	SUITE=$(SUITE) bash tests/realunit/test-e2e.sh
 
 demo: charm
 	SUITE=$(SUITE) bash tests/realunit/demo.sh

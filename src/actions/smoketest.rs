@@ -186,6 +186,8 @@ pub fn run(_root: &Root, tools: &HookTools) -> Result<()> {
         Err(m) => return run.fail("fail", &m),
     };
 
+    run.set("credentials", os.method().describe());
+
     // Preflight: nothing is created unless all of it holds.
     let preflight = match preflight(&os, &params, &settings) {
         Ok(p) => p,

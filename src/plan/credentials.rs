@@ -28,6 +28,19 @@ pub struct Credentials {
     pub ca_cert_pem: Option<String>,
 }
 
+impl Method {
+    /// Which identity these are, for the action's output: ids and names,
+    /// never a secret or password.
+    pub fn describe(&self) -> String {
+        match self {
+            Method::ApplicationCredential { id, .. } => format!("application credential {id}"),
+            Method::Password {
+                username, project_name, ..
+            } => format!("password of user {username}, project {project_name}"),
+        }
+    }
+}
+
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Credentials")
@@ -204,5 +217,7 @@ mod tests {
         assert!(trust_hint(&app, reason).unwrap().contains("password"));
         assert_eq!(trust_hint(&pw, reason), None);
         assert_eq!(trust_hint(&app, "helm failed"), None);
+        assert_eq!(app.describe(), "application credential i");
+        assert_eq!(pw.describe(), "password of user u, project p");
     }
 }

@@ -2,7 +2,8 @@
 //! tests/support/openstack.rs as a process, beside a REAL Keystone (the
 //! real-unit tier's control plane, tests/realunit/controlplane.sh). The
 //! real magnum-api and magnum-conductor read images, flavors, keypairs and
-//! networks from it through the real Keystone catalog (`image`, `compute`
+//! networks (and the driver Cinder's volume types) from it through the real
+//! Keystone catalog (`image`, `compute`, `block-storage`
 //! and `network` endpoints registered as `http://ADDR/image`,
 //! `http://ADDR/compute/v2.1` and `http://ADDR/network`).
 //!

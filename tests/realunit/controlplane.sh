@@ -234,6 +234,9 @@ catalog = [
     ("glance", "image", image_url),
     ("nova", "compute", fake + "/compute/v2.1"),
     ("neutron", "network", fake + "/network"),
+    # The capi-helm driver lists Cinder's volume types at cluster create
+    # (magnum's cinder client looks up service type block-storage).
+    ("cinderv3", "block-storage", fake + "/volume/v3"),
 ]
 for name, kind, url in catalog:
     s = ks.services.create(name, type=kind)

@@ -19,8 +19,9 @@
 # the new cluster's own API with a kubeconfig from magnum's certificates
 # API, everything cleaned up (magnum, helm, Keystone); a management cluster
 # without the API version the driver needs (CREATE_FAILED with the driver's
-# reason, cleaned up); an application credential, which Keystone refuses a
-# trust (CREATE_FAILED, and the smoketest says what to use instead).
+# reason, cleaned up); an application credential, to which Keystone refuses
+# the trust magnum makes for every cluster (CREATE_FAILED; the smoketest
+# says what to use instead).
 set -uo pipefail
 
 NAME=${NAME:-magnum-capi-e2e}
@@ -113,11 +114,11 @@ section "verify: the runbook's driver check through the real Magnum API"
 t0=$(now)
 rc=0; run_action verify '{"image": "'$IMAGE'", "external-network": "public", "flavor": "m1.medium", "keypair": "mykey"}' || rc=$?
 printf 'TIMING verify: %s s\n' "$(since "$t0")"
-results | grep -E '^checks\.[a-z-]+\.result=' | sed 's/^checks\.//; s/\.result=/: /'
+results | grep -E '^checks\.[a-z-]+.status=' | sed 's/^checks\.//; s/.status=/: /'
 expect "verify exits 0" 0 "$rc"
-expect "api-driver-check: pass" pass "$(result_of checks.api-driver-check.result)"
+expect "api-driver-check: pass" pass "$(result_of checks.api-driver-check.status)"
 printf '  %s\n' "$(result_of checks.api-driver-check.detail)"
-expect "every check passes" "" "$(results | grep -E '^checks\.[a-z-]+\.result=' | grep -v '=pass$' || true)"
+expect "every check passes" "" "$(results | grep -E '^checks\.[a-z-]+.status=' | grep -v '=pass$' || true)"
 expect "no template left by it" 0 "$(magnum_templates)"
 
 section "smoketest: a cluster through magnum-api, the conductor, the driver and helm"
@@ -128,6 +129,7 @@ printf 'TIMING smoketest: %s s\n' "$(since "$t0")"
 U sh -c "cat $FAKE_DIR/action-log.txt 2>/dev/null" | sed 's/^/  log: /'
 results | sed 's/^/  /'
 expect "smoketest exits 0" 0 "$rc"
+check "the smoketest authenticated with the password ($(result_of credentials))" grep -q '^password of user demo' <<<"$(result_of credentials)"
 expect "result: pass" pass "$(result_of result)"
 expect "the cluster reached CREATE_COMPLETE" CREATE_COMPLETE "$(result_of cluster.status)"
 expect "3 nodes Ready, counted through the cluster's own API (kubeconfig from magnum's certificates API)" 3 "$(result_of nodes.ready)"
@@ -150,8 +152,11 @@ results | sed 's/^/  /'
 check "smoketest fails (rc=$rc)" test "$rc" -ne 0 -o -n "$(U cat "$FAKE_DIR/action-failed" 2>/dev/null)"
 expect "result: fail" fail "$(result_of result)"
 expect "the cluster is CREATE_FAILED" CREATE_FAILED "$(result_of cluster.status)"
-check "with the driver's own reason ($(result_of cluster.status-reason))" \
-    grep -q 'OpenStackCluster' <<<"$(result_of cluster.status-reason)"
+# magnum's status_reason is the driver's exception as text: processutils'
+# "Unexpected error while running command." and then helm's own stderr.
+check "with the driver's own reason: helm's error in status_reason" \
+    grep -q 'no matches for kind "OpenStackCluster" in version "infrastructure.cluster.x-k8s.io/v1beta1"' <<<"$(results)"
+check "and in the action's failure message" grep -q 'OpenStackCluster' <<<"$(U cat "$FAKE_DIR/action-failed" 2>/dev/null)"
 expect "cleanup: done" done "$(result_of cleanup)"
 expect "no cluster left in magnum" 0 "$(magnum_clusters)"
 expect "no cluster template left" 0 "$(magnum_templates)"
@@ -160,16 +165,24 @@ stop_mgmt_cluster >/dev/null 2>&1
 start_mgmt_cluster >"$LOGDIR/mgmt-start-again.log" 2>&1 || ru_die "the management cluster did not start again"
 
 section "an application credential: Keystone refuses magnum the cluster's trust"
+# juju update-secret, then the secret-changed Juju sends (the unit stays on
+# the revision it read until it refreshes).
 world_set "secrets.$CREDS_URI" "{\"content\": $(controlplane_secret)}"
+rc=0; run_dispatch hooks/secret-changed JUJU_SECRET_ID="$CREDS_URI" JUJU_SECRET_LABEL= || rc=$?
+hook_ok "secret-changed (the credentials)" $rc
 t0=$(now)
 rc=0; run_action smoketest "$SMOKE_PARAMS" || rc=$?
 printf 'TIMING smoketest (application credential): %s s\n' "$(since "$t0")"
 msg=$(U cat "$FAKE_DIR/action-failed" 2>/dev/null)
 printf '  message: %s\n' "$msg"
+check "the smoketest authenticated with the application credential ($(result_of credentials))" \
+    grep -q '^application credential ' <<<"$(result_of credentials)"
 expect "the cluster is CREATE_FAILED" CREATE_FAILED "$(result_of cluster.status)"
-check "the failure says why and what to use instead" grep -q "password credentials" <<<"$msg"
+check "magnum could not make the cluster's trust" grep -q 'trustee or trust' <<<"$msg"
+check "the failure says what to use instead" grep -q 'password credentials' <<<"$msg"
 expect "cleanup: done" done "$(result_of cleanup)"
 expect "no cluster left in magnum" 0 "$(magnum_clusters)"
+expect "no cluster template left" 0 "$(magnum_templates)"
 
 section "memory of the unit's services"
 controlplane_memory | sed 's/^/  /'

@@ -714,7 +714,7 @@ section "a start job systemd refuses (ExecStartPre fails) is rolled back once"
 PRECHECK=/etc/systemd/system/magnum-conductor.service.d/50-test-precheck.conf
 printf '%s\n' '[Service]' \
     "ExecStartPre=/bin/sh -c '! grep -qx \"namespace_prefix = refused\" /etc/magnum/magnum.conf.d/99-capi.conf'" |
-    U sh -ec "cat > $PRECHECK"
+    U sh -ec "mkdir -p ${PRECHECK%/*} && cat > $PRECHECK"
 U systemctl daemon-reload
 good=$(file_sum /etc/magnum/magnum.conf.d/99-capi.conf)
 world_set config.namespace-prefix '"refused"'

@@ -164,7 +164,7 @@ for i in 0 1 2; do
     use "$i"
     printf '%s\n' '[Service]' \
         "ExecStartPre=/bin/sh -c '! grep -qx \"namespace_prefix = refused\" /etc/magnum/magnum.conf.d/99-capi.conf'" |
-        U sh -ec "cat > /etc/systemd/system/magnum-conductor.service.d/50-test-precheck.conf"
+        U sh -ec "mkdir -p /etc/systemd/system/magnum-conductor.service.d && cat > /etc/systemd/system/magnum-conductor.service.d/50-test-precheck.conf"
     U systemctl daemon-reload
     good[$i]=$(U sha256sum /etc/magnum/magnum.conf.d/99-capi.conf | cut -d' ' -f1)
     world_set config.namespace-prefix '"refused"'

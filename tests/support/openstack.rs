@@ -1004,7 +1004,7 @@ fn route(s: &mut State, req: &HttpRequest) -> Response {
     let request_id = format!("req-{}", uuid4());
     match service {
         "identity" => keystone(s, req, rest).with("x-openstack-request-id", &request_id),
-        "magnum" | "image" | "compute" | "network" => {
+        "magnum" | "image" | "compute" | "network" | "volume" => {
             // Version documents are public, as on a real cloud.
             if !(rest.is_empty()
                 || (service == "magnum" && rest == ["v1"])
@@ -1018,6 +1018,7 @@ fn route(s: &mut State, req: &HttpRequest) -> Response {
                 "magnum" => magnum(s, req, rest, &query),
                 "image" => glance(s, req, rest, &query),
                 "compute" => nova(s, req, rest, &query),
+                "volume" => cinder(req, rest),
                 _ => neutron(s, req, rest, &query),
             };
             let id_header = if service == "compute" {
@@ -1028,6 +1029,34 @@ fn route(s: &mut State, req: &HttpRequest) -> Response {
             resp.with(id_header, &request_id)
         }
         _ => Response::text(404, "text/plain", "404 Not Found"),
+    }
+}
+
+/// Cinder v3, as much as the capi-helm driver reads: the volume types it
+/// turns into the cluster's StorageClasses (magnum_capi_helm 1.4.0
+/// driver.py `_get_storage_class_info`: cinderclient
+/// `volume_types.list()`, i.e. `GET <block-storage endpoint>/types?is_public=None`,
+/// the first type when `csi_cinder_default_volume_type` is unset). A
+/// Cinder since Train always has `__DEFAULT__` (block-storage API
+/// reference, "Volume types": `{"volume_types": [...]}`).
+fn cinder(req: &HttpRequest, rest: &[&str]) -> Response {
+    match (req.method.as_str(), rest) {
+        ("GET", ["v3", "types"]) | ("GET", ["v3", _, "types"]) => Response::json(
+            200,
+            &json!({"volume_types": [{
+                "id": "8d6a3c2e-62b2-4e3f-9e4c-0d2f1a9b5c11",
+                "name": "__DEFAULT__",
+                "description": "Default Volume Type",
+                "is_public": true,
+                "os-volume-type-access:is_public": true,
+                "extra_specs": {},
+                "qos_specs_id": null
+            }]}),
+        ),
+        _ => Response::json(
+            404,
+            &json!({"itemNotFound": {"code": 404, "message": "The resource could not be found."}}),
+        ),
     }
 }
 
