@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # tests/realunit/demo.sh - `make demo`: the charm's whole lifecycle on a
 # booted Debian magnum unit (real systemd, dbus, pip3, python3, magnum-api
-# and magnum-conductor 15.0.1) with fake Juju hook tools, in Juju's order:
+# and magnum-conductor; SUITE=bookworm|trixie) beside a real Keystone,
+# RabbitMQ, MariaDB and Glance and a test management cluster, with fake Juju
+# hook tools, in Juju's order:
 #   install, juju-info-relation-joined/changed, config-changed, start,
-#   update-status, verify, a config change, a secret rotation,
-#   upgrade-charm, remove.
+#   update-status, verify (with the Magnum API check), smoketest, a config
+#   change, a secret rotation, upgrade-charm, remove.
 # After each step: what `juju status` would show, and both services as
 # systemd sees them; the time per step and in total. Powers the unit off at
 # the end. Needs root; first run builds the rootfs (~2 min, cached).
@@ -13,6 +15,7 @@ set -uo pipefail
 NAME=${NAME:-magnum-capi-demo}
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 SETTLE=${SETTLE:-5}
+source "$RU_HERE/e2e.sh"
 T_START=$(now)
 TIMES=()
 
@@ -56,22 +59,31 @@ hook() {
 
 relation_env=(JUJU_RELATION=juju-info JUJU_RELATION_ID=juju-info:7 JUJU_REMOTE_UNIT=magnum/0 JUJU_REMOTE_APP=magnum)
 
-# `juju run magnum-capi/0 verify`, as the user sees it.
-action_verify() {
-    local rc=0
-    world_set action_params '{}'
-    U rm -f "$FAKE_DIR/action-results.json" "$FAKE_DIR/action-failed" "$FAKE_DIR/action-log.txt"
-    run_dispatch actions/verify JUJU_ACTION_NAME=verify JUJU_ACTION_UUID=1 || rc=$?
-    printf '    $ juju run magnum-capi/0 verify   (dispatch exit %s)\n' "$rc"
+# `juju run magnum-capi/0 ACTION [params]`, as the user sees it: the
+# progress messages (action-log), then the results.
+show_action() {
+    local name=$1 rc=$2
     U sh -c "cat $FAKE_DIR/action-log.txt 2>/dev/null" | indent
-    U sh -c "cat $FAKE_DIR/action-results.json 2>/dev/null" |
-        python3 -c 'import json,sys; t=sys.stdin.read().strip(); print("    summary: " + (json.loads(t).get("summary", "?") if t else "no results"))'
+    results_yaml | indent
     if U test -e "$FAKE_DIR/action-failed"; then
         printf '    Action failed: %s\n' "$(U cat "$FAKE_DIR/action-failed")"
     else
         printf '    Action completed\n'
     fi
     [[ $rc -eq 0 ]] && ! U test -e "$FAKE_DIR/action-failed"
+}
+action_verify() {
+    local rc=0
+    printf '    $ juju run magnum-capi/0 verify image=%s external-network=public flavor=m1.medium keypair=mykey\n' "$IMAGE"
+    run_action verify "$VERIFY_PARAMS" || rc=$?
+    printf '    api-driver-check: %s\n' "$(result_of checks.api-driver-check.status)"
+    show_action verify "$rc"
+}
+action_smoketest() {
+    local rc=0
+    printf '    $ juju run magnum-capi/0 smoketest image=%s keypair=mykey external-network=public flavor=m1.medium master-flavor=m1.medium node-count=2 poll-seconds=2\n' "$IMAGE"
+    run_action smoketest "$SMOKE_PARAMS" || rc=$?
+    show_action smoketest "$rc"
 }
 
 config_change() {
@@ -112,11 +124,19 @@ boot_unit
 printf 'rootfs ready in %ss (cache: %s), unit %s booted in %ss\n' "$ROOTFS_SECONDS" "$ROOT.tar.zst" "$NAME" "$BOOT_SECONDS"
 t0=$(now)
 wait_for 60 services_healthy || ru_die "magnum-api and magnum-conductor did not come up after boot"
-install_charm
 T_SETUP=$(since "$t0")
+t0=$(now)
+ensure_fake_cloud
+bold "the cloud, as the magnum charm and its relations leave it: MariaDB, RabbitMQ, Keystone, Glance (real), Nova and Neutron (fake-cloud)"
+controlplane_up | indent
+T_CLOUD=$(since "$t0")
+t0=$(now)
+install_charm
+e2e_configure | indent
+T_SETUP2=$(since "$t0")
 printf 'magnum up, charm at %s, hook tools in %s (%ss)\n' "$CHARM_DIR" "$TOOLS_DIR" "$T_SETUP"
 printf 'resources attached: driver-wheel=%s, helm=helm v3.17.2 (static); pinned with driver-sha256 and helm-sha256\n' "$WHEEL"
-printf 'management cluster: a test Kubernetes API in the unit at %s (GET /version and the Cluster API group)\n' "$KUBE_SERVER"
+printf 'management cluster: the test Cluster API management cluster in the unit at %s (chart repository %s)\n' "$KUBE_SERVER" "$MGMT_REPO_URL"
 printf 'config: kubeconfig-secret=%s driver-version=%s service-override=packaged (default) restart-settle-seconds=%s driver-sha256=%.12s... helm-sha256=%.12s...\n' \
     "$SECRET_URI" "$DRIVER_VERSION" "$SETTLE" "$WHEEL_SHA256" "$HELM_SHA256"
 show_unit
@@ -127,10 +147,12 @@ printf '    helm:   %s\n' "$(U sh -c 'echo "$(command -v helm) $(helm version --
 step "juju-info-relation-joined (magnum/0)" hook juju-info-relation-joined "${relation_env[@]}"
 step "juju-info-relation-changed (magnum/0)" hook juju-info-relation-changed "${relation_env[@]}"
 step "config-changed" hook config-changed
-printf '    magnum-conductor ExecStart: %s\n' "$(svc magnum-conductor ExecStart | grep -o 'argv\[\]=[^;]*' | sed 's/argv\[\]=//')"
+printf '    magnum-conductor runs: %s\n' "$(U sh -c 'tr "\0" " " < /proc/$(systemctl show -p MainPID --value magnum-conductor.service)/cmdline')"
+printf '    magnum-api runs:       %s\n' "$(U sh -c 'tr "\0" " " < /proc/$(systemctl show -p MainPID --value magnum-api.service)/cmdline')"
 step "start" hook start
 step "update-status" hook update-status
-step "verify (juju run magnum-capi/0 verify)" action_verify
+step "verify (juju run magnum-capi/0 verify), with the Magnum API check" action_verify
+step "smoketest (juju run magnum-capi/0 smoketest): a cluster through the real Magnum API, driver and helm" action_smoketest
 step "config change: namespace-prefix=capi" config_change
 step "secret rotation (secret-changed, revision 2)" secret_rotation
 step "upgrade-charm" upgrade
@@ -139,8 +161,8 @@ step "remove" remove
 printf '\n'
 bold "time per step"
 printf '%s\n' "${TIMES[@]}"
-printf '%6ss  inputs (fake tools, wheel)\n%6ss  rootfs (build or cache)\n%6ss  boot\n%6ss  magnum up + charm copied in\n' \
-    "$T_INPUTS" "$ROOTFS_SECONDS" "$BOOT_SECONDS" "$T_SETUP"
+printf '%6ss  inputs (fake tools, wheel)\n%6ss  rootfs (build or cache)\n%6ss  boot\n%6ss  magnum up\n%6ss  the control plane (controlplane.sh)\n%6ss  charm copied in, management cluster up\n' \
+    "$T_INPUTS" "$ROOTFS_SECONDS" "$BOOT_SECONDS" "$T_SETUP" "$T_CLOUD" "$T_SETUP2"
 T_STOP=$(now)
 trap - EXIT
 teardown_rc=0

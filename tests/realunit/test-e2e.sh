@@ -27,33 +27,10 @@ set -uo pipefail
 NAME=${NAME:-magnum-capi-e2e}
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 source "$RU_HERE/assert.sh"
-source "$RU_HERE/controlplane.sh"
-source "$RU_HERE/mgmt/mgmt.sh"
 SETTLE=5
 READY="active: magnum-capi-helm $DRIVER_VERSION ready"
-CREDS_URI=secret:d1f8kq7mp25c77se2ecr
-IMAGE=ubuntu-jammy-kube-v1.30.4
+source "$RU_HERE/e2e.sh"
 
-# The action's results as flat `key=value` lines (nested keys joined by
-# dots, as `juju run` shows them).
-results() {
-    U sh -c "cat $FAKE_DIR/action-results.json 2>/dev/null || echo '{}'" | python3 -c '
-import json, sys
-def walk(p, v):
-    if isinstance(v, dict):
-        for k, x in v.items():
-            walk(p + [k], x)
-    else:
-        print(".".join(p) + "=" + str(v))
-walk([], json.load(sys.stdin))'
-}
-result_of() { results | sed -n "s/^$1=//p"; }
-run_action() {
-    local name=$1 params=$2
-    world_set action_params "$params"
-    U rm -f "$FAKE_DIR/action-results.json" "$FAKE_DIR/action-failed" "$FAKE_DIR/action-log.txt"
-    run_dispatch "actions/$name" JUJU_ACTION_NAME="$name" JUJU_ACTION_UUID=$((HOOK_N + 100))
-}
 # The operator's view of magnum and Keystone, from inside the unit: GET
 # PATH (/clusters..., /clustertemplates on magnum; anything else on Keystone,
 # `{me}` the operator's user id) with a token for the operator's password.
@@ -78,15 +55,9 @@ magnum_clusters() { os_get /clusters | count_of clusters; }
 magnum_templates() { os_get /clustertemplates | count_of clustertemplates; }
 app_creds() { os_get '/users/{me}/application_credentials' | count_of application_credentials; }
 helm_releases() { mgmt_releases | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))'; }
-SMOKE_PARAMS='{"image": "'$IMAGE'", "keypair": "mykey", "external-network": "public", "flavor": "m1.medium", "master-flavor": "m1.medium", "node-count": 2, "poll-seconds": 2, "timeout-minutes": 8}'
-
 # ---------------------------------------------------------------------------
 ensure_inputs
-if [[ ! -x "$CP_FAKE_CLOUD" || -n "$(find "$REPO/tests/fakes/fake_cloud.rs" "$REPO/tests/support/openstack.rs" -newer "$CP_FAKE_CLOUD" 2>/dev/null)" ]]; then
-    ru_log "building the static fake-cloud (Nova and Neutron)"
-    (cd "$REPO" && cargo build --quiet --release --locked --target x86_64-unknown-linux-musl --features fake-cloud --bin fake-cloud) ||
-        ru_die "cannot build fake-cloud"
-fi
+ensure_fake_cloud
 boot_unit
 printf 'unit %s (%s) booted in %ss (rootfs ready in %ss); logs in %s\n' "$NAME" "$SUITE" "$BOOT_SECONDS" "$ROOTFS_SECONDS" "$LOGDIR"
 wait_for 60 services_healthy || ru_die "magnum-api and magnum-conductor did not come up after boot"
@@ -97,12 +68,7 @@ check "magnum-api and magnum-conductor healthy on MariaDB and RabbitMQ" wait_for
 
 section "the charm, its default config, the test management cluster"
 install_charm
-t0=$(now)
-start_mgmt_cluster >"$LOGDIR/mgmt-start.log" 2>&1 || { cat "$LOGDIR/mgmt-start.log"; ru_die "the test management cluster did not start"; }
-printf 'TIMING management cluster start: %s s\n' "$(since "$t0")"
-world_set config.helm-chart-repo "\"$MGMT_REPO_URL\""
-world_set "secrets.$CREDS_URI" "{\"content\": $(controlplane_secret password)}"
-world_set config.openstack-credentials-secret "\"$CREDS_URI\""
+e2e_configure
 t0=$(now)
 rc=0; run_dispatch hooks/install || rc=$?
 hook_ok "install" $rc
@@ -112,7 +78,7 @@ check "magnum-api and magnum-conductor healthy after the charm's restart" wait_f
 
 section "verify: the runbook's driver check through the real Magnum API"
 t0=$(now)
-rc=0; run_action verify '{"image": "'$IMAGE'", "external-network": "public", "flavor": "m1.medium", "keypair": "mykey"}' || rc=$?
+rc=0; run_action verify "$VERIFY_PARAMS" || rc=$?
 printf 'TIMING verify: %s s\n' "$(since "$t0")"
 results | grep -E '^checks\.[a-z-]+.status=' | sed 's/^checks\.//; s/.status=/: /'
 expect "verify exits 0" 0 "$rc"
@@ -126,8 +92,8 @@ creds_before=$(app_creds)
 t0=$(now)
 rc=0; run_action smoketest "$SMOKE_PARAMS" || rc=$?
 printf 'TIMING smoketest: %s s\n' "$(since "$t0")"
-U sh -c "cat $FAKE_DIR/action-log.txt 2>/dev/null" | sed 's/^/  log: /'
-results | sed 's/^/  /'
+# As `juju run` shows it (kept in the logs for the README).
+{ U sh -c "cat $FAKE_DIR/action-log.txt 2>/dev/null"; results_yaml; } | tee "$LOGDIR/smoketest.out" | sed 's/^/  /'
 expect "smoketest exits 0" 0 "$rc"
 check "the smoketest authenticated with the password ($(result_of credentials))" grep -q '^password of user demo' <<<"$(result_of credentials)"
 expect "result: pass" pass "$(result_of result)"
