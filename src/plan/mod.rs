@@ -270,8 +270,7 @@ pub fn starts_through_env_default(service: &str, unit_file: &str, init_script: &
         .lines()
         .map(str::trim)
         .filter_map(|l| l.strip_prefix("ExecStart="))
-        .filter(|v| !v.is_empty())
-        .last();
+        .rfind(|v| !v.is_empty());
     let sources = init_script.lines().map(str::trim).any(|l| {
         !l.starts_with('#') && (l.contains("/etc/default/$NAME") || l.contains(&format!("/etc/default/{service}")))
     });
