@@ -49,9 +49,10 @@ walk([], json.load(sys.stdin))'
 }
 result_of() { results | sed -n "s/^$1=//p"; }
 # The results as `juju run` prints them (YAML, keys sorted), indented.
+# (PyYAML is the unit's: magnum depends on it; the host may not have it.)
 results_yaml() {
     U sh -c "cat $FAKE_DIR/action-results.json 2>/dev/null || echo '{}'" |
-        python3 -c 'import json, sys, yaml; print(yaml.safe_dump(json.load(sys.stdin), default_flow_style=False, width=200), end="")'
+        U python3 -c 'import json, sys, yaml; print(yaml.safe_dump(json.load(sys.stdin), default_flow_style=False, width=200), end="")'
 }
 run_action() {
     local name=$1 params=$2
