@@ -414,7 +414,10 @@ print(json.dumps(s))' $CP_KEYSTONE/v3 $CP_REGION '${1:-appcred}' \"\$CP_APP_CRED
 # PSS (MiB) of every process in each control-plane service's cgroup, and
 # the total: what the control plane costs the unit's memory.
 controlplane_memory() {
-    U python3 - "${CP_SERVICES[@]}" <<'PY'
+    local svcs=("${CP_SERVICES[@]}")
+    # controlplane_up may have run in a subshell (a pipe): ask systemd.
+    [[ " ${svcs[*]} " == *" glance-api "* ]] || ! U systemctl -q is-active glance-api.service || svcs+=(glance-api)
+    U python3 - "${svcs[@]}" <<'PY'
 import glob, subprocess, sys
 total = 0
 for svc in sys.argv[1:]:
