@@ -289,6 +289,28 @@ fn service_override_packaged_keeps_the_packaged_start() {
     assert!(extra.is_empty() && gone.is_empty(), "left: {extra:?}; gone: {gone:?}");
 }
 
+/// A unit deployed by an older charm (default `runbook`) moves to the new
+/// default on upgrade-charm: the drop-ins go (daemon-reload), the block
+/// with --config-dir is written, the services restart, and it is active.
+#[test]
+fn upgrade_from_the_old_runbook_default_moves_to_packaged() {
+    let unit = Unit::new().kubeconfig(KUBECONFIG);
+    unit.set_config("service-override", "runbook");
+    unit.dispatch("hooks/install", &[]).assert_ok();
+    assert!(unit.file(CONDUCTOR_DROPIN).is_some());
+    assert!(unit.file(CONDUCTOR_DEFAULT).is_none());
+    // The new charm's config.yaml default applies once the key is unset.
+    unit.unset_config("service-override");
+    unit.dispatch("hooks/upgrade-charm", &[]).assert_ok();
+    assert_eq!(unit.status().0, "active", "{:?}", unit.status());
+    assert!(unit.file(CONDUCTOR_DROPIN).is_none());
+    assert!(unit
+        .file("/etc/systemd/system/magnum-api.service.d/99-magnum-capi.conf")
+        .is_none());
+    let text = unit.text(CONDUCTOR_DEFAULT);
+    assert!(text.contains("--config-dir=/etc/magnum/magnum.conf.d"), "{text}");
+}
+
 /// A Charmed OpenStack unit may have no pip (charm-magnum installs only its
 /// own packages): the charm installs python3-pip with apt-get first, with
 /// Juju's proxies, updating the package lists only when apt cannot find it.
