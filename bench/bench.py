@@ -134,7 +134,7 @@ class Unit:
         svc = {"active_state": "active", "sub_state": "running", "result": "success", "n_restarts": 0, "start": started}
         # Unit::empty()'s world, add_magnum()'s services, kubeconfig()'s secret.
         self.write_world({
-            "config": {"driver-version": "1.1.0", "disabled-drivers": "auto", "service-override": "runbook",
+            "config": {"driver-version": "1.4.0", "disabled-drivers": "auto", "service-override": "runbook",
                        "restart-settle-seconds": 0, "kubeconfig-secret": SECRET_URI},
             "services": {"magnum-api": dict(svc), "magnum-conductor": dict(svc)},
             "secrets": {SECRET_URI: {"content": {"kubeconfig": kubeconfig}}},
@@ -728,7 +728,7 @@ def main():
                         log(f"note: {impl} {hook}: {s['children']} child processes, {len(s['spawns'])} logged calls")
                     if n >= args.warmup:
                         results[impl][hook].append(s)
-            if unit.status() != ("active", "magnum-capi-helm 1.1.0 ready"):
+            if unit.status() != ("active", "magnum-capi-helm 1.4.0 ready"):
                 raise SystemExit(f"the unit left active: {unit.status()}")
         log(f"timed {args.rounds} rounds after {args.warmup} warm-up")
 
