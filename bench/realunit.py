@@ -19,7 +19,8 @@ Wall and CPU come from the harness (timed inside the unit, no nsenter in
 the span); the dispatcher's own peak RSS, threads and the programs it ran
 from the kernel's taskstats exit records, which only the host can read
 (bench/taskstats.py). Writes the table into BENCHMARKS.md between markers
-and exits 1 when a target is missed (BENCH_STRICT=0: report only).
+and exits 1 when a target is missed (BENCH_STRICT=0: report only; on
+another release than bookworm it only reports unless BENCH_STRICT=1).
 """
 
 import argparse
@@ -142,7 +143,9 @@ def main():
     print(table)
     if missed:
         log("missed: " + "; ".join(missed))
-        if os.environ.get("BENCH_STRICT", "1") != "0":
+        # Issue 14 set the targets on bookworm: another release's table
+        # reports them (BENCHMARKS.md says how to read it) unless asked.
+        if os.environ.get("BENCH_STRICT", "1" if SUITE == "bookworm" else "0") != "0":
             sys.exit(1)
 
 
