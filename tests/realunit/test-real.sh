@@ -17,25 +17,8 @@ NAME=${NAME:-magnum-capi-test}
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 SETTLE=5
 
-PASSED=0 FAILED=0 XFAILED=0
-T_START=$(now)
-pass() { PASSED=$((PASSED + 1)); printf 'PASS: %s\n' "$1"; }
-fail() {
-    FAILED=$((FAILED + 1))
-    printf 'FAIL: %s\n' "$1"
-    [[ -n "${2:-}" ]] && printf '%s\n' "$2" | sed 's/^/      /'
-    return 0
-}
-# check DESC CMD...: PASS when CMD succeeds.
-check() {
-    local desc=$1
-    shift
-    if "$@"; then pass "$desc"; else fail "$desc"; fi
-}
-# expect DESC WANT GOT
-expect() {
-    if [[ "$2" == "$3" ]]; then pass "$1"; else fail "$1" "want: $2"$'\n'"got:  $3"; fi
-}
+source "$RU_HERE/assert.sh"
+XFAILED=0
 # known_bug DESC CMD...: the correct behaviour; XFAIL while the bug is there.
 known_bug() {
     local desc=$1
@@ -63,11 +46,6 @@ wait_bg() {
     timeout 30 tail --pid="$BG" -f /dev/null || kill -KILL "$BG" 2>/dev/null
     wait "$BG" 2>/dev/null
     return "$(cat "$HOOK_LOG.rc" 2>/dev/null || echo 255)"
-}
-section() { printf '\n== %s (%ss)\n' "$*" "$(since "$T_START")"; }
-hook_ok() {
-    local desc=$1 rc=$2
-    if [[ $rc -eq 0 ]]; then pass "$desc exits 0"; else fail "$desc exits 0 (rc=$rc)" "$(tail -n 15 "$HOOK_LOG")"; fi
 }
 status_is() { [[ "$(juju_status)" == "$1" ]]; }
 READY="active: magnum-capi-helm $DRIVER_VERSION ready"
@@ -875,6 +853,4 @@ check "both services active, NRestarts=0, and stay up" healthy_stays
 section "done"
 printf 'logs: %s\n' "$LOGDIR"
 [[ $XFAILED -eq 0 ]] || printf '%d known charm bug(s) (XFAIL)\n' "$XFAILED"
-printf 'TIMING test-real: %ss\n' "$(since "$T_START")"
-printf '%d passed, %d failed\n' "$PASSED" "$FAILED"
-[[ $FAILED -eq 0 ]]
+finish test-real

@@ -22,18 +22,7 @@ UNITS=("$BASE-0" "$BASE-1" "$BASE-2")
 UNIT_PEERS=/var/lib/juju/peers
 PEERS_HOST=$LOGDIR/peers
 FAKE_PEERS=$UNIT_PEERS
-PASSED=0 FAILED=0
-T_START=$(now)
-pass() { PASSED=$((PASSED + 1)); printf 'PASS: %s\n' "$1"; }
-fail() {
-    FAILED=$((FAILED + 1))
-    printf 'FAIL: %s\n' "$1"
-    [[ -n "${2:-}" ]] && printf '%s\n' "$2" | sed 's/^/      /'
-    return 0
-}
-check() { local d=$1; shift; if "$@"; then pass "$d"; else fail "$d"; fi; }
-expect() { if [[ "$2" == "$3" ]]; then pass "$1"; else fail "$1" "want: $2"$'\n'"got:  $3"; fi; }
-section() { printf '\n== %s (%ss)\n' "$*" "$(since "$T_START")"; }
+source "$RU_HERE/assert.sh"
 svc() { U systemctl show -p "$2" --value "$1.service"; }
 start_ts() { svc "$1" ExecMainStartTimestampMonotonic; }
 
@@ -208,6 +197,4 @@ expect "nothing restarted" "$before" "$(starts)"
 
 section "done"
 printf 'logs: %s\n' "$LOGDIR"
-printf 'TIMING test-roll: %ss\n' "$(since "$T_START")"
-printf '%d passed, %d failed\n' "$PASSED" "$FAILED"
-[[ $FAILED -eq 0 ]]
+finish test-roll
