@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
 use std::process::{Command, Stdio};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use serde::Deserialize;
@@ -101,17 +101,12 @@ pub fn running_config_args(root: &Root, pid: u32) -> Option<Vec<String>> {
     Some(config_args_of(argv.iter().skip(1).map(String::as_str)))
 }
 
-fn now_epoch() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
-}
-
 /// A service's start as wall-clock seconds, from its monotonic timestamp.
 fn started_at(s: &ServiceState) -> Option<f64> {
     let mono = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).ok()?;
     let mono_now = mono.tv_sec() as f64 + mono.tv_nsec() as f64 / 1e9;
-    (s.exec_main_start_monotonic > 0).then(|| now_epoch() - (mono_now - s.exec_main_start_monotonic as f64 / 1e6))
+    (s.exec_main_start_monotonic > 0)
+        .then(|| crate::clock::epoch_secs_f64() - (mono_now - s.exec_main_start_monotonic as f64 / 1e6))
 }
 
 struct Verify<'a> {
@@ -317,7 +312,7 @@ fn api_driver_check(tools: &HookTools, settings: Option<&Settings>) -> Result<Ch
         Err(m) => return Ok(Check::fail(NAME, m, "fix openstack-credentials-secret")),
     };
     let mut body = serde_json::json!({
-        "name": format!("magnum-capi-verify-{:08x}", std::process::id() ^ (now_epoch() as u32)),
+        "name": format!("magnum-capi-verify-{:08x}", std::process::id() ^ (crate::clock::epoch_secs_f64() as u32)),
         "image_id": image,
         "coe": "kubernetes",
         "network_driver": "calico",
@@ -826,7 +821,7 @@ fn credentials_check(target: &kubeconfig::KubeTarget, installed: Option<&str>) -
             "juju update-secret with a service-account token kubeconfig",
         );
     };
-    let days = (not_after as f64 - now_epoch()) / 86400.0;
+    let days = (not_after as f64 - crate::clock::epoch_secs_f64()) / 86400.0;
     let date = x509::date(not_after);
     if days < 0.0 {
         Check::fail(
@@ -1052,7 +1047,11 @@ fn journal_check(states: Option<&[ServiceState]>) -> Check {
         .iter()
         .filter_map(started_at)
         .fold(f64::MAX, f64::min);
-    let since = if since == f64::MAX { now_epoch() - 600.0 } else { since };
+    let since = if since == f64::MAX {
+        crate::clock::epoch_secs_f64() - 600.0
+    } else {
+        since
+    };
     match systemd::journal_since(&SERVICES, since.max(0.0) as u64) {
         Err(e) => Check::fail(
             NAME,
