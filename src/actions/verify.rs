@@ -186,8 +186,9 @@ pub fn run(root: &Root, tools: &HookTools) -> Result<()> {
             .cloned()
             .unwrap_or_default()
     };
-    // What the running conductor was given (the packaged init script
-    // composes its arguments), else what systemd would start.
+    // What each running service was given (the packaged init script
+    // composes its arguments), read once; for the conductor's config
+    // loader check, else what systemd would start.
     let pid_of = |i: usize| {
         shown
             .get(i)
@@ -195,9 +196,10 @@ pub fn run(root: &Root, tools: &HookTools) -> Result<()> {
             .and_then(|p| p.parse::<u32>().ok())
             .filter(|p| *p != 0)
     };
-    let conductor_args = pid_of(1)
-        .and_then(|pid| running_config_args(root, pid))
-        .unwrap_or_else(|| config_args(&exec(1)));
+    let running: Vec<Option<Vec<String>>> = (0..SERVICES.len())
+        .map(|i| pid_of(i).and_then(|pid| running_config_args(root, pid)))
+        .collect();
+    let conductor_args = running[1].clone().unwrap_or_else(|| config_args(&exec(1)));
 
     // 2-4. One python3 run.
     let py = python_report(&conductor_args);
@@ -255,9 +257,6 @@ pub fn run(root: &Root, tools: &HookTools) -> Result<()> {
     v.record(helm_check(root, pid_of(1)))?;
 
     // 8. Drop-ins, or the packaged start's arguments.
-    let running: Vec<Option<Vec<String>>> = (0..SERVICES.len())
-        .map(|i| pid_of(i).and_then(|pid| running_config_args(root, pid)))
-        .collect();
     v.record(dropin_check(
         &shown,
         &running,

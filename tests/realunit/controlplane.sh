@@ -106,7 +106,6 @@ controlplane_up() {
         ru_log "no glance-api in the unit: the fake serves Glance"
         CP_GLANCE=fake
     fi
-    [[ $CP_GLANCE == real ]] && CP_SERVICES+=(glance-api)
 
     # Passwords for this unit only (it is thrown away at power-off).
     U sh -c "umask 077; { for k in ADMIN MAGNUM DOMAIN_ADMIN RABBIT DB OPERATOR GLANCE; do
@@ -415,8 +414,8 @@ print(json.dumps(s))' $CP_KEYSTONE/v3 $CP_REGION '${1:-appcred}' \"\$CP_APP_CRED
 # the total: what the control plane costs the unit's memory.
 controlplane_memory() {
     local svcs=("${CP_SERVICES[@]}")
-    # controlplane_up may have run in a subshell (a pipe): ask systemd.
-    [[ " ${svcs[*]} " == *" glance-api "* ]] || ! U systemctl -q is-active glance-api.service || svcs+=(glance-api)
+    # The real Glance runs unless controlplane_up fell back to the fake.
+    ! U systemctl -q is-active glance-api.service || svcs+=(glance-api)
     U python3 - "${svcs[@]}" <<'PY'
 import glob, subprocess, sys
 total = 0

@@ -65,6 +65,16 @@ wait_for 60 services_healthy || ru_die "magnum-api and magnum-conductor did not 
 section "a real control plane beside magnum (MariaDB, RabbitMQ, Keystone, Glance; Nova and Neutron fake)"
 controlplane_up | tee "$LOGDIR/controlplane.log"
 check "magnum-api and magnum-conductor healthy on MariaDB and RabbitMQ" wait_for 60 services_healthy
+# The stand-in takes only what Keystone says is valid, as keystonemiddleware
+# does: an unknown token gets 401.
+bogus=$(U python3 -c '
+import urllib.request, urllib.error
+r = urllib.request.Request("http://'"$CP_FAKE_CLOUD_ADDR"'/compute/v2.1/flavors", headers={"X-Auth-Token": "gAAAAAbogus"})
+try:
+    print(urllib.request.urlopen(r, timeout=10).status)
+except urllib.error.HTTPError as e:
+    print(e.code)')
+expect "fake-cloud refuses a token Keystone does not know" 401 "$bogus"
 
 section "the charm, its default config, the test management cluster"
 install_charm
@@ -104,6 +114,8 @@ expect "no cluster left in magnum" 0 "$(magnum_clusters)"
 expect "no cluster template left in magnum" 0 "$(magnum_templates)"
 expect "no helm release left in the management cluster" 0 "$(helm_releases)"
 expect "no application credential the driver made left in Keystone" "$creds_before" "$(app_creds)"
+check "fake-cloud validated the real Keystone's tokens with Keystone" \
+    test "$(U sh -c 'journalctl -u fake-cloud -o cat | grep -c " valid$"' || true)" -gt 0
 check "the driver ran in magnum-conductor (its journal names the helm release)" \
     U sh -c 'journalctl -u magnum-conductor -o cat | grep -q magnum_capi_helm || grep -q magnum_capi_helm /var/log/magnum/magnum-conductor.log'
 
