@@ -1,35 +1,53 @@
-//! The converging hooks: observe the unit, compute the desired state, apply
-//! only the difference, check health, roll back, report. Data flows one way:
-//! event -> observe -> plan -> apply -> status.
+//! The converging hooks, as the imperative shell: gather facts, ask
+//! `plan` for the next step, carry it out, report. Nothing is decided
+//! here that `plan` could decide from data:
+//!
+//! - **routed** in src/main.rs: update-status's lean path
+//!   (`healthy_unchanged`), then `run` for every converging hook;
+//! - **decided** in plan/: `plan::step` (what this hook does next),
+//!   `plan::health` (is the unit fine, is a restart healthy, crash loops),
+//!   `plan::rolling` (whose turn), `plan::diff` (what to change);
+//! - **read** by unit/ (observe, services) and the hook tools (juju/);
+//! - **changed** by apply/ only (files, pip, systemd's verbs).
+//!
+//! The order: the state file; the observed unit; `step::before_config`
+//! (wait for magnum, fetch resources); Juju's config and secret ->
+//! `plan::desired`; `step::next_step` (rejected, as desired, apply); the
+//! peers when the step needs them; then apply, the turn, the restart, its
+//! verdict, and rollback.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-use crate::apply::{files, health, pip, systemd};
+use crate::apply::{files, helm, pip, systemd};
 use crate::event::Event;
-use crate::juju::{HookTools, Status, StatusKind};
+use crate::juju::{HookTools, Status, StatusKind, Stop};
 use crate::lifecycle;
 use crate::peers::{self, Peers};
+use crate::plan::health::{self, Drift, Services, Verdict};
 use crate::plan::paths::{CONF_D, HELM, LAST_GOOD_WHEELS, REQUIREMENTS, SERVICES, STAGED_HELM, STAGED_WHEELS};
-use crate::plan::rolling;
+use crate::plan::rolling::{self, Turn};
 use crate::plan::settings::{Proxy, Settings};
-use crate::plan::{self, Changes, Desired, DirFacts, DriverSource, FileFacts, Observed, ResourceFacts, SecretInput};
-use crate::state::{file_stat, Applied, HelmRecord, Meta, Rejected, State};
+use crate::plan::step::{self, Before, Then};
+use crate::plan::{self, Changes, Desired, DriverSource, FileFacts, Observed, ResourceFacts, SecretInput};
+use crate::state::{file_stat, Applied, HelmRecord, Rejected, State};
 use crate::supply;
 use crate::unit::observe::{observe, pip_version, site_dirs};
+use crate::unit::services;
 use crate::unit::watch::Watch;
 use crate::unit::Root;
 
 /// update-status on a healthy unit, as lean as it gets: the state file,
 /// a stat of every watched path, one D-Bus exchange with systemd. True when
-/// all of it says "as applied, services up": nothing to do, nothing to log.
-/// Anything else (no watch yet, a changed stamp, a service down, the bus
-/// unreachable) is false, and the full hook runs. Called before logging is
-/// set up: the healthy path neither logs nor spawns.
+/// all of it says "as applied, services up" (`health::unit_fine`): nothing
+/// to do, nothing to log. Anything else (no watch yet, a changed stamp, a
+/// service down, the bus unreachable) is false, and the full hook runs.
+/// Called before logging is set up: the healthy path neither logs nor
+/// spawns.
 pub fn healthy_unchanged(root: &Root) -> bool {
-    use crate::apply::dbus;
+    use crate::unit::dbus;
     // Where systemd keeps invocation links, the stamps show any restart
     // since the last look, so one call for the states is enough; else ask
     // NRestarts too. Ask first: systemd answers while the state is read
@@ -56,47 +74,30 @@ pub fn healthy_unchanged(root: &Root) -> bool {
     let Some(watch) = &glance.watch else {
         return false;
     };
-    if !glance.settled() || !watch.unchanged(root) {
+    let settled = glance.settled();
+    // Stats only when there is nothing owed; the answer only when they held.
+    let as_applied = settled && watch.unchanged(root);
+    if !as_applied {
         return false;
     }
-    match asked.answer() {
-        Ok(states) => services_steady(&states, &glance.n_restarts),
-        Err(_) => false,
-    }
-}
-
-/// Up, and not restarted by systemd since the last look (a service can
-/// read `active` between the crashes of a restart loop).
-fn services_steady(states: &[systemd::ServiceState], seen: &BTreeMap<String, u32>) -> bool {
-    states.iter().zip(SERVICES).all(|(s, name)| {
-        s.active_state == "active"
-            && s.sub_state != "auto-restart"
-            && s.n_restarts <= seen.get(name).copied().unwrap_or(0)
-    })
+    let Ok(states) = asked.answer() else {
+        return false;
+    };
+    health::unit_fine(settled, as_applied, Some((&states, &glance.n_restarts)))
 }
 
 /// Run a converging hook and report its status.
 pub fn run(event: &Event, root: &Root, tools: &HookTools) -> Result<()> {
     let mut state = State::load(root)?;
-    // Juju sets statuses of its own around these hooks (`maintenance:
-    // installing charm software` before install, `unknown` after a start
-    // with none), and the copy kept here can outlive the unit it was set
-    // for (a forced removal keeps /var/lib/magnum-capi): these always set
-    // the status and the application version. update-status stays lean.
-    if matches!(
-        event,
-        Event::Install | Event::Start | Event::UpgradeCharm | Event::LeaderElected
-    ) {
+    if step::forget_status(event) {
         state.status = None;
         state.app_version = None;
     }
-    // A unit the charm has converged before: this hook will read the
-    // config (update-status only if it finds drift). Start config-get now;
-    // it runs while the unit is observed.
-    if state.applied.is_some() && *event != Event::UpdateStatus {
+    if step::prefetch(event, &state.memory()) {
+        // config-get runs while the unit is observed; and the secret it
+        // named last time, alongside (two CPUs: the two tools run at once
+        // instead of one after the other).
         crate::juju::prefetch_config();
-        // And the secret it named last time, alongside (two CPUs: the two
-        // tools run at once instead of one after the other).
         if let Some(uri) = &state.secret_uri {
             crate::juju::prefetch_secret(uri, refresh_for(event, uri));
         }
@@ -115,9 +116,15 @@ pub fn run(event: &Event, root: &Root, tools: &HookTools) -> Result<()> {
         }
         return Ok(());
     }
-    let status = match converge(event, root, tools, &observed, &mut state) {
-        Ok(status) => status,
-        Err(e) => {
+    let shell = Shell {
+        root,
+        tools,
+        o: &observed,
+        ids,
+    };
+    let status = match shell.converge(event, &mut state) {
+        Ok(status) | Err(Stop::Report(status)) => status,
+        Err(Stop::Failed(e)) => {
             tracing::error!("{event}: {e:#}");
             Status::blocked(format!("{e:#}"))
         }
@@ -154,27 +161,18 @@ pub fn refresh_for(event: &Event, uri: &str) -> bool {
             .is_none_or(|id| crate::plan::settings::same_secret(&id, uri))
 }
 
-/// The desired state from Juju's config and secret and the observed unit,
-/// or the status that says why there is none (waiting, blocked). Spawns
-/// config-get and secret-get (with `--refresh` on secret-changed) only once
-/// magnum is on the machine.
+/// The desired state from Juju's config and secret and the observed unit
+/// (with magnum on it: callers check `plan::principal_missing` first), or
+/// `Stop::Report` with the status that says why there is none. Spawns
+/// config-get and secret-get (with `--refresh` on secret-changed).
 pub fn desired_state(
     event: &Event,
     tools: &HookTools,
     o: &Observed,
     resources: &ResourceFacts,
-) -> Result<std::result::Result<(Settings, Desired), Status>> {
-    if let Some(waiting) = plan::principal_missing(o) {
-        return Ok(Err(waiting));
-    }
-    let mut settings = match Settings::parse(&tools.config_get()?) {
-        Ok(s) => s,
-        Err(message) => return Ok(Err(Status::blocked(message))),
-    };
-    settings.proxy = match Proxy::from_env(|k| std::env::var(k).ok()) {
-        Ok(p) => p,
-        Err(message) => return Ok(Err(Status::blocked(message))),
-    };
+) -> Result<(Settings, Desired), Stop> {
+    let mut settings = Settings::parse(&tools.config_get()?).map_err(Stop::blocked)?;
+    settings.proxy = Proxy::from_env(|k| std::env::var(k).ok()).map_err(Stop::blocked)?;
     let secret = match &settings.kubeconfig_secret {
         None => None,
         Some(uri) => Some(match tools.secret_get(uri, refresh_for(event, uri))? {
@@ -195,245 +193,287 @@ pub fn desired_state(
             Err(e) => tracing::warn!("openstack-credentials-secret {creds}: cannot refresh it: {e:?}"),
         }
     }
-    let kubeconfig = match plan::kubeconfig_from_secret(
+    let kubeconfig = plan::kubeconfig_from_secret(
         settings.kubeconfig_secret.as_deref(),
         secret.as_ref(),
         crate::clock::epoch_secs() as i64,
-    ) {
-        Ok(k) => k,
-        Err(status) => return Ok(Err(status)),
-    };
-    Ok(plan::desired(&settings, kubeconfig, o, resources).map(|d| (settings, d)))
-}
-
-fn converge(event: &Event, root: &Root, tools: &HookTools, o: &Observed, state: &mut State) -> Result<Status> {
-    crate::panic::point("converge");
-    if let Some(waiting) = plan::principal_missing(o) {
-        return Ok(waiting);
-    }
-    // Resources change only through attach-resource, which fires
-    // upgrade-charm: fetch them then (and at install), not on every hook.
-    if matches!(event, Event::Install | Event::UpgradeCharm) || state.resources.is_none() || state.refetch_resources {
-        match supply::fetch(tools, root, (o.root_uid, o.root_gid))? {
-            Ok(r) => {
-                state.resources = Some(r);
-                state.refetch_resources = false;
-            }
-            Err(message) => {
-                state.refetch_resources = true;
-                return Ok(Status::blocked(message));
-            }
-        }
-    }
-    let resources = state.resource_facts();
-    let desired = match desired_state(event, tools, o, &resources)? {
-        Ok((settings, d)) => {
-            state.secret_uri = settings.kubeconfig_secret;
-            d
-        }
-        Err(status) => return Ok(status),
-    };
-    if let Some(rejected) = &state.rejected {
-        if rejected.fingerprint == desired.fingerprint() && *event != Event::UpgradeCharm {
-            return Ok(rejected.status.clone());
-        }
-    }
-    let mut changes = plan::diff(&desired, o);
-    if changes.is_empty() && state.pending_restart {
-        // A hook died after changing files but before the restart that
-        // makes them count: do that part now.
-        crate::note!("an earlier hook stopped before restarting magnum: restarting now");
-        changes = Changes {
-            daemon_reload: true,
-            restart: true,
-            ..Changes::default()
-        };
-    }
-    // Rolling restarts: with other units, a restart waits for its turn; the
-    // leader moves the roll. Only looked at when there is something to do.
-    let peer_duty = event.peer_news() || state.leading || changes.restart || state.restart_nonce.is_some();
-    let mut peers = if peer_duty {
-        peers::load(tools, desired.grant_timeout)?
-    } else {
-        None
-    };
-    if let Some(p) = peers.as_mut() {
-        p.lead(tools)?;
-        state.leading = p.leader && p.rolling();
-    } else {
-        state.leading = false;
-    }
-    if changes.is_empty() {
-        state.rejected = None;
-        if state.applied.as_ref().map(|a| &a.fingerprint) != Some(&desired.fingerprint()) {
-            // The unit already is as desired (adopted, or an older state
-            // file): remember it as applied and as the last good.
-            record_applied(root, o, &desired, state)?;
-        }
-        if *event == Event::UpdateStatus {
-            return services_up(root, &desired, state);
-        }
-        return finish(tools, &desired, state);
-    }
-    apply(root, tools, o, &desired, &changes, state, peers.as_mut())
-}
-
-/// Set the application version when it changed; the ready status.
-fn finish(tools: &HookTools, desired: &Desired, state: &mut State) -> Result<Status> {
-    if state.app_version.as_deref() != Some(desired.driver_version.as_str()) {
-        tools.application_version_set(&desired.driver_version)?;
-        state.app_version = Some(desired.driver_version.clone());
-    }
-    Ok(desired.ready.clone())
-}
-
-/// update-status on a converged unit: are both services up? A stopped or
-/// failed one is restarted and watched.
-fn services_up(root: &Root, desired: &Desired, state: &mut State) -> Result<Status> {
-    let states = systemd::show(root, &SERVICES)?;
-    // Restarted by systemd since the last look: a crash, or a restart loop.
-    let mut looping = Vec::new();
-    for (s, name) in states.iter().zip(SERVICES) {
-        let seen = state.n_restarts.insert(name.to_string(), s.n_restarts).unwrap_or(0);
-        if s.n_restarts > seen || s.sub_state == "auto-restart" {
-            looping.push(format!("{name} restarted {} times by systemd", s.n_restarts));
-        }
-    }
-    if !looping.is_empty() {
-        let recent = crate::clock::epoch_secs().saturating_sub(600);
-        let journal = systemd::journal_since(&SERVICES, recent).unwrap_or_default();
-        let (why, fix) = match crate::plan::red_flags::first_red_flag(&journal) {
-            Some((flag, line)) => (format!("{}: {line}", flag.cause), flag.fix.to_string()),
-            None => (
-                "no red flag in the journal".to_string(),
-                "journalctl -u magnum-api -u magnum-conductor on the unit".to_string(),
-            ),
-        };
-        tracing::warn!("{}: {why}", looping.join(", "));
-        return Ok(Status::blocked(format!(
-            "{} since the last check (crash loop?): {why}; fix: {fix}",
-            looping.join(", ")
-        )));
-    }
-    let down: Vec<&str> = SERVICES
-        .iter()
-        .zip(&states)
-        .filter(|(_, s)| !s.up())
-        .map(|(name, _)| *name)
-        .collect();
-    if down.is_empty() {
-        return Ok(desired.ready.clone());
-    }
-    crate::note!("{} not running: restarting", down.join(", "));
-    let _ = state;
-    let since = systemd::journal_mark(root, &down);
-    systemd::reset_failed(&down);
-    systemd::restart(&down)?;
-    Ok(
-        match health::watch(root, &down, Duration::from_secs(desired.settle_seconds), &since)? {
-            None => desired.ready.clone(),
-            Some(v) => Status::blocked(format!(
-                "{} not healthy after restart: {}; fix: {}",
-                down.join(", "),
-                v.problem,
-                v.fix
-            )),
-        },
     )
+    .map_err(Stop::Report)?;
+    let desired = plan::desired(&settings, kubeconfig, o, resources).map_err(Stop::Report)?;
+    Ok((settings, desired))
 }
 
-fn apply(
-    root: &Root,
-    tools: &HookTools,
-    o: &Observed,
-    d: &Desired,
-    c: &Changes,
-    state: &mut State,
-    peers: Option<&mut Peers>,
-) -> Result<Status> {
-    let ids = (o.root_uid, o.root_gid);
-    if state.status.as_ref().map(|s| s.kind) != Some(StatusKind::Maintenance) {
-        let working = Status::maintenance("applying magnum-capi-helm configuration");
-        tools.status_set(&working)?;
-        state.status = Some(working);
-    }
-    // Before the first change: the unit as it is now is what remove puts
-    // back, and the rollback target until something better is proven
-    // healthy. Saved at once, so a crash later cannot lose it.
-    if state.prestate.is_none() {
-        state.prestate = Some(lifecycle::capture(root, o)?);
-    }
-    if state.last_good.is_none() {
-        state.save_last_good(root, ids, &o.files)?;
-    }
-    // A restart is owed from here on, even if this process dies before it;
-    // a step that fails having changed nothing gives it back.
-    let owed = state.pending_restart;
-    state.pending_restart |= c.restart;
-    state.save(root, ids)?;
+/// What a hook works on: the unit's root, the hook tools, the unit as
+/// observed at the start of the hook, and root's ids there.
+struct Shell<'a> {
+    root: &'a Root,
+    tools: &'a HookTools,
+    o: &'a Observed,
+    ids: (u32, u32),
+}
 
-    if c.install_driver {
-        if let Some(status) = install_driver(root, o, d, state, owed)? {
+impl Shell<'_> {
+    fn converge(&self, event: &Event, state: &mut State) -> Result<Status, Stop> {
+        crate::panic::point("converge");
+        match step::before_config(event, self.o, &state.memory()) {
+            Before::Wait(waiting) => return Ok(waiting),
+            Before::FetchResources => match supply::fetch(self.tools, self.root, self.ids) {
+                Ok(r) => {
+                    state.resources = Some(r);
+                    state.refetch_resources = false;
+                }
+                Err(stop) => {
+                    // A bad or missing resource: fetched again next hook.
+                    state.refetch_resources |= matches!(stop, Stop::Report(_));
+                    return Err(stop);
+                }
+            },
+            Before::Config => {}
+        }
+        let (settings, desired) = desired_state(event, self.tools, self.o, &state.resource_facts())?;
+        state.secret_uri = settings.kubeconfig_secret;
+        let changes = plan::diff(&desired, self.o);
+        let owed_only = changes.is_empty();
+        let step = step::next_step(event, &desired, changes, &state.memory());
+        if let Then::Rejected(status) = step.then {
             return Ok(status);
         }
+        if owed_only && matches!(step.then, Then::Apply(_)) {
+            crate::note!("an earlier hook stopped before restarting magnum: restarting now");
+        }
+        // Rolling restarts: with other units, a restart waits for its turn;
+        // the leader moves the roll.
+        let mut peers = if step.peers {
+            peers::load(self.tools, desired.grant_timeout)?
+        } else {
+            None
+        };
+        if let Some(p) = peers.as_mut() {
+            p.lead(self.tools)?;
+            state.leading = p.leader && p.rolling();
+        } else {
+            state.leading = false;
+        }
+        match step.then {
+            Then::Rejected(status) => Ok(status),
+            Then::AsDesired { record, check_services } => {
+                state.rejected = None;
+                if record {
+                    // The unit already is as desired (adopted, or an older
+                    // state file): remember it as applied and last good.
+                    self.record_applied(&desired, state)?;
+                }
+                if check_services {
+                    return self.services_up(&desired, state);
+                }
+                self.finish(&desired, state)
+            }
+            Then::Apply(changes) => self.apply(&desired, &changes, state, peers.as_mut()),
+        }
     }
-    if c.install_helm {
-        let staged = std::fs::read(root.path(STAGED_HELM))
-            .context("the staged helm is missing: juju attach-resource magnum-capi helm=<file> again")?;
-        let target = root.path(HELM);
-        if let Some(dir) = target.parent() {
-            if !dir.exists() {
-                files::ensure_dir(dir, 0o755, o.root_uid, o.root_gid)?;
+
+    /// Set the application version when it changed; the ready status.
+    fn finish(&self, desired: &Desired, state: &mut State) -> Result<Status, Stop> {
+        if state.app_version.as_deref() != Some(desired.driver_version.as_str()) {
+            self.tools.application_version_set(&desired.driver_version)?;
+            state.app_version = Some(desired.driver_version.clone());
+        }
+        Ok(desired.ready.clone())
+    }
+
+    /// update-status on a converged unit: are both services up? A crash
+    /// loop is reported with the journal's red flag; a stopped or failed
+    /// service is restarted and watched.
+    fn services_up(&self, desired: &Desired, state: &mut State) -> Result<Status, Stop> {
+        let states = services::show(self.root, &SERVICES)?;
+        match health::classify(&states, &mut state.n_restarts) {
+            Services::Ready => Ok(desired.ready.clone()),
+            Services::Looping(looping) => {
+                let recent = crate::clock::epoch_secs().saturating_sub(600);
+                let journal = services::journal_since(&SERVICES, recent).unwrap_or_default();
+                let status = health::crash_loop_status(&looping, &journal);
+                tracing::warn!("{}", status.message);
+                Ok(status)
+            }
+            Services::Down(down) => {
+                crate::note!("{} not running: restarting", down.join(", "));
+                let since = services::journal_mark(self.root, &down);
+                systemd::reset_failed(&down);
+                systemd::restart(&down)?;
+                let settle = Duration::from_secs(desired.settle_seconds);
+                Ok(match services::settle(self.root, &down, settle, &since)? {
+                    None => desired.ready.clone(),
+                    Some(v) => health::restart_unhealthy_status(&down, &v),
+                })
             }
         }
+    }
+
+    /// Change the unit: remember what it was, install, write, then restart
+    /// (at this unit's turn) and judge the restart.
+    fn apply(&self, d: &Desired, c: &Changes, state: &mut State, peers: Option<&mut Peers>) -> Result<Status, Stop> {
+        if state.status.as_ref().map(|s| s.kind) != Some(StatusKind::Maintenance) {
+            let working = Status::maintenance("applying magnum-capi-helm configuration");
+            self.tools.status_set(&working)?;
+            state.status = Some(working);
+        }
+        // Before the first change: the unit as it is now is what remove
+        // puts back, and the rollback target until something better is
+        // proven healthy. Saved at once, so a crash later cannot lose it.
+        if state.prestate.is_none() {
+            state.prestate = Some(lifecycle::capture(self.root, self.o)?);
+        }
+        if state.last_good.is_none() {
+            state.save_last_good(self.root, self.ids, &self.o.files)?;
+        }
+        // A restart is owed from here on, even if this process dies before
+        // it; a step that fails having changed nothing gives it back.
+        let owed = state.pending_restart;
+        state.pending_restart |= c.restart;
+        state.save(self.root, self.ids)?;
+
+        if c.install_driver {
+            if let Some(status) = self.install_driver(d, state, owed)? {
+                return Ok(status);
+            }
+        }
+        if c.install_helm {
+            self.install_helm(d, state)?;
+        }
+        if c.fix_conf_d {
+            files::ensure_dir(&self.root.path(CONF_D), d.conf_d.mode, d.conf_d.uid, d.conf_d.gid)?;
+        }
+        for f in &c.writes {
+            crate::note!("writing {}", f.path);
+            let path = self.root.path(&f.path);
+            self.ensure_parent(&path)?;
+            files::write_atomic(&path, &f.content, f.mode, f.uid, f.gid)?;
+        }
+        for p in &c.removes {
+            crate::note!("removing {p}");
+            files::remove(&self.root.path(p))?;
+        }
+        if c.daemon_reload {
+            systemd::daemon_reload()?;
+        }
+        if c.restart {
+            let mut peers = peers;
+            if let Some(waiting) = self.await_turn(d, state, peers.as_deref_mut())? {
+                return Ok(waiting);
+            }
+            if let Some(status) = self.restart(d, state, peers)? {
+                return Ok(status);
+            }
+        }
+        self.record_applied(d, state)?;
+        state.rejected = None;
+        state.pending_restart = false;
+        if c.restart {
+            state.n_restarts.clear();
+        }
+        self.finish(d, state)
+    }
+
+    fn ensure_parent(&self, path: &std::path::Path) -> Result<()> {
+        match path.parent() {
+            Some(dir) if !dir.exists() => files::ensure_dir(dir, 0o755, self.ids.0, self.ids.1),
+            _ => Ok(()),
+        }
+    }
+
+    /// The staged helm to /usr/local/bin/helm, recorded with its stat.
+    fn install_helm(&self, d: &Desired, state: &mut State) -> Result<()> {
+        let staged = std::fs::read(self.root.path(STAGED_HELM))
+            .context("the staged helm is missing: juju attach-resource magnum-capi helm=<file> again")?;
+        let target = self.root.path(HELM);
+        self.ensure_parent(&target)?;
         crate::note!("installing helm to {HELM}");
-        files::write_atomic(&target, &staged, 0o755, o.root_uid, o.root_gid)?;
-        let version = std::process::Command::new("helm")
-            .args(["version", "--short"])
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+        files::write_atomic(&target, &staged, 0o755, self.ids.0, self.ids.1)?;
+        let version = helm::version();
         tracing::info!("helm {}", version.as_deref().unwrap_or("(version unknown)"));
         state.helm = Some(HelmRecord {
             sha256: d.helm.clone().unwrap_or_default(),
             stat: file_stat(&target),
             version,
         });
+        Ok(())
     }
-    if c.fix_conf_d {
-        files::ensure_dir(&root.path(CONF_D), d.conf_d.mode, d.conf_d.uid, d.conf_d.gid)?;
-    }
-    for f in &c.writes {
-        crate::note!("writing {}", f.path);
-        let path = root.path(&f.path);
-        if let Some(dir) = path.parent() {
-            if !dir.exists() {
-                files::ensure_dir(dir, 0o755, o.root_uid, o.root_gid)?;
+
+    /// With other units: ask for the restart turn (once per change), and
+    /// wait for it (`plan::rolling::turn`). Alone while Juju brings up
+    /// others (`step::others_deploying`): wait for them to join. `Some(status)`
+    /// when this unit must not restart now; the new files are written and
+    /// the restart stays owed, except when the roll halted on this very
+    /// change: then this unit's new files are put back (it keeps the config
+    /// it runs).
+    fn await_turn(&self, d: &Desired, state: &mut State, peers: Option<&mut Peers>) -> Result<Option<Status>> {
+        let Some(p) = peers else {
+            let waiting = self.lone_restart()?;
+            if waiting.is_some() {
+                state.save(self.root, self.ids)?;
             }
-        }
-        files::write_atomic(&path, &f.content, f.mode, f.uid, f.gid)?;
-    }
-    for p in &c.removes {
-        crate::note!("removing {p}");
-        files::remove(&root.path(p))?;
-    }
-    if c.daemon_reload {
-        systemd::daemon_reload()?;
-    }
-    let mut peers = peers;
-    if c.restart {
-        if let Some(p) = peers.as_deref_mut() {
-            if let Some(waiting) = await_turn(root, tools, o, d, state, p)? {
-                return Ok(waiting);
-            }
-        } else if let Some(waiting) = not_alone(tools)? {
-            // The new files are written and the restart stays owed: a
-            // later hook, with the peers in the relation, takes its turn.
-            state.save(root, ids)?;
             return Ok(waiting);
+        };
+        let fingerprint = d.fingerprint();
+        if let Some(n) = rolling::request(state.restart_nonce.as_deref(), &fingerprint, crate::clock::epoch_secs()) {
+            p.set(self.tools, &[(rolling::REQUEST, n.as_str()), (rolling::FAILED, "")])?;
+            state.restart_nonce = Some(n);
+            state.save(self.root, self.ids)?;
+            p.lead(self.tools)?;
         }
-        let since = systemd::journal_mark(root, &SERVICES);
+        let nonce = state.restart_nonce.clone().unwrap_or_default();
+        match rolling::turn(&p.view.app, &p.me, &nonce) {
+            Turn::Go => {
+                tracing::info!("rolling restart: {} has the turn", p.me);
+                Ok(None)
+            }
+            Turn::Queued(status) => {
+                state.leading = p.leader && p.rolling();
+                Ok(Some(status))
+            }
+            Turn::Halted(status) => {
+                put_back(self.root, state.last_good_files(self.root)?)?;
+                systemd::daemon_reload()?;
+                p.set(self.tools, &[(rolling::REQUEST, "")])?;
+                state.restart_nonce = None;
+                state.pending_restart = false;
+                state.rejected = Some(Rejected {
+                    fingerprint,
+                    status: status.clone(),
+                });
+                Ok(Some(status))
+            }
+        }
+    }
+
+    /// goal-state's view for `step::others_deploying`; a failing goal-state
+    /// restarts as if this unit were alone.
+    fn lone_restart(&self) -> Result<Option<Status>> {
+        let me = crate::peers::me();
+        // This subordinate's own principal (Juju sets JUJU_PRINCIPAL_UNIT).
+        let principal = std::env::var("JUJU_PRINCIPAL_UNIT").unwrap_or_default();
+        let (units, principals) = match self.tools.goal_state_units() {
+            Ok(view) => view,
+            Err(e) => {
+                tracing::warn!("goal-state failed ({e:#}): restarting as if this unit were alone");
+                return Ok(None);
+            }
+        };
+        let others = step::others_deploying(&me, &principal, &units, &principals);
+        if others.is_empty() {
+            return Ok(None);
+        }
+        crate::note!(
+            "restart deferred: {} not in the restart relation yet",
+            others.join(", ")
+        );
+        Ok(Some(step::deferred_status(&others)))
+    }
+
+    /// Restart both services and judge the restart. `Some(status)` when it
+    /// was unhealthy and rolled back; the roll hears of it either way.
+    fn restart(&self, d: &Desired, state: &mut State, mut peers: Option<&mut Peers>) -> Result<Option<Status>, Stop> {
+        let since = services::journal_mark(self.root, &SERVICES);
         crate::note!("restarting {}", SERVICES.join(", "));
         // A service that crash-looped into systemd's start limit (`failed`,
         // start-limit-hit) refuses a restart until reset-failed; this also
@@ -441,261 +481,185 @@ fn apply(
         // `auto-restart` keeps (seen on a real unit).
         systemd::reset_failed(&SERVICES);
         let verdict = match systemd::restart(&SERVICES) {
-            Ok(()) => health::watch(root, &SERVICES, Duration::from_secs(d.settle_seconds), &since)?,
+            Ok(()) => services::settle(self.root, &SERVICES, Duration::from_secs(d.settle_seconds), &since)?,
             // Refused at once: as unhealthy as a crash, rolled back once.
-            Err(e) if e.is::<systemd::JobFailed>() => Some(health::refused(&SERVICES, &since, &e)),
+            Err(e) if e.is::<systemd::JobFailed>() => Some(services::refused(&SERVICES, &since, &e)),
             // systemd not reached: the restart stays owed, retried next hook.
-            Err(e) => return Err(e.context("restarting the magnum services")),
+            Err(e) => return Err(e.context("restarting the magnum services").into()),
         };
         if let Some(verdict) = verdict {
-            let status = rollback(root, o, d, state, verdict)?;
+            let status = self.rollback(d, state, verdict)?;
             if let (Some(p), Some(nonce)) = (peers.as_deref_mut(), state.restart_nonce.take()) {
                 let failed = format!("{nonce} {}", status.message);
-                p.set(tools, &[(rolling::FAILED, failed.as_str())])?;
-                p.lead(tools)?;
+                p.set(self.tools, &[(rolling::FAILED, failed.as_str())])?;
+                p.lead(self.tools)?;
             }
-            return Ok(status);
+            return Ok(Some(status));
         }
         if let (Some(p), Some(nonce)) = (peers, state.restart_nonce.take()) {
-            p.set(tools, &[(rolling::DONE, nonce.as_str())])?;
+            p.set(self.tools, &[(rolling::DONE, nonce.as_str())])?;
             // A hook that dies after this line: Juju drops its relation
             // settings (committed only on exit 0), so the others never see
             // this `done`; the retried hook restarts again and says it again.
             crate::fault::point("rolling:done-set");
-            p.lead(tools)?;
+            p.lead(self.tools)?;
             state.leading = p.leader && p.rolling();
         }
+        Ok(None)
     }
-    record_applied(root, o, d, state)?;
-    state.rejected = None;
-    state.pending_restart = false;
-    if c.restart {
-        state.n_restarts.clear();
-    }
-    finish(&HookTools, d, state)
-}
 
-/// The pip arguments that install `version` from `source`; `reinstall`
-/// when that version is installed already (new bytes, same version).
-fn pip_args(
-    root: &Root,
-    (uid, gid): (u32, u32),
-    version: &str,
-    source: &DriverSource,
-    reinstall: bool,
-) -> Result<Vec<String>> {
-    let sites = site_dirs(root);
-    let pip_v = pip_version(&sites);
-    let mut args = match source {
-        DriverSource::Wheels { .. } => {
-            let dir = root.path(STAGED_WHEELS);
-            let mut dirs = vec![dir.to_string_lossy().into_owned()];
-            let kept = root.path(LAST_GOOD_WHEELS);
-            if kept.is_dir() {
-                dirs.push(kept.to_string_lossy().into_owned());
-            }
-            pip::install_from_wheels_args(version, &dirs, pip_v.as_deref())
-        }
-        DriverSource::Index { url, sha256: Some(sha) } => {
-            let reqs = root.path(REQUIREMENTS);
-            files::write_atomic(&reqs, pip::requirements(version, sha).as_bytes(), 0o600, uid, gid)?;
-            pip::install_pinned_args(&reqs.to_string_lossy(), url.as_deref(), pip_v.as_deref())
-        }
-        DriverSource::Index { url, sha256: None } => pip::install_args(version, url.as_deref(), pip_v.as_deref()),
-    };
-    if reinstall {
-        args.insert(1, "--force-reinstall".into());
-    }
-    Ok(args)
-}
-
-fn drop_requirements(root: &Root) -> Result<()> {
-    files::remove(&root.path(REQUIREMENTS)).map(|_| ())
-}
-
-/// Keep a copy of the staged driver wheel that now installed and loads, for
-/// a put-back after a later resource revision that does not load.
-fn keep_wheel(root: &Root, (uid, gid): (u32, u32), state: &State) -> Result<()> {
-    let Some(file) = state
-        .resources
-        .as_ref()
-        .and_then(|r| r.wheel.as_ref())
-        .map(|w| w.file.clone())
-    else {
-        return Ok(());
-    };
-    let dir = root.path(LAST_GOOD_WHEELS);
-    if dir.exists() {
-        std::fs::remove_dir_all(&dir).with_context(|| format!("cannot clear {}", dir.display()))?;
-    }
-    files::ensure_dir(&dir, 0o700, uid, gid)?;
-    let bytes = std::fs::read(root.path(STAGED_WHEELS).join(&file))
-        .with_context(|| format!("cannot read the staged {file}"))?;
-    files::write_atomic(&dir.join(&file), &bytes, 0o600, uid, gid)
-}
-
-/// Install the desired driver and check that it loads. `Some(status)` when
-/// the change failed; then the unit is as it was: pip failed having
-/// changed nothing, or the new driver did not load and the one before it
-/// was put back. Either way the restart this change would have owed is
-/// given back (`owed`: what was owed before it), so the applied config
-/// on the next hook finds nothing to do.
-fn install_driver(root: &Root, o: &Observed, d: &Desired, state: &mut State, owed: bool) -> Result<Option<Status>> {
-    let ids = (o.root_uid, o.root_gid);
-    // Same version, new bytes (a new wheel was attached): reinstall.
-    let reinstall = o.driver_version.as_deref() == Some(d.driver_version.as_str());
-    let args = pip_args(root, ids, &d.driver_version, &d.driver_source, reinstall)?;
-    crate::note!("installing magnum-capi-helm {}", d.driver_version);
-    let installed = pip::install(&args, &d.pip_env);
-    // The hash-pinned requirements file is pip's input only: a failed
-    // change leaves nothing behind.
-    drop_requirements(root)?;
-    if let Err(e) = installed {
-        state.pending_restart = owed;
-        return Ok(Some(Status::blocked(format!(
-            "{e:#}; fix the index or juju config magnum-capi driver-version=<version>"
-        ))));
-    }
-    let check = pip::import_check()?;
-    let Some(problem) = check.problem() else {
-        tracing::info!("driver loads: {}", check.entry_point.unwrap_or_default());
-        if matches!(d.driver_source, DriverSource::Wheels { .. }) {
-            keep_wheel(root, ids, state)?;
-        }
-        state.installed_wheel_sha256 = match &d.driver_source {
-            DriverSource::Wheels { sha256 } => Some(sha256.clone()),
-            DriverSource::Index { sha256, .. } => sha256.clone(),
-        };
-        return Ok(None);
-    };
-    // Do not go on to restart magnum onto a driver that cannot load, on
-    // this hook or the next: put back the driver the services run, and
-    // wait for a different desired state.
-    let mut put_back = String::new();
-    if let Some(prev) = o.driver_version.as_deref().filter(|v| *v != d.driver_version) {
-        let source = match &d.driver_source {
-            DriverSource::Index { url, .. } => DriverSource::Index {
-                url: url.clone(),
-                sha256: crate::plan::compat::release(prev).map(|r| r.wheel_sha256.to_string()),
-            },
-            wheels => wheels.clone(),
-        };
-        let put = pip_args(root, ids, prev, &source, false).and_then(|a| pip::install(&a, &d.pip_env));
-        drop_requirements(root)?;
-        match put {
-            Ok(()) => {
-                crate::note!("put back magnum-capi-helm {prev}");
-                state.pending_restart = owed;
-            }
-            Err(e) => {
-                crate::note!(error: "could not put back magnum-capi-helm {prev}: {e:#}");
-                put_back = format!(" (and magnum-capi-helm {prev} could not be put back: the next hook retries)");
-            }
-        }
-    } else if o.driver_version.is_none() {
-        state.pending_restart = owed;
-    }
-    let status = Status::blocked(format!(
-        "{problem}{put_back}; fix: juju config magnum-capi driver-version=<a working version>"
-    ));
-    state.rejected = Some(Rejected {
-        fingerprint: d.fingerprint(),
-        status: status.clone(),
-    });
-    Ok(Some(status))
-}
-
-/// With other units: ask for the restart turn (once per change), and wait
-/// for it. `Some(status)` when this unit must not restart now: queued, or
-/// the roll halted on this very change (then this unit's new files are put
-/// back: it keeps the config it runs).
-fn await_turn(
-    root: &Root,
-    tools: &HookTools,
-    o: &Observed,
-    d: &Desired,
-    state: &mut State,
-    p: &mut Peers,
-) -> Result<Option<Status>> {
-    let fingerprint = d.fingerprint();
-    let nonce = match &state.restart_nonce {
-        Some(n) if rolling::change_of(n) == fingerprint => n.clone(),
-        _ => {
-            let n = format!("{fingerprint}-{}", crate::clock::epoch_secs());
-            p.set(tools, &[(rolling::REQUEST, n.as_str()), (rolling::FAILED, "")])?;
-            state.restart_nonce = Some(n.clone());
-            state.save(root, (o.root_uid, o.root_gid))?;
-            p.lead(tools)?;
-            n
-        }
-    };
-    if let Some(halt) = rolling::halted_on(&p.view.app, &nonce).map(str::to_string) {
-        put_back(root, state.last_good_files(root)?)?;
+    /// Put back the last good files, restart on them, and remember the
+    /// change that failed so the next hook does not try it again.
+    fn rollback(&self, d: &Desired, state: &mut State, verdict: Verdict) -> Result<Status> {
+        crate::note!(error: "restart unhealthy: {}; rolling back", verdict.problem);
+        put_back(self.root, state.last_good_files(self.root)?)?;
         systemd::daemon_reload()?;
-        p.set(tools, &[(rolling::REQUEST, "")])?;
-        state.restart_nonce = None;
+        systemd::reset_failed(&SERVICES);
+        // On the last good files; if even that is refused, say so (the next
+        // hooks do not retry the rejected change; update-status restarts a
+        // service that is down once the cause is fixed by hand).
+        let again = systemd::restart(&SERVICES).err().map(|e| format!("{e:#}"));
+        let status = health::rolled_back_status(&verdict, again.as_deref());
         state.pending_restart = false;
-        let status = Status::blocked(format!(
-            "rolling restart halted: {halt}; this unit keeps the config it runs: fix the change (juju config magnum-capi ...)"
-        ));
         state.rejected = Some(Rejected {
-            fingerprint,
+            fingerprint: d.fingerprint(),
             status: status.clone(),
         });
-        return Ok(Some(status));
+        Ok(status)
     }
-    if rolling::granted(&p.view.app, &p.me, &nonce) {
-        tracing::info!("rolling restart: {} has the turn", p.me);
-        return Ok(None);
-    }
-    state.leading = p.leader && p.rolling();
-    let holder = p
-        .view
-        .app
-        .get(rolling::GRANTED)
-        .cloned()
-        .unwrap_or_else(|| "the leader".into());
-    Ok(Some(Status::waiting(format!(
-        "restart queued: magnum units restart one at a time ({holder} goes first); new config written, takes effect at this unit's turn"
-    ))))
-}
 
-/// No peer in the restart relation, yet Juju is bringing up other units of
-/// this application (goal-state): during install the relation is not in
-/// the hook's context at all, and until they join it lists none of them.
-/// A bundle deploy onto running magnum units would otherwise restart all of
-/// them at once. `Some(status)`: the restart waits for the roll.
-fn not_alone(tools: &HookTools) -> Result<Option<Status>> {
-    let me = crate::peers::me();
-    // This subordinate's own principal (Juju sets JUJU_PRINCIPAL_UNIT).
-    let principal = std::env::var("JUJU_PRINCIPAL_UNIT").unwrap_or_default();
-    let others: Vec<String> = match tools.goal_state_units() {
-        Ok((units, principals)) => units
-            .into_iter()
-            .filter(|u| *u != me)
-            .chain(
-                principals
-                    .into_iter()
-                    .filter(|p| *p != principal)
-                    .map(|p| format!("the magnum-capi unit on {p}")),
-            )
-            .collect(),
-        Err(e) => {
-            tracing::warn!("goal-state failed ({e:#}): restarting as if this unit were alone");
-            return Ok(None);
+    /// The pip arguments that install `version` from `source`; `reinstall`
+    /// when that version is installed already (new bytes, same version).
+    fn pip_args(&self, version: &str, source: &DriverSource, reinstall: bool) -> Result<Vec<String>> {
+        let pip_v = pip_version(&site_dirs(self.root));
+        let mut args = match source {
+            DriverSource::Wheels { .. } => {
+                let mut dirs = vec![self.root.path(STAGED_WHEELS).to_string_lossy().into_owned()];
+                let kept = self.root.path(LAST_GOOD_WHEELS);
+                if kept.is_dir() {
+                    dirs.push(kept.to_string_lossy().into_owned());
+                }
+                pip::install_from_wheels_args(version, &dirs, pip_v.as_deref())
+            }
+            DriverSource::Index { url, sha256: Some(sha) } => {
+                let reqs = self.root.path(REQUIREMENTS);
+                files::write_atomic(
+                    &reqs,
+                    pip::requirements(version, sha).as_bytes(),
+                    0o600,
+                    self.ids.0,
+                    self.ids.1,
+                )?;
+                pip::install_pinned_args(&reqs.to_string_lossy(), url.as_deref(), pip_v.as_deref())
+            }
+            DriverSource::Index { url, sha256: None } => pip::install_args(version, url.as_deref(), pip_v.as_deref()),
+        };
+        if reinstall {
+            args.insert(1, "--force-reinstall".into());
         }
-    };
-    if others.is_empty() {
-        return Ok(None);
+        Ok(args)
     }
-    crate::note!(
-        "restart deferred: {} not in the restart relation yet",
-        others.join(", ")
-    );
-    Ok(Some(Status::waiting(format!(
-        "restart queued: {} deploying too, magnum units restart one at a time once they join; new config written, takes effect at this unit's turn",
-        others.join(", ")
-    ))))
+
+    /// The hash-pinned requirements file is pip's input only: a failed
+    /// change leaves nothing behind.
+    fn drop_requirements(&self) -> Result<()> {
+        files::remove(&self.root.path(REQUIREMENTS)).map(drop)
+    }
+
+    /// Keep a copy of the staged driver wheel that now installed and
+    /// loads, for a put-back after a later resource revision that does not
+    /// load.
+    fn keep_wheel(&self, state: &State) -> Result<()> {
+        let Some(file) = state
+            .resources
+            .as_ref()
+            .and_then(|r| r.wheel.as_ref())
+            .map(|w| w.file.clone())
+        else {
+            return Ok(());
+        };
+        let dir = self.root.path(LAST_GOOD_WHEELS);
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).with_context(|| format!("cannot clear {}", dir.display()))?;
+        }
+        files::ensure_dir(&dir, 0o700, self.ids.0, self.ids.1)?;
+        let bytes = std::fs::read(self.root.path(STAGED_WHEELS).join(&file))
+            .with_context(|| format!("cannot read the staged {file}"))?;
+        files::write_atomic(&dir.join(&file), &bytes, 0o600, self.ids.0, self.ids.1)
+    }
+
+    /// Install the desired driver and check that it loads. `Some(status)`
+    /// when the change failed; then the unit is as it was: pip failed
+    /// having changed nothing, or the new driver did not load and the one
+    /// before it was put back. Either way the restart this change would
+    /// have owed is given back (`owed`: what was owed before it), so the
+    /// applied config on the next hook finds nothing to do.
+    fn install_driver(&self, d: &Desired, state: &mut State, owed: bool) -> Result<Option<Status>> {
+        let args = self.pip_args(&d.driver_version, &d.driver_source, step::reinstall(self.o, d))?;
+        crate::note!("installing magnum-capi-helm {}", d.driver_version);
+        let installed = pip::install(&args, &d.pip_env);
+        self.drop_requirements()?;
+        if let Err(e) = installed {
+            state.pending_restart = owed;
+            return Ok(Some(step::pip_failed_status(&format!("{e:#}"))));
+        }
+        let check = pip::import_check()?;
+        let Some(problem) = check.problem() else {
+            tracing::info!("driver loads: {}", check.entry_point.unwrap_or_default());
+            if matches!(d.driver_source, DriverSource::Wheels { .. }) {
+                self.keep_wheel(state)?;
+            }
+            state.installed_wheel_sha256 = step::installed_sha256(d);
+            return Ok(None);
+        };
+        // Do not go on to restart magnum onto a driver that cannot load, on
+        // this hook or the next: put back the driver the services run, and
+        // wait for a different desired state.
+        let mut put_back_failed = None;
+        if let Some(prev) = step::put_back_version(self.o, d) {
+            let put = self
+                .pip_args(prev, &step::put_back_source(d, prev), false)
+                .and_then(|a| pip::install(&a, &d.pip_env));
+            self.drop_requirements()?;
+            match put {
+                Ok(()) => {
+                    crate::note!("put back magnum-capi-helm {prev}");
+                    state.pending_restart = owed;
+                }
+                Err(e) => {
+                    crate::note!(error: "could not put back magnum-capi-helm {prev}: {e:#}");
+                    put_back_failed = Some(prev);
+                }
+            }
+        } else if self.o.driver_version.is_none() {
+            state.pending_restart = owed;
+        }
+        let status = step::driver_failed_status(&problem, put_back_failed);
+        state.rejected = Some(Rejected {
+            fingerprint: d.fingerprint(),
+            status: status.clone(),
+        });
+        Ok(Some(status))
+    }
+
+    /// The desired state is on the unit and healthy: it becomes the last
+    /// good (rollback target) and what update-status compares with.
+    fn record_applied(&self, d: &Desired, state: &mut State) -> Result<()> {
+        let mut good: BTreeMap<String, Option<FileFacts>> = BTreeMap::new();
+        for f in &d.files {
+            good.insert(f.path.clone(), Some(f.facts()));
+        }
+        for p in &d.absent {
+            good.insert(p.clone(), None);
+        }
+        state.save_last_good(self.root, self.ids, &good)?;
+        state.applied = Some(Applied {
+            fingerprint: d.fingerprint(),
+            driver_version: d.driver_version.clone(),
+            conf_d: d.conf_d,
+        });
+        Ok(())
+    }
 }
 
 /// Put files back as stored: written with their owner and mode, or removed
@@ -713,33 +677,11 @@ fn put_back(root: &Root, stored: BTreeMap<String, Option<FileFacts>>) -> Result<
     Ok(())
 }
 
-/// The desired state is on the unit and healthy: it becomes the last good
-/// (rollback target) and what update-status compares with.
-fn record_applied(root: &Root, o: &Observed, d: &Desired, state: &mut State) -> Result<()> {
-    let mut good: BTreeMap<String, Option<FileFacts>> = BTreeMap::new();
-    for f in &d.files {
-        good.insert(f.path.clone(), Some(f.facts()));
-    }
-    for p in &d.absent {
-        good.insert(p.clone(), None);
-    }
-    state.save_last_good(root, (o.root_uid, o.root_gid), &good)?;
-    state.applied = Some(Applied {
-        fingerprint: d.fingerprint(),
-        driver_version: d.driver_version.clone(),
-        conf_d: Meta {
-            mode: d.conf_d.mode,
-            uid: d.conf_d.uid,
-            gid: d.conf_d.gid,
-        },
-    });
-    Ok(())
-}
-
 /// The stamps to keep after a hook: none unless the unit ended settled.
 /// When nothing the hook observed has changed since (it changed nothing),
 /// its own stamps; otherwise the unit is observed again and stamped, if it
-/// is as the charm applied it.
+/// is as the charm applied it (`health::unit_fine`, without asking systemd:
+/// the hook just did).
 fn restamp(root: &Root, seen: Watch, state: &State) -> Result<Option<Watch>> {
     if !state.settled() {
         return Ok(None);
@@ -749,7 +691,8 @@ fn restamp(root: &Root, seen: Watch, state: &State) -> Result<Option<Watch>> {
     }
     let mut now = observe(root)?;
     state.complete(root, &mut now);
-    Ok(as_applied(root, &now, state)?.then_some(now.watch))
+    let fine = health::unit_fine(true, as_applied(root, &now, state)?, None);
+    Ok(fine.then_some(now.watch))
 }
 
 /// update-status when the stamps did not hold: the unit is exactly as last
@@ -758,70 +701,33 @@ fn restamp(root: &Root, seen: Watch, state: &State) -> Result<Option<Watch>> {
 /// takes the full path, secret-get included, so a unit waiting for a grant
 /// retries.
 fn still_converged(root: &Root, o: &Observed, state: &State) -> Result<bool> {
-    if !state.settled() || !as_applied(root, o, state)? {
+    let settled = state.settled();
+    if !settled || !as_applied(root, o, state)? {
         return Ok(false);
     }
-    let states = systemd::show(root, &SERVICES)?;
-    Ok(services_steady(&states, &state.n_restarts))
+    let states = services::show(root, &SERVICES)?;
+    Ok(health::unit_fine(settled, true, Some((&states, &state.n_restarts))))
 }
 
-/// The observed unit is as the charm last applied it: driver, helm, the
-/// conf.d directory and every managed file.
+/// The observed unit is as the charm last applied it (`health::drift`).
 fn as_applied(root: &Root, o: &Observed, state: &State) -> Result<bool> {
     let Some(applied) = &state.applied else {
         return Ok(false);
     };
-    if o.driver_version.as_deref() != Some(&applied.driver_version) {
-        return Ok(false);
-    }
-    if state.helm.is_some() && !o.helm_intact {
-        tracing::info!(
-            "{} changed since the charm installed it: repairing",
-            crate::plan::paths::HELM
-        );
-        return Ok(false);
-    }
-    let m = applied.conf_d;
-    if o.conf_d
-        != Some(DirFacts {
-            mode: m.mode,
-            uid: m.uid,
-            gid: m.gid,
-        })
-    {
-        return Ok(false);
-    }
     let good = state.last_good_files(root)?;
-    if good.iter().any(|(path, facts)| o.files.get(path) != Some(facts)) {
-        tracing::info!("managed files drifted from what was applied: repairing");
-        return Ok(false);
+    let drift = health::drift(
+        o,
+        &health::Applied {
+            driver_version: &applied.driver_version,
+            conf_d: applied.conf_d,
+            helm: state.helm.is_some(),
+            files: &good,
+        },
+    );
+    match drift {
+        Some(Drift::Helm) => tracing::info!("{HELM} changed since the charm installed it: repairing"),
+        Some(Drift::Files) => tracing::info!("managed files drifted from what was applied: repairing"),
+        _ => {}
     }
-    Ok(true)
-}
-
-/// Put back the last good files, restart on them, and remember the change
-/// that failed so the next hook does not try it again.
-fn rollback(root: &Root, o: &Observed, d: &Desired, state: &mut State, verdict: health::Verdict) -> Result<Status> {
-    crate::note!(error: "restart unhealthy: {}; rolling back", verdict.problem);
-    put_back(root, state.last_good_files(root)?)?;
-    systemd::daemon_reload()?;
-    systemd::reset_failed(&SERVICES);
-    // On the last good files; if even that is refused, say so (the next
-    // hooks do not retry the rejected change; update-status restarts a
-    // service that is down once the cause is fixed by hand).
-    let again = match systemd::restart(&SERVICES) {
-        Ok(()) => String::new(),
-        Err(e) => format!(" (and restarting on it failed too: {e:#})"),
-    };
-    let _ = o;
-    let status = Status::blocked(format!(
-        "restart unhealthy, rolled back to the last good config{again}: {}; fix: {}",
-        verdict.problem, verdict.fix
-    ));
-    state.pending_restart = false;
-    state.rejected = Some(Rejected {
-        fingerprint: d.fingerprint(),
-        status: status.clone(),
-    });
-    Ok(status)
+    Ok(drift.is_none())
 }

@@ -8,16 +8,16 @@ use std::time::Duration;
 
 use anyhow::Result;
 
-use crate::apply::{files, health, pip, systemd};
+use crate::apply::{files, pip, systemd};
 use crate::event::Event;
 use crate::juju::{HookTools, Status};
 use crate::plan::paths::{CAPI_CONF, HELM, KUBECONFIG, SERVICES, STATE_DIR};
 use crate::plan::render::strip_block;
 use crate::plan::settings::{Proxy, Settings};
 use crate::plan::{is_runbook_override, managed_dirs, Observed};
-use crate::state::{store_files, Meta, Prestate, State};
+use crate::state::{store_files, Prestate, State};
 use crate::unit::observe::{dir_facts, observe, pip_version, site_dirs};
-use crate::unit::Root;
+use crate::unit::{services, Root};
 
 /// The unit before the charm's first change; its files are copied into the
 /// state directory. Logs what it takes over from a hand-made setup.
@@ -27,16 +27,9 @@ pub fn capture(root: &Root, o: &Observed) -> Result<Prestate> {
     let mut dirs = BTreeMap::new();
     for d in managed_dirs() {
         let facts = dir_facts(&root.path(&d))?;
-        dirs.insert(
-            d,
-            facts.map(|f| Meta {
-                mode: f.mode,
-                uid: f.uid,
-                gid: f.gid,
-            }),
-        );
+        dirs.insert(d, facts);
     }
-    let services = systemd::show(root, &SERVICES)
+    let services = services::show(root, &SERVICES)
         .map(|states| {
             states
                 .into_iter()
@@ -183,7 +176,7 @@ pub fn restore(event: &Event, root: &Root, tools: &HookTools) -> Result<()> {
             .filter(|s| pre.services.get(*s).is_none_or(|a| a != "inactive"))
             .collect();
         if !running.is_empty() {
-            let since = systemd::journal_mark(root, &running);
+            let since = services::journal_mark(root, &running);
             systemd::reset_failed(&running);
             systemd::restart(&running)?;
             let settle = tools
@@ -191,7 +184,7 @@ pub fn restore(event: &Event, root: &Root, tools: &HookTools) -> Result<()> {
                 .ok()
                 .and_then(|raw| Settings::parse(&raw).ok())
                 .map_or(10, |s| s.restart_settle_seconds);
-            if let Some(v) = health::watch(root, &running, Duration::from_secs(settle), &since)? {
+            if let Some(v) = services::settle(root, &running, Duration::from_secs(settle), &since)? {
                 crate::note!(error: "after restoring the unit: {}; fix: {}", v.problem, v.fix);
             }
         }

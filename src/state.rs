@@ -198,12 +198,8 @@ pub struct Rejected {
     pub status: Status,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Meta {
-    pub mode: u32,
-    pub uid: u32,
-    pub gid: u32,
-}
+/// A file's or directory's mode and owner, as stored.
+pub type Meta = crate::plan::DirFacts;
 
 fn stored_name(path: &str) -> String {
     path.trim_start_matches('/').replace('/', "%")
@@ -253,6 +249,18 @@ impl State {
                     })
                 }
             },
+        }
+    }
+
+    /// What the next step depends on (plan::step).
+    pub fn memory(&self) -> crate::plan::step::Memory<'_> {
+        crate::plan::step::Memory {
+            applied: self.applied.as_ref().map(|a| a.fingerprint.as_str()),
+            rejected: self.rejected.as_ref().map(|r| (r.fingerprint.as_str(), &r.status)),
+            pending_restart: self.pending_restart,
+            waiting_turn: self.restart_nonce.is_some(),
+            leading: self.leading,
+            resources_fetched: self.resources.is_some() && !self.refetch_resources,
         }
     }
 

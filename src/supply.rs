@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::apply::files::{ensure_dir, write_atomic};
-use crate::juju::HookTools;
+use crate::juju::{HookTools, Stop};
 use crate::plan::artifact::{self, Kind};
 use crate::plan::paths::{STAGED_HELM, STAGED_WHEELS, STATE_DIR};
 use crate::unit::Root;
@@ -55,26 +55,20 @@ fn read_resource(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("cannot read resource {}", path.display()))
 }
 
-/// `resource-get` both resources and stage them. The inner error is a
-/// blocked message about a resource (wrong kind, wrong arch, no driver in
-/// the wheelhouse); the outer one a failure to run or write.
-pub fn fetch(tools: &HookTools, root: &Root, ids: (u32, u32)) -> Result<std::result::Result<Resources, String>> {
+/// `resource-get` both resources and stage them. `Stop::Report`: a blocked
+/// status about a resource (not downloaded, wrong kind, wrong arch, no
+/// driver in the wheelhouse); `Stop::Failed`: a failure to run or write.
+pub fn fetch(tools: &HookTools, root: &Root, ids: (u32, u32)) -> Result<Resources, Stop> {
     // Both first: a resource the controller failed to download is not a
     // resource that was never attached. Then nothing staged is touched and
     // nothing installed changes; the status names it, the next hook retries.
-    let get = |name: &str| -> Result<std::result::Result<Option<std::path::PathBuf>, String>> {
-        Ok(tools.resource_get(name)?.map_err(|why| {
-            format!("{name} resource: {why}; nothing was changed, the next hook tries again (juju resources magnum-capi; juju attach-resource magnum-capi {name}=<file>)")
-        }))
+    let get = |name: &str| -> Result<Option<std::path::PathBuf>, Stop> {
+        tools.resource_get(name)?.map_err(|why| {
+            Stop::blocked(format!("{name} resource: {why}; nothing was changed, the next hook tries again (juju resources magnum-capi; juju attach-resource magnum-capi {name}=<file>)"))
+        })
     };
-    let wheel_path = match get("driver-wheel")? {
-        Ok(p) => p,
-        Err(message) => return Ok(Err(message)),
-    };
-    let helm_path = match get("helm")? {
-        Ok(p) => p,
-        Err(message) => return Ok(Err(message)),
-    };
+    let wheel_path = get("driver-wheel")?;
+    let helm_path = get("helm")?;
     let mut res = Resources::default();
     ensure_dir(&root.path(STATE_DIR), 0o700, ids.0, ids.1)?;
     let wheels = root.path(STAGED_WHEELS);
@@ -85,38 +79,32 @@ pub fn fetch(tools: &HookTools, root: &Root, ids: (u32, u32)) -> Result<std::res
         let bytes = read_resource(&path)?;
         ensure_dir(&root.path(format!("{STATE_DIR}/resources")), 0o700, ids.0, ids.1)?;
         ensure_dir(&wheels, 0o700, ids.0, ids.1)?;
-        match stage_wheels(&bytes, &wheels, ids)? {
-            Ok(w) => res.wheel = Some(w),
-            Err(message) => return Ok(Err(format!("driver-wheel resource: {message}"))),
-        }
+        res.wheel = Some(stage_wheels(&bytes, &wheels, ids).map_err(|s| s.prefixed("driver-wheel resource: "))?);
     }
     if let Some(path) = helm_path {
         let bytes = read_resource(&path)?;
-        let helm = match helm_binary(&bytes)? {
-            Ok(h) => h,
-            Err(message) => return Ok(Err(format!("helm resource: {message}"))),
-        };
+        let helm = helm_binary(&bytes).map_err(|s| s.prefixed("helm resource: "))?;
         ensure_dir(&root.path(format!("{STATE_DIR}/resources")), 0o700, ids.0, ids.1)?;
         write_atomic(&root.path(STAGED_HELM), &helm, 0o700, ids.0, ids.1)?;
         res.helm = Some(StagedHelm { sha256: sha256(&helm) });
     }
-    Ok(Ok(res))
+    Ok(res)
 }
 
 /// A wheel, or a .zip/.tar.gz of wheels: stage every wheel under its pip
 /// name and describe the magnum-capi-helm one.
-fn stage_wheels(bytes: &[u8], dir: &Path, ids: (u32, u32)) -> Result<std::result::Result<StagedWheel, String>> {
+fn stage_wheels(bytes: &[u8], dir: &Path, ids: (u32, u32)) -> Result<StagedWheel, Stop> {
     let mut wheels: Vec<(String, Vec<u8>)> = Vec::new();
     match artifact::sniff(bytes) {
         Kind::Zip => {
             let Ok(mut zip) = zip::ZipArchive::new(std::io::Cursor::new(bytes)) else {
-                return Ok(Err("not a readable zip file".into()));
+                return Err(Stop::blocked("not a readable zip file"));
             };
             let names: Vec<String> = zip.file_names().map(str::to_string).collect();
             if names.iter().any(|n| n.ends_with(".dist-info/WHEEL")) {
                 // A single wheel: its name comes from its own metadata.
                 let Some((name, version)) = artifact::wheel_identity(names.iter().map(String::as_str)) else {
-                    return Ok(Err("a wheel without a .dist-info directory".into()));
+                    return Err(Stop::blocked("a wheel without a .dist-info directory"));
                 };
                 let wheel_meta = names
                     .iter()
@@ -129,22 +117,22 @@ fn stage_wheels(bytes: &[u8], dir: &Path, ids: (u32, u32)) -> Result<std::result
                     .map(|mut f| f.read_to_string(&mut text))
                     .is_err()
                 {
-                    return Ok(Err("the wheel's WHEEL file is unreadable".into()));
+                    return Err(Stop::blocked("the wheel's WHEEL file is unreadable"));
                 }
                 let Some(file) = artifact::wheel_file_name(&name, &version, &text) else {
-                    return Ok(Err("the wheel's WHEEL file has no usable Tag".into()));
+                    return Err(Stop::blocked("the wheel's WHEEL file has no usable Tag"));
                 };
                 wheels.push((file, bytes.to_vec()));
             } else {
                 for i in 0..zip.len() {
                     let Ok(mut entry) = zip.by_index(i) else {
-                        return Ok(Err("a damaged zip entry".into()));
+                        return Err(Stop::blocked("a damaged zip entry"));
                     };
                     let name = entry.name().to_string();
                     if let Some(leaf) = artifact::safe_leaf(&name).filter(|l| l.ends_with(".whl")) {
                         let mut data = Vec::new();
                         if entry.read_to_end(&mut data).is_err() {
-                            return Ok(Err(format!("cannot unpack {name}")));
+                            return Err(Stop::blocked(format!("cannot unpack {name}")));
                         }
                         wheels.push((leaf.to_string(), data));
                     }
@@ -154,11 +142,11 @@ fn stage_wheels(bytes: &[u8], dir: &Path, ids: (u32, u32)) -> Result<std::result
         Kind::Gzip => {
             let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(bytes));
             let Ok(entries) = tar.entries() else {
-                return Ok(Err("not a readable .tar.gz".into()));
+                return Err(Stop::blocked("not a readable .tar.gz"));
             };
             for entry in entries {
                 let Ok(mut entry) = entry else {
-                    return Ok(Err("a damaged .tar.gz".into()));
+                    return Err(Stop::blocked("a damaged .tar.gz"));
                 };
                 if !entry.header().entry_type().is_file() {
                     continue;
@@ -170,13 +158,17 @@ fn stage_wheels(bytes: &[u8], dir: &Path, ids: (u32, u32)) -> Result<std::result
                 if let Some(leaf) = artifact::safe_leaf(&name).filter(|l| l.ends_with(".whl")) {
                     let mut data = Vec::new();
                     if entry.read_to_end(&mut data).is_err() {
-                        return Ok(Err(format!("cannot unpack {name}")));
+                        return Err(Stop::blocked(format!("cannot unpack {name}")));
                     }
                     wheels.push((leaf.to_string(), data));
                 }
             }
         }
-        _ => return Ok(Err("neither a wheel (.whl) nor a wheelhouse (.tar.gz or .zip)".into())),
+        _ => {
+            return Err(Stop::blocked(
+                "neither a wheel (.whl) nor a wheelhouse (.tar.gz or .zip)",
+            ))
+        }
     }
     let mut driver = None;
     for (file, data) in &wheels {
@@ -191,25 +183,25 @@ fn stage_wheels(bytes: &[u8], dir: &Path, ids: (u32, u32)) -> Result<std::result
             });
         }
     }
-    Ok(driver.ok_or_else(|| format!("no magnum-capi-helm wheel in it ({} wheels)", wheels.len())))
+    driver.ok_or_else(|| Stop::blocked(format!("no magnum-capi-helm wheel in it ({} wheels)", wheels.len())))
 }
 
 /// A static helm v3 binary, or helm's `helm-vX-linux-<arch>.tar.gz`, for
 /// this unit's architecture.
-fn helm_binary(bytes: &[u8]) -> Result<std::result::Result<Vec<u8>, String>> {
+fn helm_binary(bytes: &[u8]) -> Result<Vec<u8>, Stop> {
     let ours = artifact::our_arch();
     let binary = match artifact::sniff(bytes) {
         Kind::Elf => bytes.to_vec(),
         Kind::Gzip => {
             let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(bytes));
             let Ok(entries) = tar.entries() else {
-                return Ok(Err("not a readable .tar.gz".into()));
+                return Err(Stop::blocked("not a readable .tar.gz"));
             };
             let mut found = None;
             let mut arches = Vec::new();
             for entry in entries {
                 let Ok(mut entry) = entry else {
-                    return Ok(Err("a damaged .tar.gz".into()));
+                    return Err(Stop::blocked("a damaged .tar.gz"));
                 };
                 let name = entry
                     .path()
@@ -225,7 +217,7 @@ fn helm_binary(bytes: &[u8]) -> Result<std::result::Result<Vec<u8>, String>> {
                     if arch == ours {
                         let mut data = Vec::new();
                         if entry.read_to_end(&mut data).is_err() {
-                            return Ok(Err(format!("cannot unpack {name}")));
+                            return Err(Stop::blocked(format!("cannot unpack {name}")));
                         }
                         found = Some(data);
                     } else {
@@ -236,19 +228,21 @@ fn helm_binary(bytes: &[u8]) -> Result<std::result::Result<Vec<u8>, String>> {
             match found {
                 Some(b) => b,
                 None if !arches.is_empty() => {
-                    return Ok(Err(format!(
+                    return Err(Stop::blocked(format!(
                         "the tarball is for linux-{}, this unit is linux-{ours}: attach helm-vX-linux-{ours}.tar.gz",
                         arches.join(", linux-")
                     )))
                 }
-                None => return Ok(Err("no linux-<arch>/helm in the tarball".into())),
+                None => return Err(Stop::blocked("no linux-<arch>/helm in the tarball")),
             }
         }
-        _ => return Ok(Err("neither a helm binary nor a helm-vX-linux-<arch>.tar.gz".into())),
+        _ => return Err(Stop::blocked("neither a helm binary nor a helm-vX-linux-<arch>.tar.gz")),
     };
     match artifact::elf_arch(&binary) {
-        Some(a) if a == ours => Ok(Ok(binary)),
-        Some(a) => Ok(Err(format!("the helm binary is for {a}, this unit is {ours}"))),
-        None => Ok(Err("the helm in it is not an ELF executable".into())),
+        Some(a) if a == ours => Ok(binary),
+        Some(a) => Err(Stop::blocked(format!(
+            "the helm binary is for {a}, this unit is {ours}"
+        ))),
+        None => Err(Stop::blocked("the helm in it is not an ELF executable")),
     }
 }

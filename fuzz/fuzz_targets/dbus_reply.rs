@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use magnum_capi::apply::dbus::wire::{Message, Reader};
+use magnum_capi::unit::dbus::wire::{Message, Reader};
 
 fuzz_target!(|data: &[u8]| {
     let mut r = Reader::new(data);

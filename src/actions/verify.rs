@@ -12,7 +12,6 @@ use anyhow::{Context, Result};
 use serde::Deserialize;
 
 use super::check::{self, Check};
-use crate::apply::systemd::{self, ServiceState};
 use crate::clients::kube::Kube;
 use crate::converge::desired_state;
 use crate::event::Event;
@@ -22,6 +21,7 @@ use crate::plan::red_flags::first_red_flag;
 use crate::plan::settings::{ServiceOverride, Settings, DRIVER_ENTRY_POINT};
 use crate::plan::{compat, ini, kubeconfig, render, x509, Desired, Observed};
 use crate::unit::observe::observe;
+use crate::unit::services::{self as systemd, ServiceState};
 use crate::unit::{Accounts, Root};
 
 /// The management cluster gets this long, once: a dead server costs it
@@ -132,15 +132,19 @@ pub fn run(root: &Root, tools: &HookTools) -> Result<()> {
     let mut o = observe(root)?;
     state.complete(root, &mut o);
     let services_before = systemd::show(root, &SERVICES).ok();
-    let desired = desired_state(
-        &Event::Action(crate::event::Action::Verify),
-        tools,
-        &o,
-        &state.resource_facts(),
-    )?;
+    let desired = match crate::plan::principal_missing(&o) {
+        Some(waiting) => Err(crate::juju::Stop::Report(waiting)),
+        None => desired_state(
+            &Event::Action(crate::event::Action::Verify),
+            tools,
+            &o,
+            &state.resource_facts(),
+        ),
+    };
     let (settings, desired) = match desired {
         Ok((s, d)) => (Some(s), Some(d)),
-        Err(status) => {
+        Err(crate::juju::Stop::Failed(e)) => return Err(e),
+        Err(crate::juju::Stop::Report(status)) => {
             v.record(Check::fail(
                 "configuration",
                 status.message.clone(),

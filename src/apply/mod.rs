@@ -1,9 +1,9 @@
-//! The imperative shell: the only code that changes the unit. Atomic file
-//! writes, pip and the python import check, systemd, health and rollback.
+//! The imperative shell's hands: the only code that changes the unit.
+//! Atomic file writes (`files`), helm's version once installed (`helm`), pip and the import check that judges the
+//! install just made (`pip`), systemd's verbs (`systemd`: daemon-reload,
+//! restart, reset-failed). Reading the unit is `unit`; deciding is `plan`.
 
-pub mod dbus;
 pub mod files;
-pub mod health;
+pub mod helm;
 pub mod pip;
-mod systemctl;
 pub mod systemd;

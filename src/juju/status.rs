@@ -90,3 +90,35 @@ mod tests {
         assert_eq!(Status::active("a\r\n\nb").message, "a; b");
     }
 }
+
+/// Why a hook stops short of the desired unit. Callers branch on the
+/// kind; the text is only made into a status at the edge (converge::run).
+#[derive(Debug)]
+pub enum Stop {
+    /// The operator's to act on (waiting for magnum, bad input, a refused
+    /// change): this status says what. Nothing broke.
+    Report(Status),
+    /// Something failed (a hook tool, the filesystem, systemd): logged as
+    /// an error and reported blocked; the next hook retries.
+    Failed(anyhow::Error),
+}
+
+impl From<anyhow::Error> for Stop {
+    fn from(e: anyhow::Error) -> Stop {
+        Stop::Failed(e)
+    }
+}
+
+impl Stop {
+    pub fn blocked(message: impl Into<String>) -> Stop {
+        Stop::Report(Status::blocked(message))
+    }
+
+    /// The same stop, its reported message prefixed (`"helm resource: "`).
+    pub fn prefixed(self, prefix: &str) -> Stop {
+        match self {
+            Stop::Report(s) => Stop::Report(Status::new(s.kind, format!("{prefix}{}", s.message))),
+            failed => failed,
+        }
+    }
+}

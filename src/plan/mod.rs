@@ -6,6 +6,7 @@ pub mod artifact;
 pub mod base64;
 pub mod compat;
 pub mod credentials;
+pub mod health;
 pub mod ini;
 pub mod kubeconfig;
 pub mod paths;
@@ -13,6 +14,7 @@ pub mod red_flags;
 pub mod render;
 pub mod rolling;
 pub mod settings;
+pub mod step;
 pub mod x509;
 
 use std::collections::BTreeMap;
@@ -30,8 +32,9 @@ pub struct FileFacts {
     pub gid: u32,
 }
 
-/// A directory as found on the unit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A directory's mode and owner: as found on the unit, as desired
+/// (`DirSpec`), and as the charm's state remembers it (`state::Meta`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DirFacts {
     pub mode: u32,
     pub uid: u32,
@@ -130,12 +133,8 @@ impl FileSpec {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DirSpec {
-    pub mode: u32,
-    pub uid: u32,
-    pub gid: u32,
-}
+/// A directory as it should be.
+pub type DirSpec = DirFacts;
 
 /// The state the unit should be in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -599,12 +598,7 @@ pub fn diff(d: &Desired, o: &Observed) -> Changes {
             .helm
             .as_ref()
             .is_some_and(|sha| o.installed_helm_sha256.as_ref() != Some(sha) || !o.helm_intact),
-        fix_conf_d: o.conf_d
-            != Some(DirFacts {
-                mode: d.conf_d.mode,
-                uid: d.conf_d.uid,
-                gid: d.conf_d.gid,
-            }),
+        fix_conf_d: o.conf_d != Some(d.conf_d),
         ..Changes::default()
     };
     for f in &d.files {
@@ -624,4 +618,4 @@ pub fn diff(d: &Desired, o: &Observed) -> Changes {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

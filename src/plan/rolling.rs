@@ -123,6 +123,45 @@ pub fn halted_on<'a>(app: &'a Data, nonce: &str) -> Option<&'a str> {
     get(app, HALTED).filter(|_| get(app, HALTED_CHANGE) == Some(change_of(nonce)))
 }
 
+/// This unit's restart request for the change `fingerprint`: `None` keeps
+/// the one it made (`current`, same change); `Some(new)` is a new request
+/// (`<change>-<epoch>`), written to the relation before waiting.
+pub fn request(current: Option<&str>, fingerprint: &str, now: u64) -> Option<String> {
+    match current {
+        Some(n) if change_of(n) == fingerprint => None,
+        _ => Some(format!("{fingerprint}-{now}")),
+    }
+}
+
+/// Where this unit stands in the roll for its request `nonce`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Turn {
+    /// The roll halted on this very change: put this unit's new files back,
+    /// keep the config it runs, report this status.
+    Halted(crate::juju::Status),
+    /// Restart now.
+    Go,
+    /// Wait for the turn (the new files are written): report this status.
+    Queued(crate::juju::Status),
+}
+
+/// May this unit restart now, must it wait, or did the roll halt on its
+/// change?
+pub fn turn(app: &Data, me: &str, nonce: &str) -> Turn {
+    if let Some(halt) = halted_on(app, nonce) {
+        return Turn::Halted(crate::juju::Status::blocked(format!(
+            "rolling restart halted: {halt}; this unit keeps the config it runs: fix the change (juju config magnum-capi ...)"
+        )));
+    }
+    if granted(app, me, nonce) {
+        return Turn::Go;
+    }
+    let holder = get(app, GRANTED).unwrap_or("the leader");
+    Turn::Queued(crate::juju::Status::waiting(format!(
+        "restart queued: magnum units restart one at a time ({holder} goes first); new config written, takes effect at this unit's turn"
+    )))
+}
+
 /// Apply the leader's writes to a view (as Juju would after relation-set).
 pub fn apply_writes(app: &mut Data, writes: &[(&'static str, String)]) {
     for (k, v) in writes {
@@ -136,6 +175,37 @@ pub fn apply_writes(app: &mut Data, writes: &[(&'static str, String)]) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_request_is_made_once_per_change() {
+        assert_eq!(request(None, "abc", 7).as_deref(), Some("abc-7"));
+        assert_eq!(request(Some("abc-5"), "abc", 7), None);
+        assert_eq!(request(Some("old-5"), "abc", 7).as_deref(), Some("abc-7"));
+    }
+
+    #[test]
+    fn the_turn_is_halted_granted_or_queued() {
+        let mut app = Data::new();
+        assert_eq!(
+            turn(&app, "magnum-capi/1", "abc-7"),
+            Turn::Queued(crate::juju::Status::waiting(
+                "restart queued: magnum units restart one at a time (the leader goes first); new config written, takes effect at this unit's turn"
+            ))
+        );
+        app.insert(GRANTED.into(), "magnum-capi/1".into());
+        app.insert(GRANT_NONCE.into(), "abc-7".into());
+        assert_eq!(turn(&app, "magnum-capi/1", "abc-7"), Turn::Go);
+        assert!(
+            matches!(turn(&app, "magnum-capi/2", "abc-9"), Turn::Queued(s) if s.message.contains("(magnum-capi/1 goes first)"))
+        );
+        app.insert(HALTED.into(), "magnum-capi/0 failed".into());
+        app.insert(HALTED_CHANGE.into(), "abc".into());
+        assert!(
+            matches!(turn(&app, "magnum-capi/1", "abc-7"), Turn::Halted(s) if s.message.starts_with("rolling restart halted: magnum-capi/0 failed;"))
+        );
+        // Halted on another change: this one waits.
+        assert!(matches!(turn(&app, "magnum-capi/1", "def-8"), Turn::Queued(_)));
+    }
+
     use super::*;
 
     fn view(units: &[(&str, &[(&str, &str)])], app: &[(&str, &str)], now: u64) -> View {

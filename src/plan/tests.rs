@@ -4,7 +4,7 @@
 use super::*;
 use serde_json::json;
 
-fn healthy_unit() -> Observed {
+pub(crate) fn healthy_unit() -> Observed {
     let mut o = Observed {
         root_uid: 0,
         root_gid: 0,
@@ -36,15 +36,22 @@ fn kube() -> Kubeconfig {
     }
 }
 
+/// Magnum on the unit (for the other modules' tests).
+pub(crate) fn observed_magnum() -> Observed {
+    healthy_unit()
+}
+
+/// A desired state from the default config (for the other modules' tests).
+pub(crate) fn desired_for_tests() -> Desired {
+    let o = healthy_unit();
+    desired(&settings(json!({})), kube(), &o, &ResourceFacts::default()).unwrap()
+}
+
 /// Make the observed unit look as if `d` had been applied.
 fn applied(o: &Observed, d: &Desired) -> Observed {
     let mut o = o.clone();
     o.driver_version = Some(d.driver_version.clone());
-    o.conf_d = Some(DirFacts {
-        mode: d.conf_d.mode,
-        uid: d.conf_d.uid,
-        gid: d.conf_d.gid,
-    });
+    o.conf_d = Some(d.conf_d);
     for f in &d.files {
         o.files.insert(f.path.clone(), Some(f.facts()));
     }

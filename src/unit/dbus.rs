@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
-use super::systemctl::ServiceState;
+use crate::plan::health::ServiceState;
 use crate::unit::Root;
 
 const SYSTEMD: &str = "org.freedesktop.systemd1";

@@ -1,43 +1,43 @@
-//! systemd through `systemctl` and `journalctl` found on PATH (the verbs,
-//! and the fallback for unit state when D-Bus is unreachable).
+//! The services as systemd shows them, read only: their state over D-Bus
+//! (unit::dbus, no spawn), falling back to one `systemctl show` when the
+//! bus cannot be reached; systemd's invocation links; the journal through
+//! `journalctl`; and the watch of a restart through its settle window.
+//! The verbs that change them (restart, daemon-reload) are in
+//! apply::systemd; what the readings mean is decided in plan::health.
 
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-/// What `systemctl show` says of one service.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ServiceState {
-    pub id: String,
-    pub active_state: String,
-    pub sub_state: String,
-    pub result: String,
-    pub n_restarts: u32,
-    pub exec_main_start_monotonic: u64,
-}
-
-impl ServiceState {
-    /// Running or on its way (starting, reloading): not down.
-    pub fn up(&self) -> bool {
-        matches!(self.active_state.as_str(), "active" | "activating" | "reloading")
-    }
-}
+use super::dbus;
+use super::Root;
+pub use crate::plan::health::ServiceState;
+use crate::plan::health::{self, Verdict};
 
 pub const SHOW_PROPERTIES: &str = "Id,ActiveState,SubState,Result,NRestarts,ExecMainStartTimestampMonotonic";
 
-fn run(program: &str, args: &[&str]) -> Result<String> {
-    let changes = matches!(args.first(), Some(&("daemon-reload" | "restart" | "reset-failed")));
-    if changes {
-        crate::fault::point(args[0]);
+/// Set once D-Bus failed in this process: later calls go straight to
+/// systemctl, and the fallback is logged once.
+static DBUS_DOWN: AtomicBool = AtomicBool::new(false);
+
+/// Each service's state, in the order asked.
+pub fn show(root: &Root, services: &[&str]) -> Result<Vec<ServiceState>> {
+    if !DBUS_DOWN.load(Ordering::Relaxed) {
+        match dbus::show(root, services, dbus::Detail::Full) {
+            Ok(states) => return Ok(states),
+            Err(e) => {
+                DBUS_DOWN.store(true, Ordering::Relaxed);
+                tracing::info!("systemd over D-Bus unavailable ({e:#}); using systemctl show");
+            }
+        }
     }
-    let out = run_unfaulted(program, args);
-    if changes {
-        crate::fault::point(&format!("{}:done", args[0]));
-    }
-    out
+    systemctl_show(services)
 }
 
-fn run_unfaulted(program: &str, args: &[&str]) -> Result<String> {
+/// A reader: systemctl show, journalctl.
+fn run(program: &str, args: &[&str]) -> Result<String> {
     let out = Command::new(program)
         .args(args)
         .stdin(Stdio::null())
@@ -82,7 +82,7 @@ fn units(services: &[&str]) -> Vec<String> {
     services.iter().map(|s| format!("{s}.service")).collect()
 }
 
-pub fn show(services: &[&str]) -> Result<Vec<ServiceState>> {
+fn systemctl_show(services: &[&str]) -> Result<Vec<ServiceState>> {
     let units = units(services);
     let mut args = vec!["show", "-p", SHOW_PROPERTIES];
     args.extend(units.iter().map(String::as_str));
@@ -108,85 +108,6 @@ pub fn show_properties(services: &[&str], properties: &str) -> Result<Vec<std::c
         .collect())
 }
 
-pub fn daemon_reload() -> Result<()> {
-    run("systemctl", &["daemon-reload"]).map(drop)
-}
-
-fn each(verb: &str, services: &[&str]) -> Result<()> {
-    if services.is_empty() {
-        return Ok(());
-    }
-    let units = units(services);
-    let mut args = vec![verb];
-    args.extend(units.iter().map(String::as_str));
-    run("systemctl", &args).map(drop)
-}
-
-/// A start job systemd ran and that failed (as opposed to systemctl not
-/// reaching systemd): the service refused the change. One line: which
-/// service and why, in systemd's words (`job_failure`).
-#[derive(Debug)]
-pub struct JobFailed(pub String);
-
-impl std::fmt::Display for JobFailed {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for JobFailed {}
-
-/// Restart. A failed start job is a `JobFailed` error; any other failure
-/// (systemd unreachable) is an error of its own.
-pub fn restart(services: &[&str]) -> Result<()> {
-    each("restart", services).map_err(|e| {
-        let full = format!("{e:#}");
-        tracing::warn!("{}", full.replace('\n', " "));
-        if full.contains("Job for ") {
-            anyhow::Error::new(JobFailed(job_failure(&full)))
-        } else {
-            e
-        }
-    })
-}
-
-/// systemctl's job failure (systemd's `log_job_error_with_service_result`:
-/// `Job for X.service failed because Y.` then `See "systemctl status
-/// X.service" and "journalctl -xeu X.service" for details.`) as one line:
-/// `X: Y`. Anything else: its first line.
-pub fn job_failure(text: &str) -> String {
-    let line = text
-        .lines()
-        .find_map(|l| l.find("Job for ").map(|i| &l[i..]))
-        .unwrap_or_else(|| text.lines().next().unwrap_or(""));
-    let Some(rest) = line.strip_prefix("Job for ") else {
-        return line.trim().to_string();
-    };
-    let (unit, why) = match rest.split_once(" failed because ") {
-        Some((u, w)) => (u, w),
-        None => match rest.split_once(" failed") {
-            Some((u, w)) => (u, w.trim_start_matches(['.', ' '])),
-            None => (rest, ""),
-        },
-    };
-    let unit = unit.trim_end_matches(".service");
-    let why = why.trim().trim_end_matches('.');
-    if why.is_empty() {
-        format!("{unit}: start job failed")
-    } else {
-        format!("{unit}: start job failed: {why}")
-    }
-}
-
-/// Clear a start-limit `failed` state so a restart is accepted (FACTS.md).
-/// Best effort: systemd refuses it for a unit it has unloaded (an inactive
-/// service nobody references), which has nothing to clear anyway.
-pub fn reset_failed(services: &[&str]) {
-    if let Err(e) = each("reset-failed", services) {
-        tracing::debug!("{e:#}");
-    }
-}
-
 /// A point in the services' journal: lines after it are the new ones.
 /// The cursor of the last line, when the journal has one (exact); else the
 /// wall-clock second (lines of that second from before count too). And
@@ -208,7 +129,7 @@ pub struct JournalMark {
 
 /// The invocation ids systemd links for these services now (systemd >=
 /// 232: /run/systemd/units/invocation:<unit>), no spawn.
-pub fn invocations(root: &crate::unit::Root, services: &[&str]) -> Vec<String> {
+pub fn invocations(root: &Root, services: &[&str]) -> Vec<String> {
     services
         .iter()
         .filter_map(|s| std::fs::read_link(root.path(crate::plan::paths::invocation_link(s))).ok())
@@ -227,7 +148,7 @@ fn unit_args(services: &[&str]) -> Vec<String> {
 /// Mark the journal now (one journalctl run), before a restart. The
 /// running invocations are read from systemd's invocation links
 /// (/run/systemd/units/invocation:<unit>, systemd >= 232), no spawn.
-pub fn journal_mark(root: &crate::unit::Root, services: &[&str]) -> JournalMark {
+pub fn journal_mark(root: &Root, services: &[&str]) -> JournalMark {
     let epoch = crate::clock::epoch_secs();
     let old_invocations = invocations(root, services);
     let mut args = vec![
@@ -315,6 +236,53 @@ pub fn journal_since(services: &[&str], since_epoch: u64) -> Result<String> {
             ..JournalMark::default()
         },
     )
+}
+
+/// Watch services just restarted (journal marked at `since`) through the
+/// settle window: `None` when healthy, else the verdict. systemd's states
+/// are sampled until the window ends or one is unhealthy
+/// (plan::health::assess), then the journal since the restart is read for
+/// the runbook's red flags.
+pub fn settle(root: &Root, services: &[&str], settle: Duration, since: &JournalMark) -> Result<Option<Verdict>> {
+    let deadline = Instant::now() + settle;
+    let mut problem;
+    // The instances this restart started, as systemd links them while it
+    // is watched: only their journal lines count.
+    let mut since = since.clone();
+    // systemd flushes NRestarts on a restart it did not make itself, except
+    // when the restart job lands while the unit waits in `auto-restart` (a
+    // crash loop the restart is meant to end): then the count the loop
+    // left stays (seen on a real unit: NRestarts=1 on a healthy repair).
+    // Only restarts counted after the first look are this restart's.
+    let mut before: Option<Vec<u32>> = None;
+    loop {
+        for id in invocations(root, services) {
+            if !since.old_invocations.contains(&id) && !since.new_invocations.contains(&id) {
+                since.new_invocations.push(id);
+            }
+        }
+        let states = show(root, services)?;
+        let baseline = before.get_or_insert_with(|| states.iter().map(|s| s.n_restarts).collect());
+        problem = health::assess(&states, baseline);
+        let settled = Instant::now() >= deadline;
+        if problem.is_some() || settled {
+            if problem.is_none() {
+                problem = health::still_starting(&states);
+            }
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500).min(deadline.saturating_duration_since(Instant::now())));
+    }
+    let journal = journal_after(services, &since).unwrap_or_default();
+    Ok(health::verdict(services, problem, &journal))
+}
+
+/// A restart systemd refused at once (an ExecStartPre failed, the unit
+/// cannot load, the start limit was hit): unhealthy like any other, with
+/// the journal's red flag when there is one.
+pub fn refused(services: &[&str], since: &JournalMark, why: &anyhow::Error) -> Verdict {
+    let journal = journal_after(services, since).unwrap_or_default();
+    health::verdict(services, Some(format!("{why:#}")), &journal).expect("a refusal is a problem")
 }
 
 #[cfg(test)]
