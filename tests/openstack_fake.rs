@@ -1,4 +1,4 @@
-//! The fake OpenStack of tests/support/openstack.rs, checked two ways:
+//! The fake OpenStack of tests/support/openstack/, checked two ways:
 //!
 //! - against the REAL clients: `openstack` (python-openstackclient 10.5.0 +
 //!   python-magnumclient 5.0.0, keystoneauth1 5.18.1, openstacksdk 4.22.0)
@@ -11,7 +11,9 @@
 //! - by plain Rust tests of its state machine and error shapes, over ureq
 //!   (the HTTP client the charm uses), with no sleeps.
 
-#[path = "support/openstack.rs"]
+#[path = "support/http.rs"]
+mod http;
+#[path = "support/openstack/mod.rs"]
 mod openstack;
 #[path = "support/skip.rs"]
 mod skip;
@@ -22,6 +24,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
+use base64::Engine;
 use openstack::*;
 use serde_json::{json, Value};
 
@@ -1572,7 +1575,7 @@ fn certificates_and_the_cluster_kubernetes_api() {
     tampered[n - 5] ^= 0xff;
     let pem = format!(
         "-----BEGIN CERTIFICATE REQUEST-----\n{}\n-----END CERTIFICATE REQUEST-----\n",
-        b64(&tampered)
+        base64::engine::general_purpose::STANDARD.encode(&tampered)
     );
     let r = api.post("/magnum/v1/certificates", &json!({"cluster_uuid": c, "csr": pem}));
     assert_eq!(r.status, 400, "{}", r.body);
@@ -1610,23 +1613,6 @@ fn certificates_and_the_cluster_kubernetes_api() {
     assert_eq!(api.status(&c).0, 404);
     let (code, _) = kube_get(&address, &ca_pem, Some((&cert_pem, &key)), "/api/v1/nodes");
     assert_eq!(code, 0);
-}
-
-fn b64(data: &[u8]) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in data.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            out.push(if i <= chunk.len() {
-                A[(n >> (18 - 6 * i) & 63) as usize] as char
-            } else {
-                '='
-            });
-        }
-    }
-    out
 }
 
 /// GET over TLS with an optional client certificate; (0, error) when the

@@ -1,5 +1,5 @@
 //! fake-cloud: the fake Glance v2, Nova v2.1 and Neutron v2.0 of
-//! tests/support/openstack.rs as a process, beside a REAL Keystone (the
+//! tests/support/openstack/ as a process, beside a REAL Keystone (the
 //! real-unit tier's control plane, tests/realunit/controlplane.sh). The
 //! real magnum-api and magnum-conductor read images, flavors, keypairs and
 //! networks (and the driver Cinder's volume types) from it through the real
@@ -20,7 +20,9 @@
 //!                   --user magnum --password PW [--project service]
 //! Prints `fake-cloud listening on http://ADDR` and serves until killed.
 
-#[path = "../support/openstack.rs"]
+#[path = "../support/http.rs"]
+mod http;
+#[path = "../support/openstack/mod.rs"]
 mod openstack;
 
 use std::sync::{Mutex, OnceLock};

@@ -13,7 +13,7 @@
 #   Glance 25 (glance-api.service)    file store, one image (CP_GLANCE=real)
 #   fake-cloud (systemd-run)          Nova and Neutron (and Glance with
 #                                     CP_GLANCE=fake): tests/fakes/fake_cloud.rs,
-#                                     the fake of tests/support/openstack.rs,
+#                                     the fake of tests/support/openstack/,
 #                                     checking every token against Keystone
 #
 # The rootfs needs, beside magnum (see build-rootfs.sh):

@@ -14,7 +14,7 @@ SMOKE_PARAMS='{"image": "'$IMAGE'", "keypair": "mykey", "external-network": "pub
 # The static fake-cloud (Nova, Neutron, Cinder's volume types), built like
 # fake-tool when missing or older than its source.
 ensure_fake_cloud() {
-    if [[ ! -x "$CP_FAKE_CLOUD" || -n "$(find "$REPO/tests/fakes/fake_cloud.rs" "$REPO/tests/support/openstack.rs" -newer "$CP_FAKE_CLOUD" 2>/dev/null)" ]]; then
+    if [[ ! -x "$CP_FAKE_CLOUD" || -n "$(find "$REPO/tests/fakes/fake_cloud.rs" "$REPO/tests/support/openstack" "$REPO/tests/support/http.rs" -newer "$CP_FAKE_CLOUD" 2>/dev/null)" ]]; then
         ru_log "building the static fake-cloud (Nova, Neutron, Cinder's volume types)"
         (cd "$REPO" && cargo build --quiet --release --locked --target x86_64-unknown-linux-musl --features fake-cloud --bin fake-cloud) ||
             ru_die "cannot build fake-cloud"

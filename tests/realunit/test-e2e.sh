@@ -7,7 +7,7 @@
 # packaged uwsgi) and magnum-conductor, all from the unit's Debian release
 # and started by its systemd (controlplane.sh); the charm and its default
 # config; magnum-capi-helm 1.4.0 in the real conductor; the real helm 3.17.
-# Stand-ins: Nova and Neutron (fake-cloud: tests/support/openstack.rs as a
+# Stand-ins: Nova and Neutron (fake-cloud: tests/support/openstack/ as a
 # process, registered in the real Keystone catalog, checking every token
 # with Keystone); the management cluster (mgmt/mgmt_cluster.py: a
 # Kubernetes API that plays the Cluster API controllers and serves each

@@ -7,34 +7,23 @@
 //! fake and the charm's TLS handling are checked against the real client.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
+use base64::Engine;
 use rcgen::{
     date_time_ymd, BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, SanType,
 };
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::server::WebPkiClientVerifier;
-use rustls::{RootCertStore, ServerConfig, ServerConnection, StreamOwned};
+use rustls::{RootCertStore, ServerConfig};
+
+use super::http::{self, Request, Response, Server};
 
 /// base64 (standard, padded) for kubeconfig `*-data` fields.
 pub fn b64(data: &[u8]) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in data.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    base64::engine::general_purpose::STANDARD.encode(data)
 }
 
 pub struct Pki {
@@ -123,15 +112,7 @@ pub struct KubeServer {
     pub pki: Arc<Pki>,
     pub token: String,
     pub requests: Arc<AtomicUsize>,
-    stop: Arc<AtomicBool>,
-}
-
-impl Drop for KubeServer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        // Wake the accept loop.
-        let _ = TcpStream::connect(("127.0.0.1", self.port));
-    }
+    server: Server,
 }
 
 impl KubeServer {
@@ -156,32 +137,24 @@ impl KubeServer {
             )
             .unwrap();
         let config = Arc::new(config);
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let stop = Arc::new(AtomicBool::new(false));
         let requests = Arc::new(AtomicUsize::new(0));
         let token = "test-token-canary-7f3a".to_string();
-        {
-            let (stop, requests, token) = (stop.clone(), requests.clone(), token.clone());
-            std::thread::spawn(move || {
-                for stream in listener.incoming() {
-                    if stop.load(Ordering::SeqCst) {
-                        break;
-                    }
-                    let Ok(stream) = stream else { continue };
-                    let (config, requests, token) = (config.clone(), requests.clone(), token.clone());
-                    std::thread::spawn(move || {
-                        let _ = serve(stream, config, api, &requests, &token);
-                    });
-                }
-            });
-        }
+        // A connection is kept until the client closes it (or 10 s idle),
+        // `Connection: close` or not.
+        let options = http::Options::tls(config, Duration::from_secs(10));
+        let server = {
+            let (requests, token) = (requests.clone(), token.clone());
+            Server::start("127.0.0.1:0", options, move |req: &Request| {
+                answer(req, api, &requests, &token)
+            })
+            .unwrap()
+        };
         KubeServer {
-            port,
+            port: server.port(),
             pki,
             token,
             requests,
-            stop,
+            server,
         }
     }
 
@@ -212,75 +185,22 @@ impl KubeServer {
     }
 }
 
-fn serve(
-    stream: TcpStream,
-    config: Arc<ServerConfig>,
-    api: Api,
-    requests: &AtomicUsize,
-    token: &str,
-) -> std::io::Result<()> {
-    stream.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
-    let conn = ServerConnection::new(config).map_err(std::io::Error::other)?;
-    let mut tls = StreamOwned::new(conn, stream);
-    loop {
-        let mut reader = BufReader::new(&mut tls);
-        let mut request_line = String::new();
-        if reader.read_line(&mut request_line)? == 0 {
-            return Ok(());
+/// The answer to one request: 401 without a client certificate or the
+/// bearer token, else what `api` serves.
+fn answer(req: &Request, api: Api, requests: &AtomicUsize, token: &str) -> Response {
+    requests.fetch_add(1, Ordering::SeqCst);
+    let has_token = req.header("authorization") == Some(&format!("Bearer {token}"));
+    let (status, body) = if !req.client_cert && !has_token {
+        (401, r#"{"kind":"Status","apiVersion":"v1","status":"Failure","message":"Unauthorized","reason":"Unauthorized","code":401}"#.to_string())
+    } else {
+        match (req.path.as_str(), api) {
+            ("/version", _) => (200, r#"{"major":"1","minor":"30","gitVersion":"v1.30.4","gitCommit":"a51b3b711150f57ffc1f526a640ec058514ed596","gitTreeState":"clean","buildDate":"2024-08-14T19:04:39Z","goVersion":"go1.22.5","compiler":"gc","platform":"linux/amd64"}"#.to_string()),
+            ("/apis/cluster.x-k8s.io", Api::Capo | Api::OldCapo) => (200, group("cluster.x-k8s.io", &["v1beta1"])),
+            ("/apis/controlplane.cluster.x-k8s.io", Api::Capo | Api::OldCapo) => (200, group("controlplane.cluster.x-k8s.io", &["v1beta1"])),
+            ("/apis/infrastructure.cluster.x-k8s.io", Api::Capo) => (200, group("infrastructure.cluster.x-k8s.io", &["v1beta1", "v1alpha1"])),
+            ("/apis/infrastructure.cluster.x-k8s.io", Api::OldCapo) => (200, group("infrastructure.cluster.x-k8s.io", &["v1beta1", "v1alpha7", "v1alpha6"])),
+            _ => (404, r#"{"kind":"Status","apiVersion":"v1","status":"Failure","message":"the server could not find the requested resource","reason":"NotFound","code":404}"#.to_string()),
         }
-        let mut auth = None;
-        let mut length = 0usize;
-        loop {
-            let mut line = String::new();
-            reader.read_line(&mut line)?;
-            let line = line.trim_end();
-            if line.is_empty() {
-                break;
-            }
-            let lower = line.to_ascii_lowercase();
-            if let Some(v) = lower.strip_prefix("authorization:") {
-                auth = Some(line[line.len() - v.trim_start().len()..].to_string());
-            }
-            if let Some(v) = lower.strip_prefix("content-length:") {
-                length = v.trim().parse().unwrap_or(0);
-            }
-        }
-        let mut body = vec![0; length];
-        reader.read_exact(&mut body)?;
-        drop(reader);
-        requests.fetch_add(1, Ordering::SeqCst);
-        let has_cert = tls.conn.peer_certificates().is_some_and(|c| !c.is_empty());
-        let has_token = auth.as_deref() == Some(&format!("Bearer {token}"));
-        let path = request_line
-            .split_whitespace()
-            .nth(1)
-            .unwrap_or("/")
-            .split('?')
-            .next()
-            .unwrap_or("/")
-            .to_string();
-        let (status, body) = if !has_cert && !has_token {
-            (401, r#"{"kind":"Status","apiVersion":"v1","status":"Failure","message":"Unauthorized","reason":"Unauthorized","code":401}"#.to_string())
-        } else {
-            match (path.as_str(), api) {
-                ("/version", _) => (200, r#"{"major":"1","minor":"30","gitVersion":"v1.30.4","gitCommit":"a51b3b711150f57ffc1f526a640ec058514ed596","gitTreeState":"clean","buildDate":"2024-08-14T19:04:39Z","goVersion":"go1.22.5","compiler":"gc","platform":"linux/amd64"}"#.to_string()),
-                ("/apis/cluster.x-k8s.io", Api::Capo | Api::OldCapo) => (200, group("cluster.x-k8s.io", &["v1beta1"])),
-                ("/apis/controlplane.cluster.x-k8s.io", Api::Capo | Api::OldCapo) => (200, group("controlplane.cluster.x-k8s.io", &["v1beta1"])),
-                ("/apis/infrastructure.cluster.x-k8s.io", Api::Capo) => (200, group("infrastructure.cluster.x-k8s.io", &["v1beta1", "v1alpha1"])),
-                ("/apis/infrastructure.cluster.x-k8s.io", Api::OldCapo) => (200, group("infrastructure.cluster.x-k8s.io", &["v1beta1", "v1alpha7", "v1alpha6"])),
-                _ => (404, r#"{"kind":"Status","apiVersion":"v1","status":"Failure","message":"the server could not find the requested resource","reason":"NotFound","code":404}"#.to_string()),
-            }
-        };
-        let reason = match status {
-            200 => "OK",
-            401 => "Unauthorized",
-            _ => "Not Found",
-        };
-        write!(
-            tls,
-            "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        )?;
-        tls.flush()?;
-    }
+    };
+    Response::text(status, "application/json", &body)
 }

@@ -11,6 +11,7 @@
 //! ```
 #![allow(dead_code)]
 
+pub mod http;
 pub mod kube_server;
 pub mod openstack;
 pub mod skip;

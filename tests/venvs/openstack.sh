@@ -2,7 +2,7 @@
 # A Python venv with the REAL OpenStack command line client and its Magnum
 # plugin, for tests/openstack_fake.rs: `openstack coe cluster template
 # create/list/show/delete`, `coe cluster show` and `coe cluster config` are
-# run against the in-process fake (tests/support/openstack.rs), so the fake
+# run against the in-process fake (tests/support/openstack/), so the fake
 # speaks the APIs as the real clients expect them to be spoken.
 #
 #   bash tests/venvs/openstack.sh        # creates ${OPENSTACK_VENV:-target/venv-openstack}
