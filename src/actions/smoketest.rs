@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
 
+use super::Refused;
 use crate::clients::kube::Kube;
 use crate::clients::openstack::{enc, OpenStack};
 use crate::juju::{HookTools, SecretError};
@@ -109,41 +110,35 @@ fn elapsed(d: Duration) -> String {
 
 /// 8 hex characters, unique enough for two runs not to collide.
 fn short_id() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
+    let nanos = crate::clock::since_epoch().as_nanos();
     format!("{:08x}", (nanos as u64 ^ (u64::from(std::process::id()) << 32)) as u32)
 }
 
-/// The OpenStack client from the credentials secret, authenticated; the
-/// inner error says what to run to fix it.
-pub fn openstack(tools: &HookTools, uri: Option<&str>) -> Result<std::result::Result<OpenStack, String>> {
+/// The OpenStack client from the credentials secret, authenticated;
+/// `Refused::Fix` says what to run to fix it.
+pub fn openstack(tools: &HookTools, uri: Option<&str>) -> Result<OpenStack, Refused> {
+    let fix = |m: String| Err(Refused::Fix(m));
     let Some(uri) = uri else {
-        return Ok(Err("openstack-credentials-secret unset: juju add-secret smoketest-creds auth-url=... username=... password=... project-name=... && juju grant-secret smoketest-creds magnum-capi && juju config magnum-capi openstack-credentials-secret=<secret uri>".into()));
+        return fix("openstack-credentials-secret unset: juju add-secret smoketest-creds auth-url=... username=... password=... project-name=... && juju grant-secret smoketest-creds magnum-capi && juju config magnum-capi openstack-credentials-secret=<secret uri>".into());
     };
     let content = match tools.secret_get(uri, false)? {
         Ok(c) => c,
         Err(SecretError::NotGranted) => {
-            return Ok(Err(format!(
+            return fix(format!(
                 "secret {uri} not granted: juju grant-secret <secret name> magnum-capi"
-            )))
+            ))
         }
         Err(SecretError::NotFound) => {
-            return Ok(Err(format!(
+            return fix(format!(
                 "secret {uri} not found: check juju secrets and openstack-credentials-secret"
-            )))
+            ))
         }
-        Err(SecretError::Other(e)) => return Ok(Err(format!("cannot read secret {uri}: {e}"))),
+        Err(SecretError::Other(e)) => return fix(format!("cannot read secret {uri}: {e}")),
     };
-    let creds = match credentials::parse(&content) {
-        Ok(c) => c,
-        Err(m) => return Ok(Err(m)),
-    };
+    let creds = credentials::parse(&content).map_err(Refused::Fix)?;
     let os = OpenStack::new(creds, Duration::from_secs(30))?;
-    Ok(match os.authenticate() {
-        Ok(()) => Ok(os),
-        Err(e) => Err(format!("{e:#}")),
-    })
+    os.authenticate().map_err(|e| Refused::Fix(format!("{e:#}")))?;
+    Ok(os)
 }
 
 struct Run<'a> {
@@ -181,9 +176,10 @@ pub fn run(_root: &Root, tools: &HookTools) -> Result<()> {
         Ok(s) => s,
         Err(m) => return run.fail("fail", &m),
     };
-    let os = match openstack(tools, settings.openstack_credentials_secret.as_deref())? {
+    let os = match openstack(tools, settings.openstack_credentials_secret.as_deref()) {
         Ok(os) => os,
-        Err(m) => return run.fail("fail", &m),
+        Err(Refused::Fix(m)) => return run.fail("fail", &m),
+        Err(Refused::Failed(e)) => return Err(e),
     };
 
     run.set("credentials", os.method().describe());

@@ -6,7 +6,7 @@ use serde_yaml::Value;
 
 use rustls_pki_types::pem::{PemObject, SectionKind};
 
-use super::{base64, x509};
+use super::x509;
 
 /// Larger than any sane kubeconfig; Juju caps a secret value at 1 MB too.
 pub const MAX_BYTES: usize = 1024 * 1024;
@@ -33,11 +33,27 @@ fn named<'a>(doc: &'a Value, list: &str, name: &str, field: &str) -> Option<&'a 
         .get(field)
 }
 
+/// Standard base64 (RFC 4648) as kubeconfigs carry it: padding optional,
+/// line breaks and spaces ignored (the `base64` crate, already in the tree
+/// under ureq).
+pub fn b64_decode(text: &str) -> Option<Vec<u8>> {
+    use base64::engine::{general_purpose::GeneralPurpose, DecodePaddingMode, GeneralPurposeConfig};
+    use base64::Engine;
+    const LENIENT: GeneralPurpose = GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        GeneralPurposeConfig::new()
+            .with_decode_padding_mode(DecodePaddingMode::Indifferent)
+            .with_decode_allow_trailing_bits(true),
+    );
+    let compact: Vec<u8> = text.bytes().filter(|c| !c.is_ascii_whitespace()).collect();
+    LENIENT.decode(compact).ok()
+}
+
 /// A `*-data` field: absent, or its base64-decoded bytes.
 fn data_field(section: &Value, field: &str, what: &str) -> Result<Option<Vec<u8>>, String> {
     match section.get(field) {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => match base64::decode(s) {
+        Some(Value::String(s)) => match b64_decode(s) {
             Some(d) if !d.is_empty() => Ok(Some(d)),
             _ => Err(format!("kubeconfig {what} {field} is not valid base64")),
         },
@@ -223,7 +239,7 @@ impl std::fmt::Debug for KubeTarget {
 fn decoded(section: &Value, field: &str) -> Result<Option<Vec<u8>>, String> {
     match section.get(field).and_then(Value::as_str) {
         None => Ok(None),
-        Some(s) => base64::decode(s)
+        Some(s) => b64_decode(s)
             .map(Some)
             .ok_or_else(|| format!("kubeconfig {field} is not valid base64")),
     }
@@ -262,6 +278,26 @@ pub fn target(bytes: &[u8]) -> Result<KubeTarget, String> {
 
 #[cfg(test)]
 pub mod tests {
+    #[test]
+    fn base64_decodes_rfc4648_vectors_padding_optional_whitespace_ignored() {
+        for (enc, dec) in [
+            ("", ""),
+            ("Zg==", "f"),
+            ("Zg", "f"),
+            ("Zm8=", "fo"),
+            ("Zm9v", "foo"),
+            ("Zm9vYg==", "foob"),
+            ("Zm9vYmE=", "fooba"),
+            ("Zm9vYmFy", "foobar"),
+            ("Zm9v\nYmFy\n", "foobar"),
+        ] {
+            assert_eq!(b64_decode(enc).unwrap(), dec.as_bytes(), "{enc}");
+        }
+        assert!(b64_decode("Zm9v!").is_none());
+        assert!(b64_decode("Z").is_none());
+        assert!(b64_decode("not base64 at all?").is_none());
+    }
+
     use super::*;
 
     /// A minimal valid token kubeconfig; tests edit it to break one thing.
@@ -289,8 +325,8 @@ users:
     pub const NOW: i64 = 1796515200;
 
     fn b64(pem: &str) -> String {
-        use ::base64::Engine;
-        ::base64::engine::general_purpose::STANDARD.encode(pem)
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(pem)
     }
 
     /// A kubeconfig whose user holds this certificate and key (PEM).

@@ -3,7 +3,6 @@
 //! the submodules.
 
 pub mod artifact;
-pub mod base64;
 pub mod compat;
 pub mod credentials;
 pub mod health;
