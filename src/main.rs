@@ -1,6 +1,12 @@
 //! magnum-capi: a Juju subordinate charm that grafts the magnum-capi-helm
 //! driver onto a Magnum unit. Juju runs `dispatch` (this binary) with
 //! `JUJU_DISPATCH_PATH`; we route it to an event, run it and exit.
+//!
+//! The routing is `main` below: update-status on a healthy unit ends at
+//! `converge::healthy_unchanged`; converging hooks go to `converge::run`
+//! (the shell: facts in, `plan::step` decides, `apply` changes); stop and
+//! remove to `lifecycle::restore`; actions to `actions::run`. See lib.rs
+//! for where each kind of code lives.
 
 use magnum_capi::{actions, converge, event, juju, lifecycle, log, unit};
 

@@ -1,6 +1,17 @@
-//! Pure: (settings, kubeconfig, observed unit) -> desired state -> the
-//! difference to apply. No I/O; every bad-input message is born here or in
-//! the submodules.
+//! Every decision, pure (no I/O, tested in this directory); every
+//! bad-input message is born here or in the submodules.
+//!
+//! - here: (settings, kubeconfig, observed unit) -> `desired` state ->
+//!   the difference to apply (`diff`);
+//! - `step`: what a converging hook does next (wait, fetch, report a
+//!   rejected change, record, apply), and the driver put-back;
+//! - `health`: the one "is the unit fine" predicate, drift, crash loops,
+//!   the verdict on a restart, rollback's status;
+//! - `rolling`: the rolling-restart protocol (the leader's moves, a unit's
+//!   turn);
+//! - `settings`, `kubeconfig`, `credentials`, `compat`, `render`, `ini`,
+//!   `x509`, `artifact`, `red_flags`, `paths`: inputs checked and files
+//!   rendered.
 
 pub mod artifact;
 pub mod compat;
