@@ -11,21 +11,6 @@ use crate::event::Action;
 use crate::juju::HookTools;
 use crate::unit::Root;
 
-/// Why an action cannot go on; callers branch on the kind.
-#[derive(Debug)]
-pub enum Refused {
-    /// The operator's to fix: the action fails with this message.
-    Fix(String),
-    /// Something broke (a hook tool): the action errors.
-    Failed(anyhow::Error),
-}
-
-impl From<anyhow::Error> for Refused {
-    fn from(e: anyhow::Error) -> Refused {
-        Refused::Failed(e)
-    }
-}
-
 pub fn run(action: Action, root: &Root, tools: &HookTools) -> Result<()> {
     match action {
         Action::Verify => verify::run(root, tools),

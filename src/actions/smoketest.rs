@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
 
-use super::Refused;
 use crate::clients::kube::Kube;
 use crate::clients::openstack::{enc, OpenStack};
+use crate::juju::Stop;
 use crate::juju::{HookTools, SecretError};
 use crate::plan::credentials;
 use crate::plan::kubeconfig::KubeTarget;
@@ -115,9 +115,9 @@ fn short_id() -> String {
 }
 
 /// The OpenStack client from the credentials secret, authenticated;
-/// `Refused::Fix` says what to run to fix it.
-pub fn openstack(tools: &HookTools, uri: Option<&str>) -> Result<OpenStack, Refused> {
-    let fix = |m: String| Err(Refused::Fix(m));
+/// `Stop::Report` says what to run to fix it.
+pub fn openstack(tools: &HookTools, uri: Option<&str>) -> Result<OpenStack, Stop<String>> {
+    let fix = |m: String| Err(Stop::Report(m));
     let Some(uri) = uri else {
         return fix("openstack-credentials-secret unset: juju add-secret smoketest-creds auth-url=... username=... password=... project-name=... && juju grant-secret smoketest-creds magnum-capi && juju config magnum-capi openstack-credentials-secret=<secret uri>".into());
     };
@@ -135,9 +135,9 @@ pub fn openstack(tools: &HookTools, uri: Option<&str>) -> Result<OpenStack, Refu
         }
         Err(SecretError::Other(e)) => return fix(format!("cannot read secret {uri}: {e}")),
     };
-    let creds = credentials::parse(&content).map_err(Refused::Fix)?;
+    let creds = credentials::parse(&content).map_err(Stop::Report)?;
     let os = OpenStack::new(creds, Duration::from_secs(30))?;
-    os.authenticate().map_err(|e| Refused::Fix(format!("{e:#}")))?;
+    os.authenticate().map_err(|e| Stop::Report(format!("{e:#}")))?;
     Ok(os)
 }
 
@@ -178,8 +178,8 @@ pub fn run(_root: &Root, tools: &HookTools) -> Result<()> {
     };
     let os = match openstack(tools, settings.openstack_credentials_secret.as_deref()) {
         Ok(os) => os,
-        Err(Refused::Fix(m)) => return run.fail("fail", &m),
-        Err(Refused::Failed(e)) => return Err(e),
+        Err(Stop::Report(m)) => return run.fail("fail", &m),
+        Err(Stop::Failed(e)) => return Err(e),
     };
 
     run.set("credentials", os.method().describe());

@@ -312,8 +312,8 @@ fn api_driver_check(tools: &HookTools, settings: Option<&Settings>) -> Result<Ch
     };
     let os = match crate::actions::smoketest::openstack(tools, Some(&uri)) {
         Ok(os) => os,
-        Err(crate::actions::Refused::Fix(m)) => return Ok(Check::fail(NAME, m, "fix openstack-credentials-secret")),
-        Err(crate::actions::Refused::Failed(e)) => return Err(e),
+        Err(crate::juju::Stop::Report(m)) => return Ok(Check::fail(NAME, m, "fix openstack-credentials-secret")),
+        Err(crate::juju::Stop::Failed(e)) => return Err(e),
     };
     let mut body = serde_json::json!({
         "name": format!("magnum-capi-verify-{:08x}", std::process::id() ^ (crate::clock::epoch_secs_f64() as u32)),

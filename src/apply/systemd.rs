@@ -2,32 +2,14 @@
 //! restart, reset-failed. Each is a fault point (src/fault.rs). Reading
 //! the services' state and journal is unit::services.
 
-use std::process::{Command, Stdio};
+use anyhow::Result;
 
-use anyhow::{bail, Context, Result};
-
+/// systemctl with a fault point before and after (src/fault.rs).
 fn run(program: &str, args: &[&str]) -> Result<String> {
     crate::fault::point(args[0]);
-    let out = run_unfaulted(program, args);
+    let out = crate::unit::services::run(program, args);
     crate::fault::point(&format!("{}:done", args[0]));
     out
-}
-
-fn run_unfaulted(program: &str, args: &[&str]) -> Result<String> {
-    let out = Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .with_context(|| format!("cannot run `{program}`: is it installed and on PATH?"))?;
-    if !out.status.success() {
-        bail!(
-            "`{program} {}` failed ({}): {}",
-            args.join(" "),
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 fn units(services: &[&str]) -> Vec<String> {

@@ -91,20 +91,21 @@ mod tests {
     }
 }
 
-/// Why a hook stops short of the desired unit. Callers branch on the
-/// kind; the text is only made into a status at the edge (converge::run).
+/// Why a hook or an action stops short. Callers branch on the kind; the
+/// report becomes text only at the edge (converge::run's status, an
+/// action's failure message). Hooks report a `Status`, actions a message.
 #[derive(Debug)]
-pub enum Stop {
+pub enum Stop<R = Status> {
     /// The operator's to act on (waiting for magnum, bad input, a refused
-    /// change): this status says what. Nothing broke.
-    Report(Status),
-    /// Something failed (a hook tool, the filesystem, systemd): logged as
-    /// an error and reported blocked; the next hook retries.
+    /// change, credentials to fix): this says what. Nothing broke.
+    Report(R),
+    /// Something failed (a hook tool, the filesystem, systemd): a hook logs
+    /// it and reports blocked (the next hook retries); an action errors.
     Failed(anyhow::Error),
 }
 
-impl From<anyhow::Error> for Stop {
-    fn from(e: anyhow::Error) -> Stop {
+impl<R> From<anyhow::Error> for Stop<R> {
+    fn from(e: anyhow::Error) -> Stop<R> {
         Stop::Failed(e)
     }
 }

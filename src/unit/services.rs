@@ -36,8 +36,10 @@ pub fn show(root: &Root, services: &[&str]) -> Result<Vec<ServiceState>> {
     systemctl_show(services)
 }
 
-/// A reader: systemctl show, journalctl.
-fn run(program: &str, args: &[&str]) -> Result<String> {
+/// Run `program` from PATH and return its stdout; its stderr in the error.
+/// The readers here (systemctl show, journalctl) and apply::systemd's
+/// verbs.
+pub(crate) fn run(program: &str, args: &[&str]) -> Result<String> {
     let out = Command::new(program)
         .args(args)
         .stdin(Stdio::null())

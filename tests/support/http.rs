@@ -25,6 +25,15 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rustls::{ServerConfig, ServerConnection, StreamOwned};
 use serde_json::Value;
 
+/// A header by name in a list of them (case-insensitive; the first of
+/// that name).
+pub fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
 /// One request as read from the connection.
 pub struct Request {
     pub method: String,
@@ -42,10 +51,7 @@ pub struct Request {
 impl Request {
     /// A header by name (case-insensitive; the first of that name).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        header(&self.headers, name)
     }
 
     /// The request target as sent: the path and, if any, `?` and the query.

@@ -134,10 +134,7 @@ pub struct Request {
 impl Request {
     /// A request header by name (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        super::http::header(&self.headers, name)
     }
 
     /// The path without the query string and the interface prefix.
