@@ -26,10 +26,8 @@ const CONVERGING: [&str; 12] = [
 fn every_converging_hook_waits_for_magnum_on_an_empty_unit() {
     for hook in CONVERGING {
         let unit = Unit::empty();
-        let run = unit.hook(hook);
-        run.assert_ok();
         // Nothing to observe through Juju before the principal is here.
-        assert_eq!(run.spawned(), ["status-set"], "{hook}");
+        unit.hook(hook).expect_spawned(&["status-set"]).run();
         let (kind, message) = unit.status();
         assert_eq!(kind, "waiting", "{hook}");
         assert!(
@@ -44,12 +42,10 @@ fn every_converging_hook_waits_for_magnum_on_an_empty_unit() {
 #[test]
 fn stop_remove_and_departed_run_without_touching_the_unit() {
     for hook in ["stop", "remove", "juju-info-relation-departed"] {
-        let unit = Unit::new().kubeconfig(KUBECONFIG);
-        let before = unit.snapshot();
-        let run = unit.hook(hook);
-        run.assert_ok();
+        let unit = Unit::new();
+        unit.kubeconfig(KUBECONFIG);
+        let run = unit.hook(hook).expect_unchanged().run();
         assert!(run.calls.is_empty(), "{hook} spawned {:?}", run.spawned());
-        assert_eq!(unit.snapshot(), before, "{hook}");
         assert!(run.stdout.contains(hook), "{hook} logs a line: {}", run.stdout);
     }
 }
@@ -57,8 +53,7 @@ fn stop_remove_and_departed_run_without_touching_the_unit() {
 #[test]
 fn an_unknown_hook_exits_zero_with_one_log_line() {
     let unit = Unit::new();
-    let run = unit.hook("collect-metrics");
-    run.assert_ok();
+    let run = unit.hook("collect-metrics").run();
     assert!(run.calls.is_empty());
     assert_eq!(run.stdout.lines().count(), 1, "{}", run.stdout);
     assert!(run.stdout.contains("collect-metrics"));
@@ -67,21 +62,19 @@ fn an_unknown_hook_exits_zero_with_one_log_line() {
 #[test]
 fn an_unknown_action_fails_through_action_fail() {
     let unit = Unit::new();
-    let run = unit.action("frobnicate", json!({}));
-    run.assert_ok();
-    assert_eq!(run.spawned(), ["action-fail"]);
-    let msg = unit.action_failed().expect("action-fail called");
-    assert!(
-        msg.contains("frobnicate") && msg.contains("verify") && msg.contains("smoketest"),
-        "{msg}"
-    );
+    unit.action("frobnicate", json!({}))
+        .expect_spawned(&["action-fail"])
+        .expect_action_failed("frobnicate")
+        .expect_action_failed("verify")
+        .expect_action_failed("smoketest")
+        .run();
 }
 
 #[test]
 fn known_actions_reach_their_handler() {
     for action in ["verify", "smoketest"] {
         let unit = Unit::new();
-        let run = unit.action(action, json!({}));
+        let run = unit.action(action, json!({})).run();
         assert!(!run.calls.is_empty(), "{action} ran nothing");
         assert!(
             run.calls.iter().all(|c| c.tool.starts_with("action-")
@@ -104,8 +97,7 @@ fn known_actions_reach_their_handler() {
 #[test]
 fn a_dispatch_path_that_is_not_a_hook_or_action_is_an_error() {
     let unit = Unit::new();
-    let run = unit.dispatch("bogus", &[]);
-    assert_ne!(run.code, 0);
+    let run = unit.dispatch("bogus").expect_fail().run();
     assert!(run.stderr.contains("JUJU_DISPATCH_PATH"), "{}", run.stderr);
 }
 
@@ -116,7 +108,6 @@ fn old_agents_run_hooks_by_their_link_name() {
     let hooks = unit.root().parent().unwrap().join("charm/hooks");
     std::fs::create_dir_all(&hooks).unwrap();
     std::os::unix::fs::symlink(CHARM, hooks.join("update-status")).unwrap();
-    let run = unit.run_program(&hooks.join("update-status"), "", &[]);
-    run.assert_ok();
+    unit.dispatch("").program(&hooks.join("update-status")).run();
     assert_eq!(unit.status().0, "waiting");
 }

@@ -7,7 +7,7 @@ mod support;
 
 use serde_json::json;
 use support::kube_server::{Api, KubeServer, Pki};
-use support::{Unit, KUBECONFIG};
+use support::{Apt, Unit, KUBECONFIG};
 
 const CAPI_CONF: &str = "/etc/magnum/magnum.conf.d/99-capi.conf";
 const CONDUCTOR_DROPIN: &str = "/etc/systemd/system/magnum-conductor.service.d/99-magnum-capi.conf";
@@ -35,18 +35,20 @@ fn section_of(conf: &str, key: &str) -> Option<String> {
 fn each_release_gets_its_options_where_it_reads_them() {
     // 1.1.0 reads only certificates: a certificate kubeconfig.
     let k8s = KubeServer::start(Pki::new((2099, 1, 1)), Api::OldCapo);
-    let unit = Unit::new().kubeconfig(&k8s.cert_kubeconfig());
+    let unit = Unit::new();
+    unit.kubeconfig(&k8s.cert_kubeconfig());
     for (k, v) in [
         ("csi-cinder-fstype", "xfs"),
         ("csi-cinder-default-volume-type", "ssd"),
         ("octavia-provider", "ovn"),
         ("k8s-control-plane-resource-conditions", "Ready"),
     ] {
-        unit.set_config(k, v);
+        unit.config(k, v);
     }
-    unit.set_config("boot-volume-size", json!(40));
-    unit.hook("install").assert_ok();
-    assert_eq!(unit.status(), ("active".into(), "magnum-capi-helm 1.4.0 ready".into()));
+    unit.config("boot-volume-size", json!(40));
+    unit.hook("install")
+        .expect_status("active", "magnum-capi-helm 1.4.0 ready")
+        .run();
     let conf = unit.text(CAPI_CONF);
     assert_eq!(
         section_of(&conf, "csi_cinder_fstype").as_deref(),
@@ -74,9 +76,10 @@ fn each_release_gets_its_options_where_it_reads_them() {
         "{conf}"
     );
 
-    unit.set_config("driver-version", "1.1.0");
-    unit.hook("config-changed").assert_ok();
-    assert_eq!(unit.status(), ("active".into(), "magnum-capi-helm 1.1.0 ready".into()));
+    unit.config("driver-version", "1.1.0");
+    unit.hook("config-changed")
+        .expect_status("active", "magnum-capi-helm 1.1.0 ready")
+        .run();
     let conf = unit.text(CAPI_CONF);
     assert_eq!(
         section_of(&conf, "csi_cinder_fstype").as_deref(),
@@ -95,7 +98,7 @@ fn each_release_gets_its_options_where_it_reads_them() {
         );
     }
     assert!(!conf.contains("[capi_helm_cluster_labels]"), "{conf}");
-    unit.action("verify", json!({}));
+    unit.action("verify", json!({})).run();
     let detail = unit.action_results()["checks"]["capi-conf"]["detail"]
         .as_str()
         .unwrap()
@@ -108,10 +111,9 @@ fn each_release_gets_its_options_where_it_reads_them() {
 
 #[test]
 fn juju_proxies_reach_pip_and_the_services_and_a_change_restarts() {
-    let unit = Unit::new().kubeconfig(KUBECONFIG);
-    let run = unit.dispatch("hooks/install", &PROXY);
-    run.assert_ok();
-    assert_eq!(unit.status().0, "active", "{:?}", unit.status());
+    let unit = Unit::new();
+    unit.kubeconfig(KUBECONFIG);
+    let run = unit.hook("install").env(&PROXY).expect_active().run();
     let pip = &run.calls_of("pip3")[0];
     for var in ["HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy"] {
         assert_eq!(
@@ -136,24 +138,21 @@ fn juju_proxies_reach_pip_and_the_services_and_a_change_restarts() {
     );
 
     // The same proxies again: nothing to do.
-    let again = unit.dispatch("hooks/config-changed", &PROXY);
+    let again = unit.hook("config-changed").env(&PROXY).run();
     assert!(!again.called("systemctl restart"), "{:?}", again.spawned());
     // The model's proxy changes: the drop-in follows, and magnum restarts.
     let moved = [("JUJU_CHARM_HTTPS_PROXY", "http://squid2.internal:3128")];
-    let run = unit.dispatch("hooks/config-changed", &moved);
-    run.assert_ok();
+    let run = unit.hook("config-changed").env(&moved).run();
     assert!(run.called("systemctl restart"), "{:?}", run.spawned());
     let dropin = unit.text(CONDUCTOR_DROPIN);
     assert!(dropin.contains("squid2") && !dropin.contains("HTTP_PROXY="), "{dropin}");
 
     // A value the charm cannot pass unchanged: blocked, nothing changes.
-    let before = unit.snapshot();
-    unit.dispatch("hooks/config-changed", &[("JUJU_CHARM_HTTP_PROXY", "http://x y:1")])
-        .assert_ok();
-    let (kind, message) = unit.status();
-    assert_eq!(kind, "blocked");
-    assert!(message.contains("juju model-config juju-http-proxy"), "{message}");
-    assert_eq!(unit.snapshot(), before);
+    unit.hook("config-changed")
+        .env(&[("JUJU_CHARM_HTTP_PROXY", "http://x y:1")])
+        .expect_blocked("juju model-config juju-http-proxy")
+        .expect_unchanged()
+        .run();
 }
 
 /// `none` keeps the packaged ExecStart, whose init script resets PATH and
@@ -162,12 +161,12 @@ fn juju_proxies_reach_pip_and_the_services_and_a_change_restarts() {
 /// keeps the operator's own lines, and comes out on remove.
 #[test]
 fn service_override_none_uses_the_packagings_default_file() {
-    let unit = Unit::new().kubeconfig(KUBECONFIG);
+    let unit = Unit::new();
+    unit.kubeconfig(KUBECONFIG);
     unit.put(CONDUCTOR_DEFAULT, "# the operator's\nUSE_SYSLOG=yes\n", 0o644);
     let before = unit.snapshot_all();
-    unit.set_config("service-override", "none");
-    unit.dispatch("hooks/install", &PROXY).assert_ok();
-    assert_eq!(unit.status().0, "active", "{:?}", unit.status());
+    unit.config("service-override", "none");
+    unit.hook("install").env(&PROXY).expect_active().run();
     assert!(unit.file(CONDUCTOR_DROPIN).is_none());
     let text = unit.text(CONDUCTOR_DEFAULT);
     assert!(
@@ -200,18 +199,18 @@ fn service_override_none_uses_the_packagings_default_file() {
 
     // Back to runbook: the block comes out, the operator's lines stay, and
     // the file the charm made goes.
-    unit.set_config("service-override", "runbook");
-    unit.dispatch("hooks/config-changed", &PROXY).assert_ok();
+    unit.config("service-override", "runbook");
+    unit.hook("config-changed").env(&PROXY).run();
     assert_eq!(unit.text(CONDUCTOR_DEFAULT), "# the operator's\nUSE_SYSLOG=yes\n");
     assert!(unit.file("/etc/default/magnum-api").is_none());
 
     // And remove takes the block out of a file edited since.
-    unit.set_config("service-override", "none");
-    unit.dispatch("hooks/config-changed", &PROXY).assert_ok();
+    unit.config("service-override", "none");
+    unit.hook("config-changed").env(&PROXY).run();
     let edited = unit.text(CONDUCTOR_DEFAULT) + "EXTRA=1\n";
     unit.put(CONDUCTOR_DEFAULT, &edited, 0o644);
-    unit.hook("juju-info-relation-departed").assert_ok();
-    unit.hook("stop").assert_ok();
+    unit.hook("juju-info-relation-departed").run();
+    unit.hook("stop").run();
     assert_eq!(
         unit.text(CONDUCTOR_DEFAULT),
         "# the operator's\nUSE_SYSLOG=yes\nEXTRA=1\n"
@@ -234,7 +233,8 @@ fn service_override_none_uses_the_packagings_default_file() {
 /// runbook's hand-made drop-in, and remove gives the unit back.
 #[test]
 fn service_override_packaged_keeps_the_packaged_start() {
-    let unit = Unit::new().kubeconfig(KUBECONFIG);
+    let unit = Unit::new();
+    unit.kubeconfig(KUBECONFIG);
     let runbook = "/etc/systemd/system/magnum-conductor.service.d/override.conf";
     unit.put(
         runbook,
@@ -242,9 +242,8 @@ fn service_override_packaged_keeps_the_packaged_start() {
         0o644,
     );
     let before = unit.snapshot_all();
-    unit.set_config("service-override", "packaged");
-    unit.dispatch("hooks/install", &PROXY).assert_ok();
-    assert_eq!(unit.status().0, "active", "{:?}", unit.status());
+    unit.config("service-override", "packaged");
+    unit.hook("install").env(&PROXY).expect_active().run();
     assert!(unit.file(CONDUCTOR_DROPIN).is_none());
     assert!(unit.file(runbook).is_none(), "the runbook's drop-in is adopted");
     // What each init script composes once it has sourced the block: its
@@ -277,11 +276,11 @@ fn service_override_packaged_keeps_the_packaged_start() {
     );
     // A hook with nothing to do changes nothing.
     let snap = unit.snapshot_all();
-    unit.dispatch("hooks/config-changed", &PROXY).assert_ok();
+    unit.hook("config-changed").env(&PROXY).run();
     assert_eq!(unit.snapshot_all(), snap);
 
-    unit.hook("juju-info-relation-departed").assert_ok();
-    unit.hook("stop").assert_ok();
+    unit.hook("juju-info-relation-departed").run();
+    unit.hook("stop").run();
     // The unit as before install, the runbook's drop-in put back.
     let after = unit.snapshot_all();
     let extra: Vec<_> = after.iter().filter(|e| !before.contains(e)).map(|e| &e.0).collect();
@@ -294,15 +293,15 @@ fn service_override_packaged_keeps_the_packaged_start() {
 /// with --config-dir is written, the services restart, and it is active.
 #[test]
 fn upgrade_from_the_old_runbook_default_moves_to_packaged() {
-    let unit = Unit::new().kubeconfig(KUBECONFIG);
-    unit.set_config("service-override", "runbook");
-    unit.dispatch("hooks/install", &[]).assert_ok();
+    let unit = Unit::new();
+    unit.kubeconfig(KUBECONFIG);
+    unit.config("service-override", "runbook");
+    unit.hook("install").run();
     assert!(unit.file(CONDUCTOR_DROPIN).is_some());
     assert!(unit.file(CONDUCTOR_DEFAULT).is_none());
     // The new charm's config.yaml default applies once the key is unset.
     unit.unset_config("service-override");
-    unit.dispatch("hooks/upgrade-charm", &[]).assert_ok();
-    assert_eq!(unit.status().0, "active", "{:?}", unit.status());
+    unit.hook("upgrade-charm").expect_active().run();
     assert!(unit.file(CONDUCTOR_DROPIN).is_none());
     assert!(unit
         .file("/etc/systemd/system/magnum-api.service.d/99-magnum-capi.conf")
@@ -316,11 +315,17 @@ fn upgrade_from_the_old_runbook_default_moves_to_packaged() {
 /// Juju's proxies, updating the package lists only when apt cannot find it.
 #[test]
 fn a_unit_without_pip_gets_python3_pip_from_apt() {
-    let unit = Unit::new().kubeconfig(KUBECONFIG).with("apt", json!({"lists": false}));
+    let unit = Unit::new();
+    unit.kubeconfig(KUBECONFIG).apt(Apt {
+        lists: Some(false),
+        fail: None,
+    });
     std::fs::remove_file(unit.bin().join("pip3")).unwrap();
-    let run = unit.dispatch("hooks/install", &PROXY);
-    run.assert_ok();
-    assert_eq!(unit.status(), ("active".into(), "magnum-capi-helm 1.4.0 ready".into()));
+    let run = unit
+        .hook("install")
+        .env(&PROXY)
+        .expect_status("active", "magnum-capi-helm 1.4.0 ready")
+        .run();
     let apt: Vec<Vec<String>> = run.calls_of("apt-get").iter().map(|c| c.args.clone()).collect();
     assert_eq!(
         apt,
@@ -337,16 +342,16 @@ fn a_unit_without_pip_gets_python3_pip_from_apt() {
     assert!(run.called("pip3 install"));
 
     // apt cannot either: a clear blocked status, not "No such file".
-    let unit = Unit::new()
-        .kubeconfig(KUBECONFIG)
-        .with("apt", json!({"fail": "E: Failed to fetch http://archive.ubuntu.com/ubuntu/pool/main/p/python-pip/python3-pip_24.0+dfsg-1ubuntu1_all.deb  Temporary failure resolving 'archive.ubuntu.com'"}));
+    let unit = Unit::new();
+    unit.kubeconfig(KUBECONFIG).apt(Apt {
+        lists: None,
+        fail: Some("E: Failed to fetch http://archive.ubuntu.com/ubuntu/pool/main/p/python-pip/python3-pip_24.0+dfsg-1ubuntu1_all.deb  Temporary failure resolving 'archive.ubuntu.com'".into()),
+    });
     std::fs::remove_file(unit.bin().join("pip3")).unwrap();
-    unit.hook("install").assert_ok();
-    let (kind, message) = unit.status();
-    assert_eq!(kind, "blocked");
-    assert!(
-        message.contains("pip3 is not on this unit") && message.contains("Temporary failure resolving"),
-        "{message}"
-    );
+    unit.hook("install")
+        .expect_blocked("pip3 is not on this unit")
+        .expect_blocked("Temporary failure resolving")
+        .run();
+    let message = unit.status().1;
     assert!(!message.contains("No such file"), "{message}");
 }

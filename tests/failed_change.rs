@@ -5,15 +5,13 @@
 mod support;
 
 use serde_json::json;
-use support::{Unit, KUBECONFIG, SECRET_URI};
+use support::{Pip, Unhealthy, Unit, KUBECONFIG, SECRET_URI};
 
 fn converged() -> Unit {
-    let unit = Unit::new().kubeconfig(KUBECONFIG).with(
-        "pip",
-        json!({"index_versions": ["1.0.0", "1.1.0", "1.2.0", "1.3.0", "1.4.0"]}),
-    );
-    unit.hook("install").assert_ok();
-    assert_eq!(unit.status().0, "active", "{:?}", unit.status());
+    let unit = Unit::new();
+    unit.kubeconfig(KUBECONFIG)
+        .pip(Pip::index_versions(&["1.0.0", "1.1.0", "1.2.0", "1.3.0", "1.4.0"]));
+    unit.hook("install").expect_active().run();
     unit
 }
 
@@ -25,22 +23,16 @@ fn costs_nothing(break_it: impl FnOnce(&Unit), hook: &str, want: &str, mend: imp
     let unit = converged();
     let before = unit.snapshot();
     break_it(&unit);
-    let run = unit.hook(hook);
-    run.assert_ok();
-    let (kind, message) = unit.status();
-    assert_eq!(kind, "blocked", "{want}: {message}");
-    assert!(message.contains(want), "{message:?} does not say {want:?}");
+    unit.hook(hook).expect_blocked(want).run();
     // (A rolled-back restart restarted magnum in that hook: starts count
     // from here.)
     let started: Vec<_> = ["magnum-api", "magnum-conductor"]
         .iter()
-        .map(|s| unit.service(s)["start"].clone())
+        .map(|s| unit.systemd(s).start)
         .collect();
 
     mend(&unit);
-    let again = unit.hook(hook);
-    again.assert_ok();
-    assert_eq!(unit.status().0, "active", "{want}: {:?}", unit.status());
+    let again = unit.hook(hook).expect_active().run();
     for tool in [
         "pip3 install",
         "pip3 uninstall",
@@ -56,7 +48,7 @@ fn costs_nothing(break_it: impl FnOnce(&Unit), hook: &str, want: &str, mend: imp
     assert_eq!(unit.snapshot(), before, "{want}: the unit's files changed");
     let now: Vec<_> = ["magnum-api", "magnum-conductor"]
         .iter()
-        .map(|s| unit.service(s)["start"].clone())
+        .map(|s| unit.systemd(s).start)
         .collect();
     assert_eq!(now, started, "{want}: magnum was restarted");
 }
@@ -64,10 +56,14 @@ fn costs_nothing(break_it: impl FnOnce(&Unit), hook: &str, want: &str, mend: imp
 #[test]
 fn a_driver_version_the_index_lacks() {
     costs_nothing(
-        |u| u.set_config("driver-version", "9.9.9"),
+        |u| {
+            u.config("driver-version", "9.9.9");
+        },
         "config-changed",
         "9.9.9",
-        |u| u.set_config("driver-version", "1.4.0"),
+        |u| {
+            u.config("driver-version", "1.4.0");
+        },
     );
 }
 
@@ -75,16 +71,16 @@ fn a_driver_version_the_index_lacks() {
 fn an_index_that_fails() {
     costs_nothing(
         |u| {
-            u.set_config("pip-index-url", "https://mirror.example/simple");
-            u.set_config("driver-version", "1.3.0");
-            u.set("pip", json!({"fail": "ERROR: Could not find a version that satisfies the requirement magnum-capi-helm==1.3.0 (from versions: none)"}));
+            u.config("pip-index-url", "https://mirror.example/simple");
+            u.config("driver-version", "1.3.0");
+            u.pip(Pip::failing("ERROR: Could not find a version that satisfies the requirement magnum-capi-helm==1.3.0 (from versions: none)"));
         },
         "config-changed",
         "Could not find a version",
         |u| {
             u.unset_config("pip-index-url");
-            u.set_config("driver-version", "1.4.0");
-            u.set("pip", json!({}));
+            u.config("driver-version", "1.4.0");
+            u.pip(Pip::default());
         },
     );
 }
@@ -93,14 +89,14 @@ fn an_index_that_fails() {
 fn a_driver_that_does_not_load() {
     costs_nothing(
         |u| {
-            u.set_config("driver-version", "1.3.0");
-            u.set("pip", json!({"no_entry_point": "1.3.0"}));
+            u.config("driver-version", "1.3.0");
+            u.pip(Pip::no_entry_point("1.3.0"));
         },
         "config-changed",
         "entry point",
         |u| {
-            u.set_config("driver-version", "1.4.0");
-            u.set("pip", json!({}));
+            u.config("driver-version", "1.4.0");
+            u.pip(Pip::default());
         },
     );
 }
@@ -109,24 +105,30 @@ fn a_driver_that_does_not_load() {
 fn a_bad_kubeconfig_rotation() {
     costs_nothing(
         |u| {
-            u.set_secret(
+            u.secret(
                 SECRET_URI,
                 json!({"kubeconfig": KUBECONFIG.replace("https://", "http://")}),
-            )
+            );
         },
         "secret-changed",
         "https",
-        |u| u.set_secret(SECRET_URI, json!({"kubeconfig": KUBECONFIG})),
+        |u| {
+            u.secret(SECRET_URI, json!({"kubeconfig": KUBECONFIG}));
+        },
     );
 }
 
 #[test]
 fn a_bad_option() {
     costs_nothing(
-        |u| u.set_config("namespace-prefix", "x\n[DEFAULT]\ndebug = true"),
+        |u| {
+            u.config("namespace-prefix", "x\n[DEFAULT]\ndebug = true");
+        },
         "config-changed",
         "line break",
-        |u| u.unset_config("namespace-prefix"),
+        |u| {
+            u.unset_config("namespace-prefix");
+        },
     );
 }
 
@@ -134,14 +136,20 @@ fn a_bad_option() {
 fn an_unhealthy_restart_rolled_back() {
     costs_nothing(
         |u| {
-            u.set(
-                "unhealthy_if",
-                json!({"path": "/etc/magnum/magnum.conf.d/99-capi.conf", "contains": "namespace_prefix = broken", "journal": ["oslo_config.cfg.ConfigFileValueError: Value for option namespace_prefix is not valid"]}),
-            );
-            u.set_config("namespace-prefix", "broken");
+            u.unhealthy_if(Unhealthy {
+                path: "/etc/magnum/magnum.conf.d/99-capi.conf".into(),
+                contains: "namespace_prefix = broken".into(),
+                journal: vec![
+                    "oslo_config.cfg.ConfigFileValueError: Value for option namespace_prefix is not valid".into(),
+                ],
+                refuse: false,
+            });
+            u.config("namespace-prefix", "broken");
         },
         "config-changed",
         "rolled back",
-        |u| u.unset_config("namespace-prefix"),
+        |u| {
+            u.unset_config("namespace-prefix");
+        },
     );
 }

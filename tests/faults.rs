@@ -19,8 +19,7 @@ fn points_of(hook: &str, setup: impl Fn() -> Unit) -> Vec<String> {
     let unit = setup();
     let log = unit.path("/../fault-points.log");
     let log_s = log.display().to_string();
-    unit.dispatch(&format!("hooks/{hook}"), &[("MAGNUM_CAPI_FAULT_LOG", log_s.as_str())])
-        .assert_ok();
+    unit.hook(hook).env(&[("MAGNUM_CAPI_FAULT_LOG", log_s.as_str())]).run();
     std::fs::read_to_string(&log)
         .unwrap()
         .lines()
@@ -30,7 +29,7 @@ fn points_of(hook: &str, setup: impl Fn() -> Unit) -> Vec<String> {
 
 fn crash_everywhere(hook: &str, setup: impl Fn() -> Unit) -> usize {
     let reference = setup();
-    reference.hook(hook).assert_ok();
+    reference.hook(hook).run();
     let want_status = reference.status();
     let want = unit_files(&reference);
 
@@ -38,15 +37,18 @@ fn crash_everywhere(hook: &str, setup: impl Fn() -> Unit) -> usize {
     assert!(points.len() >= 8, "too few fault points on {hook}: {points:?}");
     for point in &points {
         let unit = setup();
-        let crashed = unit.dispatch(&format!("hooks/{hook}"), &[("MAGNUM_CAPI_FAULT", point.as_str())]);
-        assert_ne!(crashed.code, 0, "{point}: did not crash");
+        let crashed = unit
+            .hook(hook)
+            .env(&[("MAGNUM_CAPI_FAULT", point.as_str())])
+            .expect_fail()
+            .run();
         assert!(
             crashed.stderr.contains(&format!("fault injected at {point}")),
             "{point}: {}",
             crashed.stderr
         );
         // Juju runs the failed hook again.
-        unit.hook(hook).assert_ok();
+        unit.hook(hook).run();
         assert_eq!(unit.status(), want_status, "{point}: status");
         let got = unit_files(&unit);
         assert_eq!(
@@ -59,7 +61,7 @@ fn crash_everywhere(hook: &str, setup: impl Fn() -> Unit) -> usize {
             unit.temp_files()
         );
         for s in ["magnum-api", "magnum-conductor"] {
-            assert_eq!(unit.service(s)["active_state"], "active", "{point}: {s}");
+            assert_eq!(unit.systemd(s).active_state, "active", "{point}: {s}");
         }
     }
     points.len()
@@ -67,17 +69,21 @@ fn crash_everywhere(hook: &str, setup: impl Fn() -> Unit) -> usize {
 
 #[test]
 fn an_install_crashed_at_any_point_converges_on_the_next_hook() {
-    let n = crash_everywhere("install", || Unit::new().kubeconfig(KUBECONFIG));
+    let setup = || {
+        let unit = Unit::new();
+        unit.kubeconfig(KUBECONFIG);
+        unit
+    };
+    let n = crash_everywhere("install", setup);
     eprintln!("install: {n} fault points exercised");
 }
 
 #[test]
 fn a_config_change_crashed_at_any_point_converges() {
     let setup = || {
-        let unit = Unit::new().kubeconfig(KUBECONFIG);
-        unit.hook("install").assert_ok();
-        unit.set_config("namespace-prefix", "tenant");
-        unit.set_config("service-override", "none");
+        let unit = Unit::installed();
+        unit.config("namespace-prefix", "tenant")
+            .config("service-override", "none");
         unit
     };
     let n = crash_everywhere("config-changed", setup);
@@ -86,21 +92,19 @@ fn a_config_change_crashed_at_any_point_converges() {
 
 #[test]
 fn a_remove_crashed_at_any_point_still_restores_the_unit() {
-    let setup = || {
-        let unit = Unit::new().kubeconfig(KUBECONFIG);
-        unit.hook("install").assert_ok();
-        unit
-    };
-    let points = points_of("stop", setup);
+    let points = points_of("stop", Unit::installed);
     assert!(!points.is_empty());
     for point in &points {
-        let unit = Unit::new().kubeconfig(KUBECONFIG);
+        let unit = Unit::new();
+        unit.kubeconfig(KUBECONFIG);
         let before = unit.snapshot_all();
-        unit.hook("install").assert_ok();
-        let crashed = unit.dispatch("hooks/stop", &[("MAGNUM_CAPI_FAULT", point.as_str())]);
-        assert_ne!(crashed.code, 0, "{point}");
-        unit.hook("stop").assert_ok();
-        unit.hook("remove").assert_ok();
+        unit.hook("install").run();
+        unit.hook("stop")
+            .env(&[("MAGNUM_CAPI_FAULT", point.as_str())])
+            .expect_fail()
+            .run();
+        unit.hook("stop").run();
+        unit.hook("remove").run();
         assert_eq!(unit.snapshot_all(), before, "{point}: not restored");
     }
 }

@@ -7,7 +7,7 @@ mod support;
 
 use serde_json::{json, Value};
 use support::kube_server::{Api, KubeServer, Pki};
-use support::{Run, Unit, KUBECONFIG, SECRET_URI};
+use support::{Expect, Unit, KUBECONFIG, SECRET_URI};
 
 const CREDS_URI: &str = "secret:d1f8kq7mp25c77screds";
 
@@ -383,39 +383,38 @@ fn table() -> Vec<(&'static str, Input, &'static str)> {
 
 /// A unit as an operator has it: converged, with smoketest credentials set.
 fn working_unit() -> Unit {
-    let unit = Unit::new().kubeconfig(KUBECONFIG);
-    unit.set_secret(CREDS_URI, json!({"auth-url": "https://127.0.0.1:9/v3", "application-credential-id": "id", "application-credential-secret": "canary-creds-0001"}));
-    unit.set_config("openstack-credentials-secret", CREDS_URI);
-    unit.hook("install").assert_ok();
-    assert_eq!(unit.status().0, "active", "{:?}", unit.status());
+    let unit = Unit::new();
+    unit.kubeconfig(KUBECONFIG);
+    unit.secret(CREDS_URI, json!({"auth-url": "https://127.0.0.1:9/v3", "application-credential-id": "id", "application-credential-secret": "canary-creds-0001"}));
+    unit.config("openstack-credentials-secret", CREDS_URI);
+    unit.hook("install").expect_active().run();
     unit
 }
 
-fn apply(unit: &Unit, input: Input) -> Run {
+/// Set the input up; the run that meets it.
+fn apply(unit: &Unit, input: Input) -> Expect<'_> {
     match input {
         Input::Config(k, v) => {
-            unit.set_config(k, v);
+            unit.config(k, v);
             unit.hook("config-changed")
         }
         Input::Kubeconfig(k) => {
-            unit.set_secret(SECRET_URI, json!({"kubeconfig": k}));
+            unit.secret(SECRET_URI, json!({"kubeconfig": k}));
             unit.hook("secret-changed")
         }
         Input::KubeconfigSecret(content) => {
-            unit.set_secret(SECRET_URI, content);
+            unit.secret(SECRET_URI, content);
             unit.hook("secret-changed")
         }
         Input::Credentials(c) => {
-            unit.set_secret(CREDS_URI, c);
+            unit.secret(CREDS_URI, c);
             unit.action("smoketest", smoketest_params(json!({})))
         }
         Input::Smoketest(p) => unit.action("smoketest", p),
         Input::Resource(name, bytes) => {
             let path = unit.path(&format!("/../resource-{name}"));
             std::fs::write(&path, bytes).unwrap();
-            let mut w = unit.world();
-            w["resources"][name] = json!(path.display().to_string());
-            unit.set("resources", w["resources"].clone());
+            unit.resource(name, &path);
             unit.hook("upgrade-charm")
         }
     }
@@ -427,11 +426,9 @@ fn every_hostile_input_gets_a_clear_message_and_changes_nothing() {
     assert!(table.len() >= 40, "{} inputs", table.len());
     for (name, input, want) in table {
         let unit = working_unit();
-        let before = unit.snapshot();
         let services = unit.world()["services"].clone();
         let is_action = matches!(input, Input::Credentials(_) | Input::Smoketest(_));
-        let run = apply(&unit, input);
-        assert_eq!(run.code, 0, "{name}: exit {}\n{}", run.code, run.stderr);
+        let run = apply(&unit, input).note(name).expect_unchanged().run();
         assert!(!run.stderr.contains("panicked"), "{name}: panic\n{}", run.stderr);
         let message = if is_action {
             unit.action_failed()
@@ -443,7 +440,6 @@ fn every_hostile_input_gets_a_clear_message_and_changes_nothing() {
         };
         assert!(message.contains(want), "{name}: {message:?} does not say {want:?}");
         assert!(message.len() < 1000, "{name}: a {}-byte message", message.len());
-        assert_eq!(unit.snapshot(), before, "{name}: the unit changed");
         assert_eq!(unit.world()["services"], services, "{name}: services touched");
         assert!(
             !run.called("systemctl restart") && !run.called("pip3 install"),
@@ -469,19 +465,19 @@ fn secrets_never_leak() {
         "upgrade-charm",
         "start",
     ] {
-        runs.push(unit.hook(hook));
+        runs.push(unit.hook(hook).run());
     }
-    runs.push(unit.action("verify", json!({})));
-    runs.push(unit.action("smoketest", smoketest_params(json!({}))));
+    runs.push(unit.action("verify", json!({})).run());
+    runs.push(unit.action("smoketest", smoketest_params(json!({}))).run());
     // Failure paths: a bad kubeconfig carrying the canary, refused creds.
-    unit.set_secret(
+    unit.secret(
         SECRET_URI,
         json!({"kubeconfig": KUBECONFIG.replace("kind: Config", "kind: Pod")}),
     );
-    runs.push(unit.hook("secret-changed"));
-    unit.set_secret(CREDS_URI, json!({"auth-url": "https://127.0.0.1:9/v3", "application-credential-id": CANARY_C, "application-credential-secret": CANARY_C, "interface": "private"}));
-    runs.push(unit.action("smoketest", smoketest_params(json!({}))));
-    unit.hook("stop").assert_ok();
+    runs.push(unit.hook("secret-changed").run());
+    unit.secret(CREDS_URI, json!({"auth-url": "https://127.0.0.1:9/v3", "application-credential-id": CANARY_C, "application-credential-secret": CANARY_C, "interface": "private"}));
+    runs.push(unit.action("smoketest", smoketest_params(json!({}))).run());
+    unit.hook("stop").run();
 
     let mut seen = Vec::new();
     for r in &runs {
@@ -549,12 +545,12 @@ fn a_full_or_read_only_disk_leaves_the_old_file_and_blocks() {
         }
         let _umount = Umount(dir.clone());
         let before = std::fs::read(unit.path(conf)).unwrap();
-        unit.set_config("namespace-prefix", "tenant");
-        let run = unit.hook("config-changed");
-        run.assert_ok();
-        let (kind, message) = unit.status();
-        assert_eq!(kind, "blocked", "{fault}: {message}");
-        assert!(message.contains("99-capi.conf"), "{fault}: {message}");
+        unit.config("namespace-prefix", "tenant");
+        let run = unit
+            .hook("config-changed")
+            .note(fault)
+            .expect_blocked("99-capi.conf")
+            .run();
         assert_eq!(
             std::fs::read(unit.path(conf)).unwrap(),
             before,

@@ -5,7 +5,7 @@
 mod support;
 
 use serde_json::json;
-use support::{Unit, KUBECONFIG};
+use support::{Loaded, Unit, KUBECONFIG};
 
 const CAPI_CONF: &str = "/etc/magnum/magnum.conf.d/99-capi.conf";
 const RUNBOOK_API: &str = "/etc/systemd/system/magnum-api.service.d/override.conf";
@@ -13,33 +13,30 @@ const RUNBOOK_CONDUCTOR: &str = "/etc/systemd/system/magnum-conductor.service.d/
 const DIST_INFO: &str = "/usr/local/lib/python3.11/dist-packages/magnum_capi_helm-1.4.0.dist-info";
 
 fn remove(unit: &Unit) {
-    unit.hook("juju-info-relation-departed").assert_ok();
-    unit.hook("stop").assert_ok();
-    unit.hook("remove").assert_ok();
+    unit.hook("juju-info-relation-departed").run();
+    unit.hook("stop").run();
+    unit.hook("remove").run();
 }
 
 #[test]
 fn install_then_remove_on_a_clean_unit_leaves_it_byte_identical() {
-    let unit = Unit::new().kubeconfig(KUBECONFIG);
+    let unit = Unit::new();
+    unit.kubeconfig(KUBECONFIG);
     let before = unit.snapshot_all();
-    unit.hook("install").assert_ok();
-    assert_eq!(unit.status().0, "active");
+    unit.hook("install").expect_active().run();
     assert_ne!(unit.snapshot_all(), before);
 
-    unit.hook("juju-info-relation-departed").assert_ok();
-    let stop = unit.hook("stop");
-    stop.assert_ok();
+    unit.hook("juju-info-relation-departed").run();
+    let stop = unit.hook("stop").run();
     assert!(stop.called("pip3 uninstall"), "{:?}", stop.spawned());
     assert!(stop.called("systemctl daemon-reload"));
     assert!(stop.called("systemctl restart"));
     assert_eq!(unit.snapshot_all(), before, "the unit is as it was, byte for byte");
-    assert_eq!(unit.service("magnum-api")["active_state"], "active");
-    assert_eq!(unit.service("magnum-conductor")["active_state"], "active");
+    assert_eq!(unit.systemd("magnum-api").active_state, "active");
+    assert_eq!(unit.systemd("magnum-conductor").active_state, "active");
 
     // remove after stop has nothing left to do.
-    let rm = unit.hook("remove");
-    rm.assert_ok();
-    assert!(rm.spawned().is_empty(), "{:?}", rm.spawned());
+    unit.hook("remove").expect_no_spawn().run();
     assert_eq!(unit.snapshot_all(), before);
 }
 
@@ -70,20 +67,26 @@ fn runbook_unit() -> Unit {
         0o644,
     );
     // The runbook's daemon-reload happened: systemd runs its override.
-    unit.set("loaded", json!({
-        "magnum-api": {"exec_start": "/usr/bin/magnum-api --config-file=/etc/magnum/magnum.conf --config-dir=/etc/magnum/magnum.conf.d", "dropins": RUNBOOK_API},
-        "magnum-conductor": {"exec_start": "/usr/bin/magnum-conductor --config-file=/etc/magnum/magnum.conf --config-dir=/etc/magnum/magnum.conf.d", "dropins": RUNBOOK_CONDUCTOR},
-    }));
+    for (service, dropin) in [("magnum-api", RUNBOOK_API), ("magnum-conductor", RUNBOOK_CONDUCTOR)] {
+        unit.loaded(
+            service,
+            Loaded {
+                exec_start: format!(
+                    "/usr/bin/{service} --config-file=/etc/magnum/magnum.conf --config-dir=/etc/magnum/magnum.conf.d"
+                ),
+                dropins: dropin.into(),
+            },
+        );
+    }
     unit
 }
 
 #[test]
 fn a_runbook_unit_is_adopted_and_given_back_on_remove() {
-    let unit = runbook_unit().kubeconfig(KUBECONFIG);
+    let unit = runbook_unit();
+    unit.kubeconfig(KUBECONFIG);
     let before = unit.snapshot_all();
-    let run = unit.hook("install");
-    run.assert_ok();
-    assert_eq!(unit.status().0, "active", "{:?}", unit.status());
+    let run = unit.hook("install").expect_active().run();
     assert!(
         !run.called("pip3 install"),
         "the installed 1.4.0 is kept: {:?}",
@@ -100,7 +103,7 @@ fn a_runbook_unit_is_adopted_and_given_back_on_remove() {
         assert!(run.stdout.contains(line), "log lacks {line:?}:\n{}", run.stdout);
     }
     // systemd sees one ExecStart: the charm's.
-    unit.action("verify", json!({}));
+    unit.action("verify", json!({})).run();
     assert_eq!(
         unit.action_results()["checks"]["dropins"]["status"],
         "pass",
@@ -118,8 +121,7 @@ fn a_runbook_unit_is_adopted_and_given_back_on_remove() {
 
 #[test]
 fn the_principals_refresh_restarts_nothing_and_a_lost_driver_is_reinstalled() {
-    let unit = Unit::new().kubeconfig(KUBECONFIG);
-    unit.hook("install").assert_ok();
+    let unit = Unit::installed();
     // The magnum charm re-renders magnum.conf and the packages' unit files.
     let conf = unit.text("/etc/magnum/magnum.conf") + "\n[api]\nworkers = 4\n";
     unit.put("/etc/magnum/magnum.conf", &conf, 0o640);
@@ -127,33 +129,30 @@ fn the_principals_refresh_restarts_nothing_and_a_lost_driver_is_reinstalled() {
         .text("/lib/systemd/system/magnum-api.service")
         .replace("LimitNOFILE=65535", "LimitNOFILE=1048576");
     unit.put("/lib/systemd/system/magnum-api.service", &api, 0o644);
-    let started = unit.service("magnum-api")["start"].clone();
-    let run = unit.hook("config-changed");
-    run.assert_ok();
-    assert_eq!(run.spawned(), ["config-get", "secret-get"]);
+    let started = unit.systemd("magnum-api").start;
+    unit.hook("config-changed")
+        .expect_spawned(&["config-get", "secret-get"])
+        .run();
     assert_eq!(
-        unit.service("magnum-api")["start"],
+        unit.systemd("magnum-api").start,
         started,
         "not restarted for the principal's own files"
     );
 
     // A package reinstall loses the pip-installed driver.
     std::fs::remove_dir_all(unit.path(DIST_INFO)).unwrap();
-    let run = unit.hook("update-status");
-    run.assert_ok();
+    let run = unit.hook("update-status").expect_active().run();
     assert!(
         run.called("pip3 install") && run.called("systemctl restart"),
         "{:?}",
         run.spawned()
     );
-    assert_eq!(unit.status().0, "active");
-    assert!(unit.hook("update-status").spawned().is_empty());
+    unit.hook("update-status").expect_no_spawn().run();
 }
 
 #[test]
 fn upgrade_charm_migrates_a_format_1_state_and_remove_still_cleans_up() {
-    let unit = Unit::new().kubeconfig(KUBECONFIG);
-    unit.hook("install").assert_ok();
+    let unit = Unit::installed();
     // Rewrite the state as revision 1 of the charm kept it.
     let path = "/var/lib/magnum-capi/state.json";
     let mut state: serde_json::Value = serde_json::from_str(&unit.text(path)).unwrap();
@@ -161,8 +160,8 @@ fn upgrade_charm_migrates_a_format_1_state_and_remove_still_cleans_up() {
     state.as_object_mut().unwrap().remove("prestate");
     unit.put(path, &serde_json::to_string(&state).unwrap(), 0o600);
 
-    unit.hook("upgrade-charm").assert_ok();
-    unit.hook("config-changed").assert_ok();
+    unit.hook("upgrade-charm").run();
+    unit.hook("config-changed").run();
     let migrated: serde_json::Value = serde_json::from_str(&unit.text(path)).unwrap();
     assert_eq!(migrated["format"], 2);
     assert_eq!(migrated["prestate"]["driver_known"], false);
@@ -183,16 +182,15 @@ fn upgrade_charm_migrates_a_format_1_state_and_remove_still_cleans_up() {
 fn a_crash_after_the_first_change_still_restores_the_pre_install_unit() {
     // The pre-install state is saved before anything changes, so a hook
     // that dies after writing (here: restart fails) keeps it.
-    let unit = Unit::new().kubeconfig(KUBECONFIG).fail(
+    let unit = Unit::new();
+    unit.kubeconfig(KUBECONFIG).fail(
         "systemctl restart",
         "Failed to restart: Transport endpoint is not connected",
     );
     let before = unit.snapshot_all();
-    unit.hook("install").assert_ok();
-    assert_eq!(unit.status().0, "blocked");
-    unit.unfail("systemctl restart");
-    unit.hook("config-changed").assert_ok();
-    assert_eq!(unit.status().0, "active");
+    unit.hook("install").expect_blocked("").run();
+    unit.heal("systemctl restart");
+    unit.hook("config-changed").expect_active().run();
     remove(&unit);
     assert_eq!(unit.snapshot_all(), before);
 }

@@ -189,21 +189,22 @@ fn with(mut base: Value, changes: Value) -> Value {
     base
 }
 
-fn installed(unit: Unit) -> Unit {
-    unit.hook("install").assert_ok();
-    assert_eq!(unit.status().0, "active", "{:?}", unit.status());
+/// A magnum unit set up by `setup`, install run and active.
+fn installed(setup: impl FnOnce(&Unit)) -> Unit {
+    let unit = Unit::new();
+    setup(&unit);
+    unit.hook("install").expect_active().run();
     unit
 }
 
 fn config_changed(unit: &Unit) {
-    unit.hook("config-changed").assert_ok();
-    assert_eq!(unit.status().0, "active", "{:?}", unit.status());
+    unit.hook("config-changed").expect_active().run();
 }
 
 #[test]
 fn defaults_read_back_as_the_kubeconfig_and_the_other_drivers_disabled() {
     let oslo = oslo!();
-    let unit = installed(Unit::new().kubeconfig(KUBECONFIG));
+    let unit = Unit::converged();
     let v = oslo.read_runbook(&unit);
 
     assert_eq!(
@@ -233,9 +234,8 @@ fn defaults_read_back_as_the_kubeconfig_and_the_other_drivers_disabled() {
 #[test]
 fn every_option_reads_back_typed_and_dollars_literal() {
     let oslo = oslo!();
-    let unit = installed(
-        Unit::new()
-            .kubeconfig(KUBECONFIG)
+    let unit = installed(|u| {
+        u.kubeconfig(KUBECONFIG)
             .config("namespace-prefix", "a$b")
             .config("helm-chart-repo", "https://charts.example.com/capi?x=1&y=$HOME")
             // The injection FACTS.md warns of: unescaped it crashes magnum.
@@ -251,8 +251,8 @@ fn every_option_reads_back_typed_and_dollars_literal() {
             .config("csi-cinder-fstype", "xfs")
             .config("csi-cinder-volume-binding-mode", "WaitForFirstConsumer")
             .config("csi-cinder-availability-zone", "az$$1$")
-            .config("app-cred-interface-type", "internal"),
-    );
+            .config("app-cred-interface-type", "internal");
+    });
     let text = unit.text(CAPI_CONF);
     assert!(text.contains("namespace_prefix = a$$b\n"), "{text}");
 
@@ -291,8 +291,8 @@ fn every_option_reads_back_typed_and_dollars_literal() {
 
     // false reads back too (true is also the driver's default), and an
     // int option at 0 (config.yaml's "driver default") is the driver's.
-    unit.set_config("csi-cinder-allow-volume-expansion", "False");
-    unit.set_config("minimum-flavor-ram", 0);
+    unit.config("csi-cinder-allow-volume-expansion", "False");
+    unit.config("minimum-flavor-ram", 0);
     config_changed(&unit);
     let v = oslo.read_runbook(&unit);
     assert_eq!(
@@ -334,10 +334,12 @@ fn every_option_reads_back_typed_and_dollars_literal() {
 #[test]
 fn an_oci_chart_name_reads_back_with_an_empty_repo() {
     let oslo = oslo!();
-    let unit = installed(Unit::new().kubeconfig(KUBECONFIG).config(
-        "helm-chart-name",
-        "oci://registry.example/capi-charts/openstack-cluster",
-    ));
+    let unit = installed(|u| {
+        u.kubeconfig(KUBECONFIG).config(
+            "helm-chart-name",
+            "oci://registry.example/capi-charts/openstack-cluster",
+        );
+    });
     let v = oslo.read_runbook(&unit);
     assert_eq!(v["capi_helm"]["helm_chart_repo"], "", "{}", v["capi_helm"]);
     assert_eq!(
@@ -350,7 +352,9 @@ fn an_oci_chart_name_reads_back_with_an_empty_repo() {
 #[test]
 fn disabled_drivers_empty_writes_no_drivers_key_and_reads_as_none() {
     let oslo = oslo!();
-    let unit = installed(Unit::new().kubeconfig(KUBECONFIG).config("disabled-drivers", ""));
+    let unit = installed(|u| {
+        u.kubeconfig(KUBECONFIG).config("disabled-drivers", "");
+    });
     let text = unit.text(CAPI_CONF);
     assert!(
         !text.contains("[drivers]") && !text.contains("disabled_drivers"),
@@ -364,20 +368,22 @@ fn disabled_drivers_empty_writes_no_drivers_key_and_reads_as_none() {
 #[test]
 fn disabled_drivers_explicit_list_reads_as_that_list() {
     let oslo = oslo!();
-    let unit = installed(Unit::new().kubeconfig(KUBECONFIG).config("disabled-drivers", "a,b"));
+    let unit = installed(|u| {
+        u.kubeconfig(KUBECONFIG).config("disabled-drivers", "a,b");
+    });
     assert_eq!(
         oslo.read_runbook(&unit)["drivers"]["disabled_drivers"],
         json!(["a", "b"])
     );
 
-    unit.set_config("disabled-drivers", " k8s_fedora_coreos_v1 , magnum_cluster_api.driver ");
+    unit.config("disabled-drivers", " k8s_fedora_coreos_v1 , magnum_cluster_api.driver ");
     config_changed(&unit);
     assert_eq!(
         oslo.read_runbook(&unit)["drivers"]["disabled_drivers"],
         json!(["k8s_fedora_coreos_v1", "magnum_cluster_api.driver"])
     );
 
-    unit.set_config("disabled-drivers", "auto");
+    unit.config("disabled-drivers", "auto");
     config_changed(&unit);
     assert_eq!(
         oslo.read_runbook(&unit)["drivers"]["disabled_drivers"],
@@ -393,7 +399,9 @@ fn disabled_drivers_explicit_list_reads_as_that_list() {
 #[test]
 fn conf_d_wins_over_magnum_conf_only_in_the_runbook_argument_order() {
     let oslo = oslo!();
-    let unit = installed(Unit::new().kubeconfig(KUBECONFIG).config("namespace-prefix", "tenant"));
+    let unit = installed(|u| {
+        u.kubeconfig(KUBECONFIG).config("namespace-prefix", "tenant");
+    });
     // As the principal charm would re-render it, after our install.
     let magnum_conf = unit.text(MAGNUM_CONF)
         + "\n[capi_helm]\nkubeconfig_file = /other\nnamespace_prefix = theirs\nminimum_flavor_vcpus = 8\n";
@@ -457,17 +465,16 @@ fn the_reader_reports_what_the_services_would_crash_on() {
 fn each_release_reads_every_option_the_charm_writes_for_it() {
     let oslo = oslo!();
     let api_resources = r#"{"K8sControlPlane": {"api_version": "controlplane.cluster.x-k8s.io/v1beta1"}}"#;
-    let unit = installed(
-        Unit::new()
-            .kubeconfig(KUBECONFIG)
+    let unit = installed(|u| {
+        u.kubeconfig(KUBECONFIG)
             .config("api-resources", api_resources)
             .config("k8s-control-plane-resource-conditions", "Ready,MachinesReady")
             .config("csi-cinder-fstype", "xfs")
             .config("octavia-provider", "ovn")
             .config("master-lb-floating-ip-enabled", "false")
             .config("boot-volume-size", 40)
-            .config("api-master-lb-allowed-cidrs", "10.0.0.0/8,192.168.0.0/16"),
-    );
+            .config("api-master-lb-allowed-cidrs", "10.0.0.0/8,192.168.0.0/16");
+    });
     let v = oslo.read_runbook(&unit);
     assert_eq!(v["ignored"], json!([]), "{}", unit.text(CAPI_CONF));
     assert_eq!(v["capi_helm"]["api_resources"], api_resources);
@@ -485,9 +492,8 @@ fn each_release_reads_every_option_the_charm_writes_for_it() {
     // 1.1.0, with the same options (and a certificate kubeconfig: it reads
     // no token).
     let k8s = KubeServer::start(Pki::new((2099, 1, 1)), Api::OldCapo);
-    let unit = installed(
-        Unit::new()
-            .kubeconfig(&k8s.cert_kubeconfig())
+    let unit = installed(|u| {
+        u.kubeconfig(&k8s.cert_kubeconfig())
             .config("driver-version", "1.1.0")
             .config("api-resources", api_resources)
             .config("k8s-control-plane-resource-conditions", "Ready,MachinesReady")
@@ -495,8 +501,8 @@ fn each_release_reads_every_option_the_charm_writes_for_it() {
             .config("octavia-provider", "ovn")
             .config("master-lb-floating-ip-enabled", "false")
             .config("boot-volume-size", 40)
-            .config("api-master-lb-allowed-cidrs", "10.0.0.0/8,192.168.0.0/16"),
-    );
+            .config("api-master-lb-allowed-cidrs", "10.0.0.0/8,192.168.0.0/16");
+    });
     let v = oslo.read_runbook_with_1_1_0(&unit);
     assert_eq!(v["ignored"], json!([]), "{}", unit.text(CAPI_CONF));
     assert_eq!(v["capi_helm_cluster_labels"], Value::Null, "1.1.0 has no label group");
@@ -518,10 +524,10 @@ fn each_release_reads_every_option_the_charm_writes_for_it() {
 fn values_in_quotes_read_back_exactly_or_are_refused() {
     let oslo = oslo!();
     for value in ["\"tenant\"", "'tenant'", "\"", "'", "\"a'b\""] {
-        let unit = installed(Unit::new().kubeconfig(KUBECONFIG));
+        let unit = Unit::converged();
         let before = unit.file(CAPI_CONF);
-        unit.set_config("namespace-prefix", value);
-        unit.hook("config-changed");
+        unit.config("namespace-prefix", value);
+        unit.hook("config-changed").run();
         match unit.status() {
             (kind, _) if kind == "active" => {
                 let got = oslo.read_runbook(&unit)["capi_helm"]["namespace_prefix"].clone();
@@ -552,7 +558,7 @@ fn values_in_quotes_read_back_exactly_or_are_refused() {
 #[test]
 fn verify_python_check_runs_on_the_real_magnum() {
     let oslo = oslo!();
-    let unit = installed(Unit::new().kubeconfig(KUBECONFIG));
+    let unit = Unit::converged();
     let script =
         std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src/actions/verify_check.py")).unwrap();
     let run = |unit: &Unit| -> Value {

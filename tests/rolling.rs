@@ -11,7 +11,7 @@ use std::collections::VecDeque;
 use std::path::PathBuf;
 
 use serde_json::{json, Value};
-use support::{Unit, KUBECONFIG};
+use support::{Unhealthy, Unit, KUBECONFIG};
 
 const CAPI_CONF: &str = "/etc/magnum/magnum.conf.d/99-capi.conf";
 
@@ -39,7 +39,11 @@ impl Cluster {
         .unwrap();
         let units = names
             .iter()
-            .map(|name| Unit::new().member(name, dir.path()).kubeconfig(KUBECONFIG))
+            .map(|name| {
+                let unit = Unit::member(name, dir.path());
+                unit.kubeconfig(KUBECONFIG);
+                unit
+            })
             .collect();
         Cluster {
             units,
@@ -81,7 +85,12 @@ impl Cluster {
         let before = self.store();
         let run = match self.crash_once {
             Some((j, point)) if j == i => {
-                let run = self.units[i].dispatch(&format!("hooks/{hook}"), &[("MAGNUM_CAPI_FAULT", point)]);
+                // Crashed or not: the point may come later in the roll.
+                let run = self.units[i]
+                    .hook(hook)
+                    .env(&[("MAGNUM_CAPI_FAULT", point)])
+                    .expect_any_exit()
+                    .run();
                 if run.code != 0 && run.stderr.contains(&format!("fault injected at {point}")) {
                     // Juju drops the hook's relation settings and runs it
                     // again later.
@@ -96,7 +105,7 @@ impl Cluster {
                 }
                 run
             }
-            _ => self.units[i].hook(hook),
+            _ => self.units[i].hook(hook).run(),
         };
         assert_eq!(run.code, 0, "{} {hook}: {}", self.units[i].name, run.stderr);
         if hook == "install" {
@@ -173,7 +182,7 @@ impl Cluster {
 
     fn config(&mut self, key: &str, value: Value) {
         for u in &self.units {
-            u.set_config(key, value.clone());
+            u.config(key, value.clone());
         }
     }
 
@@ -233,7 +242,10 @@ fn a_config_change_rolls_one_unit_at_a_time_in_any_order() {
         }
         // Quiet again: update-status spawns nothing on any unit.
         for u in &c.units {
-            assert!(u.hook("update-status").spawned().is_empty(), "seed {seed} {}", u.name);
+            u.hook("update-status")
+                .note(&format!("seed {seed}"))
+                .expect_no_spawn()
+                .run();
         }
     }
 }
@@ -255,7 +267,14 @@ fn a_bad_change_halts(refuse: bool) {
         let mut c = installed(seed);
         let good: Vec<String> = c.units.iter().map(|u| u.text(CAPI_CONF)).collect();
         for u in &c.units {
-            u.set("unhealthy_if", json!({"path": CAPI_CONF, "contains": "namespace_prefix = broken", "refuse": refuse, "journal": ["oslo_config.cfg.ConfigFileValueError: Value for option namespace_prefix is not valid"]}));
+            u.unhealthy_if(Unhealthy {
+                path: CAPI_CONF.into(),
+                contains: "namespace_prefix = broken".into(),
+                journal: vec![
+                    "oslo_config.cfg.ConfigFileValueError: Value for option namespace_prefix is not valid".into(),
+                ],
+                refuse,
+            });
         }
         let before = c.restarts().len();
         c.config("namespace-prefix", json!("broken"));
@@ -286,7 +305,7 @@ fn a_bad_change_halts(refuse: bool) {
                 "seed {seed} {}: keeps the good config",
                 u.name
             );
-            assert_eq!(u.service("magnum-api")["active_state"], "active");
+            assert_eq!(u.systemd("magnum-api").active_state, "active");
         }
         // A fixed config rolls through again.
         c.config("namespace-prefix", json!("fixed"));

@@ -12,11 +12,12 @@ use support::{Unit, KUBECONFIG};
 const CREDS: &str = "secret:d1f8kq7mp25c77screds";
 
 fn unit_for(cloud: &FakeOpenStack) -> Unit {
-    let unit = Unit::new().kubeconfig(KUBECONFIG);
+    let unit = Unit::new();
+    unit.kubeconfig(KUBECONFIG);
     let c = cloud.credentials();
-    unit.set_secret(CREDS, json!({"auth-url": cloud.auth_url(), "application-credential-id": c.application_credential_id, "application-credential-secret": c.application_credential_secret, "region-name": cloud.region()}));
-    unit.set_config("openstack-credentials-secret", CREDS);
-    unit.hook("install").assert_ok();
+    unit.secret(CREDS, json!({"auth-url": cloud.auth_url(), "application-credential-id": c.application_credential_id, "application-credential-secret": c.application_credential_secret, "region-name": cloud.region()}));
+    unit.config("openstack-credentials-secret", CREDS);
+    unit.hook("install").run();
     unit
 }
 
@@ -29,7 +30,7 @@ fn params(extra: Value) -> Value {
 }
 
 fn run(unit: &Unit, extra: Value) -> (Value, Option<String>, Vec<String>) {
-    unit.action("smoketest", params(extra)).assert_ok();
+    unit.action("smoketest", params(extra)).run();
     (unit.action_results(), unit.action_failed(), unit.action_log())
 }
 
@@ -190,7 +191,7 @@ fn leftovers_of_an_earlier_run_are_reported() {
 fn wrong_credentials_fail_at_once_with_the_fix() {
     let cloud = FakeOpenStack::start(Scenario::default());
     let unit = unit_for(&cloud);
-    unit.set_secret(CREDS, json!({"auth-url": cloud.auth_url(), "application-credential-id": "wrong", "application-credential-secret": "wrong"}));
+    unit.secret(CREDS, json!({"auth-url": cloud.auth_url(), "application-credential-id": "wrong", "application-credential-secret": "wrong"}));
     let (_, failed, _) = run(&unit, json!({}));
     assert!(failed.unwrap().contains("openstack-credentials-secret"));
     assert_eq!(cloud.count("POST", "/magnum/v1/clustertemplates"), 0);
@@ -211,21 +212,19 @@ fn a_credentials_rotation_reaches_the_next_smoketest() {
     let c = cloud.credentials();
     let creds = |secret: &str| json!({"auth-url": cloud.auth_url(), "application-credential-id": c.application_credential_id, "application-credential-secret": secret, "region-name": cloud.region()});
     // Revision 1: a revoked secret; the first read pins it.
-    unit.set_secret(CREDS, creds("revoked-credential-secret"));
+    unit.secret(CREDS, creds("revoked-credential-secret"));
     let (r, failed, _) = run(&unit, json!({}));
     assert_eq!(r["result"], "fail", "{r}");
     assert!(failed.is_some());
     // juju update-secret: revision 2 is good, but the unit still reads
     // revision 1 until it refreshes.
-    unit.set_secret(CREDS, creds(&c.application_credential_secret));
+    unit.secret(CREDS, creds(&c.application_credential_secret));
     let (r, _, _) = run(&unit, json!({}));
     assert_eq!(r["result"], "fail", "the pinned revision is still the revoked one: {r}");
     // Juju fires secret-changed for the credentials secret.
-    unit.dispatch(
-        "hooks/secret-changed",
-        &[("JUJU_SECRET_ID", CREDS), ("JUJU_SECRET_LABEL", "")],
-    )
-    .assert_ok();
+    unit.hook("secret-changed")
+        .env(&[("JUJU_SECRET_ID", CREDS), ("JUJU_SECRET_LABEL", "")])
+        .run();
     let (r, failed, log) = run(&unit, json!({}));
     assert_eq!(failed, None, "{r}\n{log:#?}");
     assert_eq!(r["result"], "pass", "{r}");

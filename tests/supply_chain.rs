@@ -9,8 +9,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use serde_json::json;
-use support::{Unit, FAKE_TOOL, KUBECONFIG};
+use support::{Pip, Unit, FAKE_TOOL, KUBECONFIG};
 
 fn sh(dir: &Path, cmd: &str) {
     let out = Command::new("sh").arg("-c").arg(cmd).current_dir(dir).output().unwrap();
@@ -98,8 +97,9 @@ const OTHER_ARCH: &str = if cfg!(target_arch = "aarch64") {
 const V: &str = "1.5.0";
 
 fn new_unit() -> (Unit, tempfile::TempDir) {
-    let unit = Unit::new().kubeconfig(KUBECONFIG);
-    unit.set_config("driver-version", V);
+    let unit = Unit::new();
+    unit.kubeconfig(KUBECONFIG);
+    unit.config("driver-version", V);
     (unit, tempfile::tempdir().unwrap())
 }
 
@@ -109,23 +109,15 @@ fn attach_driver_wheel(unit: &Unit, dir: &Path) -> PathBuf {
     let whl = wheel(dir, "magnum_capi_helm", V);
     let stored = dir.join("driver-wheel");
     std::fs::copy(&whl, &stored).unwrap();
-    attach(unit, "driver-wheel", &stored);
+    unit.resource("driver-wheel", &stored);
     stored
-}
-
-fn attach(unit: &Unit, name: &str, path: &Path) {
-    let mut w = unit.world();
-    w["resources"][name] = json!(path.display().to_string());
-    unit.set("resources", w["resources"].clone());
 }
 
 #[test]
 fn a_wheel_resource_installs_with_no_index() {
     let (unit, dir) = new_unit();
     attach_driver_wheel(&unit, dir.path());
-    let run = unit.hook("install");
-    run.assert_ok();
-    assert_eq!(unit.status().0, "active", "{:?}", unit.status());
+    let run = unit.hook("install").expect_active().run();
     let pip = &run.calls_of("pip3")[0];
     let staged = unit.path("/var/lib/magnum-capi/resources/wheels");
     assert_eq!(
@@ -142,8 +134,9 @@ fn a_wheel_resource_installs_with_no_index() {
     );
     assert!(staged.join("magnum_capi_helm-1.5.0-py3-none-any.whl").exists());
     // The next hooks neither fetch nor install again.
-    let again = unit.hook("config-changed");
-    assert_eq!(again.spawned(), ["config-get", "secret-get"]);
+    unit.hook("config-changed")
+        .expect_spawned(&["config-get", "secret-get"])
+        .run();
 }
 
 #[test]
@@ -168,10 +161,8 @@ fn a_wheelhouse_tarball_and_zip_are_unpacked() {
                 &format!("zip -q -r ../house.zip . && mv ../house.zip {}", archive.display()),
             ),
         }
-        attach(&unit, "driver-wheel", &archive);
-        let run = unit.hook("install");
-        run.assert_ok();
-        assert_eq!(unit.status().0, "active", "{kind}: {:?} {}", unit.status(), run.stderr);
+        unit.resource("driver-wheel", &archive);
+        let run = unit.hook("install").note(kind).expect_active().run();
         let staged = unit.path("/var/lib/magnum-capi/resources/wheels");
         assert!(staged.join("pyyaml-6.0.1-py3-none-any.whl").exists(), "{kind}");
         assert!(run.calls_of("pip3")[0].args.contains(&"--no-index".to_string()));
@@ -183,40 +174,35 @@ fn a_wheel_hash_pin_matches_or_blocks_with_both_hashes() {
     let (unit, dir) = new_unit();
     let whl = wheel(dir.path(), "magnum_capi_helm", V);
     let sha = sha256_of(&whl);
-    attach(&unit, "driver-wheel", &whl);
-    unit.set_config("driver-sha256", "f".repeat(64));
-    let before = unit.snapshot();
-    unit.hook("install").assert_ok();
-    let (kind, message) = unit.status();
-    assert_eq!(kind, "blocked");
-    assert!(message.contains(&sha) && message.contains(&"f".repeat(64)), "{message}");
-    assert_eq!(unit.snapshot(), before, "nothing installed");
+    unit.resource("driver-wheel", &whl);
+    unit.config("driver-sha256", "f".repeat(64));
+    // Nothing installed.
+    unit.hook("install")
+        .expect_blocked(&sha)
+        .expect_blocked(&"f".repeat(64))
+        .expect_unchanged()
+        .run();
 
-    unit.set_config("driver-sha256", sha.as_str());
-    unit.hook("config-changed").assert_ok();
-    assert_eq!(unit.status().0, "active", "{:?}", unit.status());
+    unit.config("driver-sha256", sha.as_str());
+    unit.hook("config-changed").expect_active().run();
 }
 
 #[test]
 fn an_index_install_is_hash_pinned_through_pip() {
     let (unit, _dir) = new_unit();
     let good = "ab".repeat(32);
-    unit.set("pip", json!({"index_sha256": good}));
-    unit.set_config("driver-sha256", "cd".repeat(32));
-    let run = unit.hook("install");
-    run.assert_ok();
-    let (kind, message) = unit.status();
-    assert_eq!(kind, "blocked");
-    assert!(
-        message.contains(&good) && message.contains(&"cd".repeat(32)),
-        "{message}"
-    );
+    unit.pip(Pip::index_sha256(&good))
+        .config("driver-sha256", "cd".repeat(32));
+    let run = unit
+        .hook("install")
+        .expect_blocked(&good)
+        .expect_blocked(&"cd".repeat(32))
+        .run();
     assert!(run.calls_of("pip3")[0].args.contains(&"--require-hashes".to_string()));
     assert!(unit.file("/etc/magnum/magnum.conf.d/99-capi.conf").is_none());
 
-    unit.set_config("driver-sha256", good.as_str());
-    unit.hook("config-changed").assert_ok();
-    assert_eq!(unit.status().0, "active", "{:?}", unit.status());
+    unit.config("driver-sha256", good.as_str());
+    unit.hook("config-changed").expect_active().run();
     let reqs = unit.pip_requirements();
     assert_eq!(reqs, format!("magnum-capi-helm==1.5.0 --hash=sha256:{good}\n"));
 }
@@ -229,34 +215,33 @@ fn an_index_install_is_hash_pinned_through_pip() {
 fn a_released_version_with_other_bytes_is_refused_by_default() {
     const PYPI_1_4_0: &str = "1e0878ea39dbe6ea3d40674c0c443ee5a0494835bdfbcc4f8052bc1178f508b9";
     let (unit, dir) = new_unit();
-    unit.set_config("driver-version", "1.4.0");
+    unit.config("driver-version", "1.4.0");
     let whl = wheel(dir.path(), "magnum_capi_helm", "1.4.0");
     let sha = sha256_of(&whl);
-    attach(&unit, "driver-wheel", &whl);
-    let before = unit.snapshot();
-    let run = unit.hook("install");
-    run.assert_ok();
-    let (kind, message) = unit.status();
-    assert_eq!(kind, "blocked");
-    assert!(message.contains(&sha) && message.contains(PYPI_1_4_0), "{message}");
-    assert!(message.contains(&format!("driver-sha256={sha}")), "{message}");
+    unit.resource("driver-wheel", &whl);
+    // Nothing installed.
+    let run = unit
+        .hook("install")
+        .expect_blocked(&sha)
+        .expect_blocked(PYPI_1_4_0)
+        .expect_blocked(&format!("driver-sha256={sha}"))
+        .expect_unchanged()
+        .run();
     assert!(!run.called("pip3 install"));
-    assert_eq!(unit.snapshot(), before, "nothing installed");
     // The operator vouches for this build: it installs.
-    unit.set_config("driver-sha256", sha.as_str());
-    unit.hook("config-changed").assert_ok();
-    assert_eq!(unit.status().0, "active", "{:?}", unit.status());
+    unit.config("driver-sha256", sha.as_str());
+    unit.hook("config-changed").expect_active().run();
 
     // From an index that serves other bytes for 1.4.0: pip's hash check.
     let (unit, _dir) = new_unit();
     unit.unset_config("driver-version");
     let tampered = "ee".repeat(32);
-    unit.set("pip", json!({"index_sha256": tampered}));
-    let run = unit.hook("install");
-    run.assert_ok();
-    let (kind, message) = unit.status();
-    assert_eq!(kind, "blocked");
-    assert!(message.contains(&tampered) && message.contains(PYPI_1_4_0), "{message}");
+    unit.pip(Pip::index_sha256(&tampered));
+    let run = unit
+        .hook("install")
+        .expect_blocked(&tampered)
+        .expect_blocked(PYPI_1_4_0)
+        .run();
     assert!(run.calls_of("pip3")[0].args.contains(&"--require-hashes".to_string()));
     assert!(unit.file("/etc/magnum/magnum.conf.d/99-capi.conf").is_none());
 }
@@ -264,13 +249,13 @@ fn a_released_version_with_other_bytes_is_refused_by_default() {
 #[test]
 fn a_wheel_of_another_version_or_package_is_refused() {
     let (unit, dir) = new_unit();
-    attach(&unit, "driver-wheel", &wheel(dir.path(), "magnum_capi_helm", "1.4.0"));
-    unit.hook("install").assert_ok();
+    unit.resource("driver-wheel", &wheel(dir.path(), "magnum_capi_helm", "1.4.0"));
+    unit.hook("install").run();
     assert!(unit.status().1.contains("driver-version=1.4.0"), "{:?}", unit.status());
 
     let (unit, dir) = new_unit();
-    attach(&unit, "driver-wheel", &wheel(dir.path(), "requests", "2.31.0"));
-    unit.hook("install").assert_ok();
+    unit.resource("driver-wheel", &wheel(dir.path(), "requests", "2.31.0"));
+    unit.hook("install").run();
     assert!(
         unit.status().1.contains("no magnum-capi-helm wheel"),
         "{:?}",
@@ -282,16 +267,14 @@ fn a_wheel_of_another_version_or_package_is_refused() {
 fn helm_from_a_tarball_or_a_bare_binary_is_installed_once() {
     for source in ["tarball", "binary"] {
         let (unit, dir) = new_unit();
-        let unit = unit.without_helm();
+        unit.without_helm();
         let file = if source == "tarball" {
             helm_tarball(dir.path(), ARCH)
         } else {
             helm_binary(dir.path(), ARCH)
         };
-        attach(&unit, "helm", &file);
-        let run = unit.hook("install");
-        run.assert_ok();
-        assert_eq!(unit.status().0, "active", "{source}: {:?}", unit.status());
+        unit.resource("helm", &file);
+        let run = unit.hook("install").note(source).expect_active().run();
         let helm = unit.file("/usr/local/bin/helm").unwrap();
         assert_eq!((helm.mode, helm.uid), (0o755, unit.ids.root_uid));
         assert_eq!(
@@ -301,11 +284,10 @@ fn helm_from_a_tarball_or_a_bare_binary_is_installed_once() {
         );
         assert!(run.called("helm"), "helm version recorded");
         // Same bytes: nothing to do.
-        let again = unit.hook("update-status");
-        assert!(again.spawned().is_empty(), "{source}: {:?}", again.spawned());
+        unit.hook("update-status").note(source).expect_no_spawn().run();
         // Removed by hand: put back on the next update-status.
         std::fs::remove_file(unit.path("/usr/local/bin/helm")).unwrap();
-        unit.hook("update-status").assert_ok();
+        unit.hook("update-status").run();
         assert!(unit.file("/usr/local/bin/helm").is_some(), "{source}");
     }
 }
@@ -314,20 +296,18 @@ fn helm_from_a_tarball_or_a_bare_binary_is_installed_once() {
 fn helm_for_the_wrong_arch_is_refused() {
     for source in ["tarball", "binary"] {
         let (unit, dir) = new_unit();
-        let unit = unit.without_helm();
+        unit.without_helm();
         let file = if source == "tarball" {
             helm_tarball(dir.path(), OTHER_ARCH)
         } else {
             helm_binary(dir.path(), OTHER_ARCH)
         };
-        attach(&unit, "helm", &file);
-        unit.hook("install").assert_ok();
-        let (kind, message) = unit.status();
-        assert_eq!(kind, "blocked", "{source}");
-        assert!(
-            message.contains(OTHER_ARCH) && message.contains(ARCH),
-            "{source}: {message}"
-        );
+        unit.resource("helm", &file);
+        unit.hook("install")
+            .note(source)
+            .expect_blocked(OTHER_ARCH)
+            .expect_blocked(ARCH)
+            .run();
         assert!(unit.file("/usr/local/bin/helm").is_none());
     }
 }
@@ -335,22 +315,21 @@ fn helm_for_the_wrong_arch_is_refused() {
 #[test]
 fn no_helm_anywhere_blocks_with_the_attach_command() {
     let (unit, _dir) = new_unit();
-    let unit = unit.without_helm();
-    unit.hook("install").assert_ok();
-    let (kind, message) = unit.status();
-    assert_eq!(kind, "blocked");
-    assert!(message.contains("juju attach-resource magnum-capi helm="), "{message}");
+    unit.without_helm();
+    unit.hook("install")
+        .expect_blocked("juju attach-resource magnum-capi helm=")
+        .run();
 }
 
 #[test]
 fn a_helm_pin_mismatch_blocks_with_both_hashes() {
     let (unit, dir) = new_unit();
-    let unit = unit.without_helm();
+    unit.without_helm();
     let bin = helm_binary(dir.path(), ARCH);
     let sha = sha256_of(&bin);
-    attach(&unit, "helm", &bin);
-    unit.set_config("helm-sha256", "0".repeat(64));
-    unit.hook("install").assert_ok();
+    unit.resource("helm", &bin);
+    unit.config("helm-sha256", "0".repeat(64));
+    unit.hook("install").run();
     let message = unit.status().1;
     assert!(message.contains(&sha) && message.contains(&"0".repeat(64)), "{message}");
     assert!(unit.file("/usr/local/bin/helm").is_none());
@@ -360,8 +339,8 @@ fn a_helm_pin_mismatch_blocks_with_both_hashes() {
 fn a_new_resource_revision_is_picked_up_on_upgrade_charm() {
     let (unit, dir) = new_unit();
     let first = wheel(dir.path(), "magnum_capi_helm", V);
-    attach(&unit, "driver-wheel", &first);
-    unit.hook("install").assert_ok();
+    unit.resource("driver-wheel", &first);
+    unit.hook("install").run();
     // attach-resource: new bytes, same version; Juju fires upgrade-charm.
     let rebuilt_dir = dir.path().join("rebuilt");
     std::fs::create_dir_all(&rebuilt_dir).unwrap();
@@ -370,9 +349,8 @@ fn a_new_resource_revision_is_picked_up_on_upgrade_charm() {
         &rebuilt_dir,
         &format!("echo '# rebuilt' > extra.txt && zip -q {} extra.txt", second.display()),
     );
-    attach(&unit, "driver-wheel", &second);
-    let run = unit.hook("upgrade-charm");
-    run.assert_ok();
+    unit.resource("driver-wheel", &second);
+    let run = unit.hook("upgrade-charm").run();
     let pip = &run.calls_of("pip3")[0];
     assert!(pip.args.contains(&"--force-reinstall".to_string()), "{:?}", pip.args);
     assert!(run.called("systemctl restart"));
@@ -382,12 +360,12 @@ fn a_new_resource_revision_is_picked_up_on_upgrade_charm() {
 #[test]
 fn remove_takes_away_the_helm_the_charm_installed() {
     let (unit, dir) = new_unit();
-    let unit = unit.without_helm();
+    unit.without_helm();
     let before = unit.snapshot_all();
-    attach(&unit, "helm", &helm_binary(dir.path(), ARCH));
-    unit.hook("install").assert_ok();
+    unit.resource("helm", &helm_binary(dir.path(), ARCH));
+    unit.hook("install").run();
     assert!(unit.file("/usr/local/bin/helm").is_some());
-    unit.hook("stop").assert_ok();
+    unit.hook("stop").run();
     assert_eq!(unit.snapshot_all(), before);
 }
 
@@ -400,50 +378,42 @@ fn remove_takes_away_the_helm_the_charm_installed() {
 fn a_resource_that_fails_to_download_changes_nothing_and_is_retried() {
     let (unit, dir) = new_unit();
     let stored = attach_driver_wheel(&unit, dir.path());
-    unit.hook("install").assert_ok();
-    assert_eq!(unit.status().0, "active", "{:?}", unit.status());
+    unit.hook("install").expect_active().run();
     let staged = unit.path("/var/lib/magnum-capi/resources/wheels/magnum_capi_helm-1.5.0-py3-none-any.whl");
     assert!(staged.exists());
-    let before = unit.snapshot();
-    let started = unit.service("magnum-conductor")["start"].clone();
+    let started = unit.systemd("magnum-conductor").start;
 
-    let mut w = unit.world();
-    w["resources"]["driver-wheel"] = json!({"error": "while getting resource from charmhub: Get \"https://api.charmhub.io/v2/charms/refresh\": dial tcp: lookup api.charmhub.io: no such host"});
-    unit.set("resources", w["resources"].clone());
-    let run = unit.hook("upgrade-charm");
-    run.assert_ok();
-    let (kind, message) = unit.status();
-    assert_eq!(kind, "blocked");
+    unit.resource_error("driver-wheel", "while getting resource from charmhub: Get \"https://api.charmhub.io/v2/charms/refresh\": dial tcp: lookup api.charmhub.io: no such host");
+    let run = unit
+        .hook("upgrade-charm")
+        .expect_blocked("no such host")
+        .expect_unchanged()
+        .run();
+    let message = unit.status().1;
     assert!(
         message.starts_with("driver-wheel resource: could not download resource"),
         "{message}"
     );
-    assert!(message.contains("no such host"), "{message}");
     assert!(staged.exists(), "the staged wheel was deleted");
     assert!(
         !run.called("pip3 install") && !run.called("systemctl restart"),
         "{:?}",
         run.spawned()
     );
-    assert_eq!(unit.snapshot(), before);
-    assert_eq!(unit.service("magnum-conductor")["start"], started);
+    assert_eq!(unit.systemd("magnum-conductor").start, started);
 
     // The next hook tries again; with the controller back, all is well.
-    let again = unit.hook("update-status");
-    again.assert_ok();
+    let again = unit.hook("update-status").expect_blocked("").run();
     assert!(again.called("resource-get"), "{:?}", again.spawned());
-    assert_eq!(unit.status().0, "blocked");
-    attach(&unit, "driver-wheel", &stored);
-    let ok = unit.hook("update-status");
-    ok.assert_ok();
+    unit.resource("driver-wheel", &stored);
+    let ok = unit.hook("update-status").expect_active().run();
     assert!(ok.called("resource-get"));
     assert!(
         !ok.called("pip3 install"),
         "the same wheel is not installed again: {:?}",
         ok.spawned()
     );
-    assert_eq!(unit.status().0, "active", "{:?}", unit.status());
-    let quiet = unit.hook("config-changed");
+    let quiet = unit.hook("config-changed").run();
     assert!(!quiet.called("resource-get"), "{:?}", quiet.spawned());
 }
 
@@ -455,22 +425,18 @@ fn a_resource_that_fails_to_download_changes_nothing_and_is_retried() {
 fn a_wheel_that_does_not_load_puts_back_the_one_the_services_run() {
     let (unit, dir) = new_unit();
     let good = attach_driver_wheel(&unit, dir.path());
-    unit.hook("install").assert_ok();
-    assert_eq!(unit.status().0, "active", "{:?}", unit.status());
+    unit.hook("install").expect_active().run();
     let before = unit.snapshot();
-    let started = unit.service("magnum-conductor")["start"].clone();
+    let started = unit.systemd("magnum-conductor").start;
 
     let bad_dir = dir.path().join("bad");
     std::fs::create_dir_all(&bad_dir).unwrap();
     let bad = wheel(&bad_dir, "magnum_capi_helm", "1.6.0");
-    attach(&unit, "driver-wheel", &bad);
-    unit.set_config("driver-version", "1.6.0");
-    unit.set("pip", json!({"no_entry_point": "1.6.0"}));
-    let run = unit.hook("upgrade-charm");
-    run.assert_ok();
-    let (kind, message) = unit.status();
-    assert_eq!(kind, "blocked");
-    assert!(message.contains("driver does not load"), "{message}");
+    unit.resource("driver-wheel", &bad);
+    unit.config("driver-version", "1.6.0");
+    unit.pip(Pip::no_entry_point("1.6.0"));
+    let run = unit.hook("upgrade-charm").expect_blocked("driver does not load").run();
+    let message = unit.status().1;
     assert!(!message.contains("could not be put back"), "{message}");
     let put_back = &run.calls_of("pip3")[1];
     assert!(
@@ -489,16 +455,14 @@ fn a_wheel_that_does_not_load_puts_back_the_one_the_services_run() {
     assert!(!run.called("systemctl restart"));
 
     // The good wheel again, and the version the unit runs: nothing to do.
-    attach(&unit, "driver-wheel", &good);
-    unit.set_config("driver-version", V);
-    let run = unit.hook("upgrade-charm");
-    run.assert_ok();
-    assert_eq!(unit.status().0, "active", "{:?}", unit.status());
+    unit.resource("driver-wheel", &good);
+    unit.config("driver-version", V);
+    let run = unit.hook("upgrade-charm").expect_active().run();
     assert!(
         !run.called("pip3 install") && !run.called("systemctl restart"),
         "{:?}",
         run.spawned()
     );
     assert_eq!(unit.snapshot(), before);
-    assert_eq!(unit.service("magnum-conductor")["start"], started);
+    assert_eq!(unit.systemd("magnum-conductor").start, started);
 }

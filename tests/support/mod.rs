@@ -1,14 +1,50 @@
 //! The `Unit` fixture: a fake magnum unit in a temp directory (its root
 //! filesystem, the fake programs first and alone on PATH, the fakes' world),
 //! and the real built charm binary run against it with a Juju hook
-//! environment. Tests read like a story:
+//! environment. Tests read like a story: set the world up, declare what a
+//! hook must do, run it.
 //!
 //! ```ignore
-//! let unit = Unit::new().kubeconfig(KUBECONFIG);
-//! let run = unit.hook("config-changed");
-//! run.assert_ok();
-//! assert_eq!(unit.status(), ("active", "magnum-capi-helm 1.4.0 ready".into()));
+//! let unit = Unit::new();
+//! unit.kubeconfig(KUBECONFIG).config("driver-version", "1.4.0");
+//! unit.hook("install")
+//!     .expect_status("active", "magnum-capi-helm 1.4.0 ready")
+//!     .run();
+//! // Between runs, the same mutations (each takes &self, returns &Self).
+//! unit.config("namespace-prefix", "tenant")
+//!     .service("magnum-api", Service::stopped(2_000_000));
+//! let run = unit.hook("config-changed").expect_active().run();
+//! assert!(run.called("systemctl restart"));
+//! unit.fail("pip3", "ERROR: no index").config("driver-version", "1.3.0");
+//! unit.hook("config-changed").expect_blocked("no index").expect_unchanged().run();
+//! unit.heal("pip3");
 //! ```
+//!
+//! - Mutations of the world (one name each): `config`/`unset_config`,
+//!   `kubeconfig`, `secret`/`secret_error`, `fail`/`heal`, and the typed
+//!   world keys of tests/fakes/fake_tool.rs: `pip(Pip)`, `service(name,
+//!   Service)`, `resource`/`resource_error`, `journal`/`journal_append`,
+//!   `apt(Apt)`, `unhealthy_if(Unhealthy)`, `python(Python)`,
+//!   `loaded(name, Loaded)`, `at_stop`, `verify_python(VerifyPython)`;
+//!   and of the unit itself: `put`, `chmod`, `without_bus`, `with_helm`,
+//!   `without_helm`, `add_magnum`. No raw escape hatch: every key a test
+//!   sets has a type (action parameters are free-form JSON by nature, and
+//!   are `action`'s argument).
+//! - Runs: `hook(name)`, `action(name, params)`, `dispatch(path)` return a
+//!   `#[must_use]` [`Expect`]; its `expect_*` methods declare what the run
+//!   must do: `expect_ok` (the default) / `expect_fail` / `expect_any_exit`,
+//!   `expect_status(kind, message)`, `expect_active`, `expect_blocked(part)`,
+//!   `expect_unchanged` (the unit's files as before, the charm's own state
+//!   aside), `expect_spawned(labels)` / `expect_no_spawn`,
+//!   `expect_action_failed(part)`; `env`, `program` and `note` (a label for
+//!   the failure message) shape the run. `run()` runs the charm, checks
+//!   every declaration, panics at the caller's line with the exit code,
+//!   status, spawned programs and stderr if one fails, and returns the
+//!   [`Run`] for any further reading.
+//! - Constructors: `Unit::empty()` (no magnum yet), `Unit::new()` (a
+//!   healthy magnum unit), `Unit::installed()` (with the kubeconfig secret,
+//!   install run and exited 0), `Unit::converged()` (installed and active),
+//!   `Unit::member(name, peers)` (one unit of a multi-unit test).
 #![allow(dead_code)]
 
 pub mod http;
@@ -16,11 +52,13 @@ pub mod kube_server;
 pub mod openstack;
 pub mod skip;
 
+use std::cell::RefCell;
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 pub const CHARM: &str = env!("CARGO_BIN_EXE_magnum-capi");
@@ -206,7 +244,7 @@ pub struct Unit {
     pub name: String,
     peers: Option<PathBuf>,
     /// The fake systemd on D-Bus, when it runs.
-    bus: Option<std::process::Child>,
+    bus: RefCell<Option<std::process::Child>>,
 }
 
 impl Drop for Unit {
@@ -225,11 +263,6 @@ pub struct Run {
 }
 
 impl Run {
-    pub fn assert_ok(&self) -> &Run {
-        assert_eq!(self.code, 0, "charm exited {}\nstderr:\n{}", self.code, self.stderr);
-        self
-    }
-
     /// The programs run, labelled (`systemctl restart`, `config-get`, ...).
     /// D-Bus calls are not spawns: see `bus_calls`.
     /// On a converged unit the charm starts `config-get` and `secret-get`
@@ -267,6 +300,364 @@ impl Run {
     }
 }
 
+// ---- the fakes' world, typed (tests/fakes/fake_tool.rs reads it) ----
+
+/// A service as the fake systemd holds it (world `services`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Service {
+    pub active_state: String,
+    pub sub_state: String,
+    pub result: String,
+    pub n_restarts: u64,
+    /// ExecMainStartTimestampMonotonic, in microseconds.
+    pub start: u64,
+    /// MainPID; unset, the fake derives one from `start` while active.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub main_pid: Option<u64>,
+}
+
+impl Service {
+    /// Running since `start`, never restarted by systemd.
+    pub fn running(start: u64) -> Service {
+        Service {
+            active_state: "active".into(),
+            sub_state: "running".into(),
+            result: "success".into(),
+            n_restarts: 0,
+            start,
+            main_pid: None,
+        }
+    }
+
+    /// Stopped cleanly (inactive, dead), last started at `start`.
+    pub fn stopped(start: u64) -> Service {
+        Service {
+            active_state: "inactive".into(),
+            sub_state: "dead".into(),
+            ..Service::running(start)
+        }
+    }
+}
+
+/// pip's behaviour (world `pip`); `Pip::default()` is a healthy PyPI.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Pip {
+    /// pip install fails with this stderr.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fail: Option<String>,
+    /// This version installs without registering the driver's entry point
+    /// (the fake also takes `true`, every version; no test needs that).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub no_entry_point: Option<String>,
+    /// The site's Python (`/usr/local/lib/python<this>`), default 3.11.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub python: Option<String>,
+    /// The versions the index has (else any).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index_versions: Option<Vec<String>>,
+    /// The sha256 of the index's wheel (else PyPI's for the version).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index_sha256: Option<String>,
+}
+
+impl Pip {
+    pub fn failing(stderr: &str) -> Pip {
+        Pip {
+            fail: Some(stderr.into()),
+            ..Pip::default()
+        }
+    }
+
+    pub fn no_entry_point(version: &str) -> Pip {
+        Pip {
+            no_entry_point: Some(version.into()),
+            ..Pip::default()
+        }
+    }
+
+    pub fn index_versions(versions: &[&str]) -> Pip {
+        Pip {
+            index_versions: Some(versions.iter().map(|v| v.to_string()).collect()),
+            ..Pip::default()
+        }
+    }
+
+    pub fn index_sha256(sha256: &str) -> Pip {
+        Pip {
+            index_sha256: Some(sha256.into()),
+            ..Pip::default()
+        }
+    }
+}
+
+/// apt-get's behaviour (world `apt`).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Apt {
+    /// Package lists present (default true; `apt-get update` sets it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lists: Option<bool>,
+    /// apt-get install fails with this stderr.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fail: Option<String>,
+}
+
+/// A restart while the unit file at `path` contains `contains` is
+/// unhealthy (world `unhealthy_if`): a restart loop logging `journal`, or
+/// with `refuse` a start job that fails at once.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Unhealthy {
+    pub path: String,
+    pub contains: String,
+    pub journal: Vec<String>,
+    pub refuse: bool,
+}
+
+/// The import check's answer (world `python`).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Python {
+    pub missing: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// What systemd has loaded for a service (world `loaded`).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Loaded {
+    pub exec_start: String,
+    /// Space-separated drop-in paths.
+    pub dropins: String,
+}
+
+/// The verify script's answer, instead of one computed from the unit's
+/// files (world `verify_python`).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct VerifyPython {
+    pub driver: Option<String>,
+    pub get_driver: Option<String>,
+    pub claimants: Vec<String>,
+    pub conf: Option<VerifyConf>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct VerifyConf {
+    pub kubeconfig_file: String,
+    pub disabled_drivers: Vec<String>,
+}
+
+// ---- declared expectations of one run ----
+
+#[derive(Debug, Clone, Copy)]
+enum Exit {
+    Zero,
+    NonZero,
+    Any,
+}
+
+/// One run of the charm, not yet run: what it must do is declared first
+/// (`expect_*`), then `run()` runs it and checks every declaration.
+#[must_use = "nothing runs until .run()"]
+pub struct Expect<'u> {
+    unit: &'u Unit,
+    program: Option<PathBuf>,
+    path: String,
+    env: Vec<(String, String)>,
+    action_params: Option<Value>,
+    exit: Exit,
+    status: Option<(String, String)>,
+    kind: Option<String>,
+    blocked: Option<String>,
+    unchanged: bool,
+    spawned: Option<Vec<String>>,
+    action_failed: Vec<String>,
+    note: Option<String>,
+}
+
+impl<'u> Expect<'u> {
+    fn new(unit: &'u Unit, path: &str) -> Expect<'u> {
+        Expect {
+            unit,
+            program: None,
+            path: path.to_string(),
+            env: Vec::new(),
+            action_params: None,
+            exit: Exit::Zero,
+            status: None,
+            kind: None,
+            blocked: None,
+            unchanged: false,
+            spawned: None,
+            action_failed: Vec::new(),
+            note: None,
+        }
+    }
+
+    /// Name the case in the failure message (a table's row, a loop's item).
+    pub fn note(mut self, note: &str) -> Self {
+        self.note = Some(note.into());
+        self
+    }
+
+    /// Extra environment for the charm.
+    pub fn env(mut self, vars: &[(&str, &str)]) -> Self {
+        self.env
+            .extend(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        self
+    }
+
+    /// Run this program instead of the charm binary (a hook link).
+    pub fn program(mut self, program: &Path) -> Self {
+        self.program = Some(program.to_path_buf());
+        self
+    }
+
+    /// The charm exits 0 (the default).
+    pub fn expect_ok(mut self) -> Self {
+        self.exit = Exit::Zero;
+        self
+    }
+
+    /// The charm exits non-zero.
+    pub fn expect_fail(mut self) -> Self {
+        self.exit = Exit::NonZero;
+        self
+    }
+
+    /// Either exit code: the caller reads `Run::code` itself (a fault
+    /// point that may or may not be reached in this run).
+    pub fn expect_any_exit(mut self) -> Self {
+        self.exit = Exit::Any;
+        self
+    }
+
+    /// The workload status afterwards, exactly.
+    pub fn expect_status(mut self, kind: &str, message: &str) -> Self {
+        self.status = Some((kind.into(), message.into()));
+        self
+    }
+
+    /// The workload status is active afterwards, whatever its message.
+    pub fn expect_active(mut self) -> Self {
+        self.kind = Some("active".into());
+        self
+    }
+
+    /// Blocked afterwards, the message containing `substring`.
+    pub fn expect_blocked(mut self, substring: &str) -> Self {
+        self.blocked = Some(substring.into());
+        self
+    }
+
+    /// Every file under the root (but the charm's own state) is as before.
+    pub fn expect_unchanged(mut self) -> Self {
+        self.unchanged = true;
+        self
+    }
+
+    /// Exactly these programs run, in order (`Run::spawned` labels).
+    pub fn expect_spawned(mut self, labels: &[&str]) -> Self {
+        self.spawned = Some(labels.iter().map(|l| l.to_string()).collect());
+        self
+    }
+
+    /// No program runs at all.
+    pub fn expect_no_spawn(self) -> Self {
+        self.expect_spawned(&[])
+    }
+
+    /// The action calls action-fail, its message containing `substring`
+    /// (may be declared more than once).
+    pub fn expect_action_failed(mut self, substring: &str) -> Self {
+        self.action_failed.push(substring.into());
+        self
+    }
+
+    /// Run the charm, then check every declared expectation.
+    #[track_caller]
+    pub fn run(self) -> Run {
+        let unit = self.unit;
+        let before = self.unchanged.then(|| unit.snapshot());
+        if let Some(params) = &self.action_params {
+            unit.update(|w| w["action_params"] = params.clone());
+            for f in ["action-results.json", "action-failed", "action-log.txt"] {
+                let _ = fs::remove_file(unit.fake_dir().join(f));
+            }
+        }
+        let env: Vec<(&str, &str)> = self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let charm = self.program.clone().unwrap_or_else(|| {
+            std::env::var_os("MAGNUM_CAPI_CHARM_BIN").map_or_else(|| PathBuf::from(CHARM), PathBuf::from)
+        });
+        let run = unit.run_program(&charm, &self.path, &env);
+
+        let mut wrong = Vec::new();
+        match self.exit {
+            Exit::Zero if run.code != 0 => wrong.push(format!("exited {}, expected 0", run.code)),
+            Exit::NonZero if run.code == 0 => wrong.push("exited 0, expected a failure".to_string()),
+            _ => {}
+        }
+        let status = unit.status();
+        if let Some(want) = &self.status {
+            if &status != want {
+                wrong.push(format!("status {status:?}, expected {want:?}"));
+            }
+        }
+        if let Some(kind) = &self.kind {
+            if &status.0 != kind {
+                wrong.push(format!("status {status:?}, expected {kind}"));
+            }
+        }
+        if let Some(want) = &self.blocked {
+            if status.0 != "blocked" || !status.1.contains(want.as_str()) {
+                wrong.push(format!("status {status:?}, expected blocked saying {want:?}"));
+            }
+        }
+        if let Some(before) = before {
+            let after = unit.snapshot();
+            if after != before {
+                // Paths added, removed, or different.
+                let changed: std::collections::BTreeSet<&String> = before
+                    .iter()
+                    .filter(|e| !after.contains(e))
+                    .chain(after.iter().filter(|e| !before.contains(e)))
+                    .map(|(p, _)| p)
+                    .collect();
+                wrong.push(format!("the unit changed: {changed:?}"));
+            }
+        }
+        if let Some(want) = &self.spawned {
+            if &run.spawned() != want {
+                wrong.push(format!("spawned {:?}, expected {want:?}", run.spawned()));
+            }
+        }
+        if !self.action_failed.is_empty() {
+            match unit.action_failed() {
+                None => wrong.push(format!("action-fail not called, expected {:?}", self.action_failed)),
+                Some(msg) => {
+                    for want in &self.action_failed {
+                        if !msg.contains(want.as_str()) {
+                            wrong.push(format!("action-fail {msg:?} does not say {want:?}"));
+                        }
+                    }
+                }
+            }
+        }
+        if !wrong.is_empty() {
+            panic!(
+                "{}{} {}: {}\nexit: {}\nstatus: {:?}\nspawned: {:?}\nstderr:\n{}",
+                self.note.map(|n| format!("{n}: ")).unwrap_or_default(),
+                unit.name,
+                self.path,
+                wrong.join("; "),
+                run.code,
+                status,
+                run.spawned(),
+                run.stderr
+            );
+        }
+        run
+    }
+}
+
 impl Default for Unit {
     fn default() -> Self {
         Unit::new()
@@ -277,12 +668,12 @@ impl Unit {
     /// An empty unit: a root with nothing in it, before magnum arrives.
     pub fn empty() -> Unit {
         let dir = tempfile::tempdir().expect("temp dir");
-        let mut unit = Unit {
+        let unit = Unit {
             dir,
             ids: Ids::here(),
             name: "magnum-capi/0".into(),
             peers: None,
-            bus: None,
+            bus: RefCell::new(None),
         };
         fs::create_dir_all(unit.root()).unwrap();
         fs::create_dir_all(unit.bin()).unwrap();
@@ -295,13 +686,49 @@ impl Unit {
         unit
     }
 
+    /// A healthy magnum unit as Debian packages it (FACTS.md): accounts,
+    /// /etc/magnum, magnum.conf, the two services running from their
+    /// packaged unit files, the distro magnum and pip in the system Python.
+    pub fn new() -> Unit {
+        let unit = Unit::empty();
+        unit.add_magnum();
+        unit
+    }
+
+    /// A healthy magnum unit given the kubeconfig secret, `install` run
+    /// and exited 0.
+    #[track_caller]
+    pub fn installed() -> Unit {
+        let unit = Unit::new();
+        unit.kubeconfig(KUBECONFIG);
+        unit.hook("install").run();
+        unit
+    }
+
+    /// `Unit::installed()`, and active.
+    #[track_caller]
+    pub fn converged() -> Unit {
+        let unit = Unit::new();
+        unit.kubeconfig(KUBECONFIG);
+        unit.hook("install").expect_active().run();
+        unit
+    }
+
+    /// One of several units sharing a peer relation store (multi-unit tests).
+    pub fn member(name: &str, peers: &Path) -> Unit {
+        let mut unit = Unit::new();
+        unit.name = name.to_string();
+        unit.peers = Some(peers.to_path_buf());
+        unit
+    }
+
     fn bus_socket(&self) -> PathBuf {
         self.dir.path().join("system_bus_socket")
     }
 
     /// Serve the fake systemd on a private bus (DBUS_SYSTEM_BUS_ADDRESS
     /// for the charm); returns once it accepts connections.
-    fn start_bus(&mut self) {
+    fn start_bus(&self) {
         use std::io::BufRead;
         let link = self.dir.path().join("fake-systemd-bus");
         std::os::unix::fs::symlink(FAKE_TOOL, &link).unwrap();
@@ -317,40 +744,27 @@ impl Unit {
             .read_line(&mut line)
             .unwrap();
         assert_eq!(line.trim(), "ready", "fake systemd bus did not start");
-        self.bus = Some(child);
+        *self.bus.borrow_mut() = Some(child);
     }
 
-    fn stop_bus(&mut self) {
-        if let Some(mut child) = self.bus.take() {
+    fn stop_bus(&self) {
+        if let Some(mut child) = self.bus.borrow_mut().take() {
             let _ = child.kill();
             let _ = child.wait();
         }
     }
 
-    /// One of several units sharing a peer relation store (multi-unit tests).
-    pub fn member(mut self, name: &str, peers: &Path) -> Unit {
-        self.name = name.to_string();
-        self.peers = Some(peers.to_path_buf());
-        self
-    }
+    // ---- mutations: what the test sets up, at first or between runs ----
 
     /// No D-Bus: the charm must fall back to `systemctl show`.
-    pub fn without_bus(mut self) -> Unit {
+    pub fn without_bus(&self) -> &Self {
         self.stop_bus();
         let _ = fs::remove_file(self.bus_socket());
         self
     }
 
-    /// A healthy magnum unit as Debian packages it (FACTS.md): accounts,
-    /// /etc/magnum, magnum.conf, the two services running from their
-    /// packaged unit files, the distro magnum and pip in the system Python.
-    pub fn new() -> Unit {
-        let unit = Unit::empty();
-        unit.add_magnum();
-        unit
-    }
-
-    pub fn add_magnum(&self) {
+    /// Magnum arrives: what `Unit::new()` adds to `Unit::empty()`.
+    pub fn add_magnum(&self) -> &Self {
         let ids = self.ids;
         self.put(
             "/etc/passwd",
@@ -426,110 +840,185 @@ impl Unit {
         );
         // A helm on the services' PATH (the supply-chain tests remove it).
         self.put("/usr/local/bin/helm", "#!/bin/sh\n# stands for helm v3\n", 0o755);
-        let mut w = self.world();
         let started = monotonic_us();
-        w["services"] = json!({
-            "magnum-api": {"active_state": "active", "sub_state": "running", "result": "success", "n_restarts": 0, "start": started},
-            "magnum-conductor": {"active_state": "active", "sub_state": "running", "result": "success", "n_restarts": 0, "start": started},
-        });
-        self.write_world(&w);
+        self.service("magnum-api", Service::running(started))
+            .service("magnum-conductor", Service::running(started))
     }
-
-    // ---- builder: what the test sets up ----
 
     /// `juju config magnum-capi key=value`.
-    pub fn config(self, key: &str, value: impl Into<Value>) -> Unit {
-        self.set_config(key, value);
-        self
+    pub fn config(&self, key: &str, value: impl Into<Value>) -> &Self {
+        let value = value.into();
+        self.update(|w| w["config"][key] = value)
     }
 
-    pub fn set_config(&self, key: &str, value: impl Into<Value>) {
-        let mut w = self.world();
-        w["config"][key] = value.into();
-        self.write_world(&w);
-    }
-
-    pub fn unset_config(&self, key: &str) {
-        let mut w = self.world();
-        w["config"].as_object_mut().unwrap().remove(key);
-        self.write_world(&w);
+    /// `juju config magnum-capi --reset key`.
+    pub fn unset_config(&self, key: &str) -> &Self {
+        self.update(|w| {
+            w["config"].as_object_mut().unwrap().remove(key);
+        })
     }
 
     /// A user secret granted to the charm, and kubeconfig-secret set to it.
-    pub fn kubeconfig(self, kubeconfig: &str) -> Unit {
-        self.set_secret(SECRET_URI, json!({"kubeconfig": kubeconfig}));
-        self.config("kubeconfig-secret", SECRET_URI)
+    pub fn kubeconfig(&self, kubeconfig: &str) -> &Self {
+        self.secret(SECRET_URI, json!({"kubeconfig": kubeconfig}))
+            .config("kubeconfig-secret", SECRET_URI)
     }
 
-    pub fn set_secret(&self, uri: &str, content: Value) {
-        let mut w = self.world();
-        w["secrets"][uri] = json!({"content": content});
-        self.write_world(&w);
+    /// A secret's content (its latest revision), readable by the charm.
+    pub fn secret(&self, uri: &str, content: Value) -> &Self {
+        self.update(|w| w["secrets"][uri] = json!({"content": content}))
     }
 
     /// `not-found` or `denied` for this secret.
-    pub fn secret_error(self, uri: &str, error: &str) -> Unit {
-        let mut w = self.world();
-        w["secrets"][uri] = json!({"error": error});
-        self.write_world(&w);
-        self
-    }
-
-    /// Any key of the fakes' world (see tests/fakes/fake_tool.rs).
-    pub fn with(self, key: &str, value: Value) -> Unit {
-        self.set(key, value);
-        self
-    }
-
-    pub fn set(&self, key: &str, value: Value) {
-        let mut w = self.world();
-        w[key] = value;
-        self.write_world(&w);
+    pub fn secret_error(&self, uri: &str, error: &str) -> &Self {
+        self.update(|w| w["secrets"][uri] = json!({"error": error}))
     }
 
     /// Make `tool` (or `tool verb`) fail with this stderr.
-    pub fn fail(self, tool: &str, stderr: &str) -> Unit {
-        let mut w = self.world();
-        w["fail"][tool] = json!({"code": 1, "stderr": stderr});
-        self.write_world(&w);
+    pub fn fail(&self, tool: &str, stderr: &str) -> &Self {
+        self.update(|w| w["fail"][tool] = json!({"code": 1, "stderr": stderr}))
+    }
+
+    /// `tool` (or `tool verb`) works again.
+    pub fn heal(&self, tool: &str) -> &Self {
+        self.update(|w| {
+            if let Some(f) = w["fail"].as_object_mut() {
+                f.remove(tool);
+            }
+        })
+    }
+
+    /// How pip behaves (replaces what was set before).
+    pub fn pip(&self, pip: Pip) -> &Self {
+        self.set_key("pip", pip)
+    }
+
+    /// How apt-get behaves.
+    pub fn apt(&self, apt: Apt) -> &Self {
+        self.set_key("apt", apt)
+    }
+
+    /// What the import check answers.
+    pub fn python(&self, python: Python) -> &Self {
+        self.set_key("python", python)
+    }
+
+    /// What the verify script answers.
+    pub fn verify_python(&self, answer: VerifyPython) -> &Self {
+        self.set_key("verify_python", answer)
+    }
+
+    /// One service's state in the fake systemd.
+    pub fn service(&self, name: &str, service: Service) -> &Self {
+        let service = serde_json::to_value(service).unwrap();
+        self.update(|w| w["services"][name] = service)
+    }
+
+    /// What systemd has loaded for a service (as if daemon-reload ran on
+    /// other files).
+    pub fn loaded(&self, name: &str, loaded: Loaded) -> &Self {
+        let loaded = serde_json::to_value(loaded).unwrap();
+        self.update(|w| w["loaded"][name] = loaded)
+    }
+
+    /// When a restart stops `service`, its running instance logs `lines`.
+    pub fn at_stop(&self, service: &str, lines: &[&str]) -> &Self {
+        self.update(|w| w["at_stop"][service] = json!(lines))
+    }
+
+    /// Restarts are unhealthy while a file says so.
+    pub fn unhealthy_if(&self, unhealthy: Unhealthy) -> &Self {
+        self.set_key("unhealthy_if", unhealthy)
+    }
+
+    /// The journal, replaced by these messages.
+    pub fn journal(&self, lines: &[&str]) -> &Self {
+        self.update(|w| w["journal"] = json!(lines))
+    }
+
+    /// One more message at the end of the journal.
+    pub fn journal_append(&self, line: &str) -> &Self {
+        self.update(|w| {
+            let mut journal = w["journal"].as_array().cloned().unwrap_or_default();
+            journal.push(json!(line));
+            w["journal"] = Value::Array(journal);
+        })
+    }
+
+    /// `resource-get name` answers this path.
+    pub fn resource(&self, name: &str, path: &Path) -> &Self {
+        let path = path.display().to_string();
+        self.update(|w| w["resources"][name] = json!(path))
+    }
+
+    /// `resource-get name` fails to download it with this error.
+    pub fn resource_error(&self, name: &str, error: &str) -> &Self {
+        self.update(|w| w["resources"][name] = json!({"error": error}))
+    }
+
+    /// A static helm v3 on the services' PATH (the fake answers `helm
+    /// version`). `Unit::new()` has one already.
+    pub fn with_helm(&self) -> &Self {
+        self.put("/usr/local/bin/helm", "#!/bin/sh\n# stands for helm v3\n", 0o755)
+    }
+
+    /// No helm anywhere on the services' PATH.
+    pub fn without_helm(&self) -> &Self {
+        let _ = fs::remove_file(self.path("/usr/local/bin/helm"));
         self
     }
 
-    pub fn unfail(&self, tool: &str) {
+    /// Write a file on the unit, owned as a package would own it.
+    pub fn put(&self, unit_path: &str, content: &str, mode: u32) -> &Self {
+        let p = self.path(unit_path);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(&p, content).unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(mode)).unwrap();
+        self
+    }
+
+    pub fn chmod(&self, unit_path: &str, mode: u32) -> &Self {
+        fs::set_permissions(self.path(unit_path), fs::Permissions::from_mode(mode)).unwrap();
+        self
+    }
+
+    fn set_key(&self, key: &str, value: impl Serialize) -> &Self {
+        let value = serde_json::to_value(value).unwrap();
+        self.update(|w| w[key] = value)
+    }
+
+    fn update(&self, change: impl FnOnce(&mut Value)) -> &Self {
         let mut w = self.world();
-        if let Some(f) = w["fail"].as_object_mut() {
-            f.remove(tool);
-        }
+        change(&mut w);
         self.write_world(&w);
+        self
     }
 
     // ---- running the charm ----
 
-    pub fn hook(&self, hook: &str) -> Run {
-        self.dispatch(&format!("hooks/{hook}"), &[])
+    /// Juju runs this hook.
+    pub fn hook(&self, hook: &str) -> Expect<'_> {
+        Expect::new(self, &format!("hooks/{hook}"))
     }
 
-    pub fn action(&self, action: &str, params: Value) -> Run {
-        self.set("action_params", params);
-        for f in ["action-results.json", "action-failed", "action-log.txt"] {
-            let _ = fs::remove_file(self.fake_dir().join(f));
-        }
-        self.dispatch(
-            &format!("actions/{action}"),
-            &[("JUJU_ACTION_NAME", action), ("JUJU_ACTION_UUID", "1")],
-        )
+    /// `juju run magnum-capi/0 action` with these parameters.
+    pub fn action(&self, action: &str, params: Value) -> Expect<'_> {
+        let mut run = Expect::new(self, &format!("actions/{action}"))
+            .env(&[("JUJU_ACTION_NAME", action), ("JUJU_ACTION_UUID", "1")]);
+        run.action_params = Some(params);
+        run
     }
 
-    /// Run the charm binary as Juju's dispatch would, plus extra env.
-    /// The charm under test is the freshly built binary, or the packed
-    /// `dispatch` named by `MAGNUM_CAPI_CHARM_BIN` (CI runs the routing
-    /// tests against the packed charm too).
-    pub fn dispatch(&self, path: &str, extra: &[(&str, &str)]) -> Run {
-        let charm = std::env::var_os("MAGNUM_CAPI_CHARM_BIN").map_or_else(|| PathBuf::from(CHARM), PathBuf::from);
-        self.run_program(&charm, path, extra)
+    /// The charm run with this JUJU_DISPATCH_PATH. The charm under test
+    /// is the freshly built binary, or the packed `dispatch` named by
+    /// `MAGNUM_CAPI_CHARM_BIN` (CI runs the routing tests against the
+    /// packed charm too), or `Expect::program`.
+    pub fn dispatch(&self, path: &str) -> Expect<'_> {
+        Expect::new(self, path)
     }
 
-    pub fn run_program(&self, program: &Path, dispatch_path: &str, extra: &[(&str, &str)]) -> Run {
+    /// Run a program as Juju's dispatch would, plus extra env.
+    fn run_program(&self, program: &Path, dispatch_path: &str, extra: &[(&str, &str)]) -> Run {
         let calls_before = self.all_calls().len();
         // The charm's directory, as Juju unpacks it: its YAML files (the
         // fake config-get reads the defaults from config.yaml).
@@ -560,7 +1049,7 @@ impl Unit {
         if let Some(p) = &self.peers {
             cmd.env("FAKE_PEERS", p);
         }
-        if self.bus.is_some() {
+        if self.bus.borrow().is_some() {
             cmd.env(
                 "DBUS_SYSTEM_BUS_ADDRESS",
                 format!("unix:path={}", self.bus_socket().display()),
@@ -640,18 +1129,6 @@ impl Unit {
         self.root().join(unit_path.trim_start_matches('/'))
     }
 
-    /// Write a file on the unit, owned as a package would own it.
-    pub fn put(&self, unit_path: &str, content: &str, mode: u32) {
-        let p = self.path(unit_path);
-        fs::create_dir_all(p.parent().unwrap()).unwrap();
-        fs::write(&p, content).unwrap();
-        fs::set_permissions(&p, fs::Permissions::from_mode(mode)).unwrap();
-    }
-
-    pub fn chmod(&self, unit_path: &str, mode: u32) {
-        fs::set_permissions(self.path(unit_path), fs::Permissions::from_mode(mode)).unwrap();
-    }
-
     pub fn file(&self, unit_path: &str) -> Option<FileState> {
         let p = self.path(unit_path);
         let meta = fs::symlink_metadata(&p).ok()?;
@@ -729,6 +1206,7 @@ impl Unit {
         out
     }
 
+    /// The fakes' world as it is now (tests/fakes/fake_tool.rs), to read.
     pub fn world(&self) -> Value {
         serde_json::from_slice(&fs::read(self.fake_dir().join("world.json")).unwrap()).unwrap()
     }
@@ -787,19 +1265,6 @@ impl Unit {
         std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap()).keep()
     }
 
-    /// A static helm v3 on the services' PATH (the fake answers `helm
-    /// version`). `Unit::new()` has one already.
-    pub fn with_helm(self) -> Unit {
-        self.put("/usr/local/bin/helm", "#!/bin/sh\n# stands for helm v3\n", 0o755);
-        self
-    }
-
-    /// No helm anywhere on the services' PATH.
-    pub fn without_helm(self) -> Unit {
-        let _ = fs::remove_file(self.path("/usr/local/bin/helm"));
-        self
-    }
-
     pub fn app_version(&self) -> Option<String> {
         fs::read_to_string(self.fake_dir().join("app-version")).ok()
     }
@@ -824,8 +1289,8 @@ impl Unit {
     }
 
     /// The fake systemd's view of a service.
-    pub fn service(&self, name: &str) -> Value {
-        self.world()["services"][name].clone()
+    pub fn systemd(&self, name: &str) -> Service {
+        serde_json::from_value(self.world()["services"][name].clone()).unwrap()
     }
 
     /// Temp files the charm left behind anywhere under the root.
