@@ -609,7 +609,7 @@ NOTES = """### What is measured
   harness (bench/bench.py, at nice -10 when root, 10 ms pause after each run so
   the fake systemd finishes with the connection before the next run), with the
   dispatcher's stdout and stderr to a file. Each dispatcher gets the
-  environment of tests/support's `Unit::run_program` (PATH = the fakes only,
+  environment of tests/support's `Expect::run` (`Unit::dispatch(..).program(..)`) (PATH = the fakes only,
   `MAGNUM_CAPI_ROOT`, `FAKE_UNIT`, the `JUJU_*` variables,
   `DBUS_SYSTEM_BUS_ADDRESS` of the fake systemd). **min wall** is the fastest
   round: on a loaded machine it is closer to the cost itself than the median.

@@ -97,9 +97,9 @@ pub fn run(event: &Event, root: &Root, tools: &HookTools) -> Result<()> {
         // config-get runs while the unit is observed; and the secret it
         // named last time, alongside (two CPUs: the two tools run at once
         // instead of one after the other).
-        crate::juju::prefetch_config();
+        tools.prefetch_config();
         if let Some(uri) = &state.secret_uri {
-            crate::juju::prefetch_secret(uri, refresh_for(event, uri));
+            tools.prefetch_secret(uri, refresh_for(event, uri));
         }
     }
     let mut observed = observe(root)?;

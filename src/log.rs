@@ -81,7 +81,7 @@ pub fn flush() {
     let notes = NOTES.lock().map(|mut n| std::mem::take(&mut *n)).unwrap_or_default();
     let ending = ENDING.lock().map(|e| e.clone()).unwrap_or_default();
     if let Some((level, line)) = juju_log_line(&notes, &ending) {
-        if let Err(e) = crate::juju::HookTools.juju_log(level, &line) {
+        if let Err(e) = crate::juju::HookTools::default().juju_log(level, &line) {
             tracing::warn!("{e:#}");
         }
     }

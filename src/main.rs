@@ -53,7 +53,7 @@ fn main() -> ExitCode {
     }
     let action = matches!(event, Event::Action(_) | Event::UnknownAction(_));
     log::init(&root, action);
-    let tools = HookTools;
+    let tools = HookTools::default();
     let result = match &event {
         Event::Action(action) => actions::run(*action, &root, &tools),
         Event::UnknownAction(name) => actions::unknown(name, &tools),

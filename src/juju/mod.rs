@@ -9,4 +9,4 @@ mod tools;
 #[allow(unused_imports)] // flatten_results: for smoketest's nested results
 pub use action::{flatten_results, valid_key, ActionResults};
 pub use status::{one_line, Status, StatusKind, Stop};
-pub use tools::{prefetch_config, prefetch_secret, HookTools, SecretError};
+pub use tools::{HookTools, SecretError};

@@ -22,9 +22,13 @@ pub enum SecretError {
     Other(String),
 }
 
-/// The hook tools of the running hook. Stateless: it only spawns.
+/// The hook tools of the running hook. What it holds: the tools a hook
+/// started ahead (`prefetch_config`, `prefetch_secret`), until the hook
+/// asks for exactly that call.
 #[derive(Debug, Default)]
-pub struct HookTools;
+pub struct HookTools {
+    ahead: std::sync::Mutex<Ahead>,
+}
 
 /// Output of one tool run.
 struct Output {
@@ -47,32 +51,6 @@ fn cannot_run(tool: &str) -> String {
 /// Hook tools started ahead (`prefetch_*`), not yet waited for, with the
 /// arguments they were started with.
 type Ahead = Vec<(String, Vec<String>, std::process::Child)>;
-static AHEAD: std::sync::Mutex<Ahead> = std::sync::Mutex::new(Vec::new());
-
-/// Start a tool now, for the hook to read when it asks for exactly this
-/// call: it runs while the charm does other work. If the start fails, the
-/// call runs the usual way when it comes.
-fn prefetch(tool: &str, args: &[&str]) {
-    let child = command(tool, args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn();
-    if let (Ok(child), Ok(mut ahead)) = (child, AHEAD.lock()) {
-        ahead.push((tool.into(), args.iter().map(|a| a.to_string()).collect(), child));
-    }
-}
-
-/// Start `config-get --format=json` ahead: only for a hook that will read
-/// the config.
-pub fn prefetch_config() {
-    prefetch("config-get", &["--format=json"]);
-}
-
-/// Start `secret-get` of the URI the config named last time ahead, as
-/// `HookTools::secret_get` would run it: for a hook that will read it.
-pub fn prefetch_secret(uri: &str, refresh: bool) {
-    prefetch("secret-get", &secret_args(uri, refresh));
-}
 
 fn secret_args(uri: &str, refresh: bool) -> Vec<&str> {
     let mut args = vec!["--format=json"];
@@ -83,45 +61,72 @@ fn secret_args(uri: &str, refresh: bool) -> Vec<&str> {
     args
 }
 
-fn spawn(tool: &str, args: &[&str]) -> Result<Output> {
-    let ahead = AHEAD.lock().ok().and_then(|mut ahead| {
-        let i = ahead.iter().position(|(t, a, _)| t == tool && a == args)?;
-        Some(ahead.swap_remove(i).2)
-    });
-    let out = match ahead {
-        Some(child) => child.wait_with_output(),
-        None => command(tool, args).output(),
+impl HookTools {
+    /// Start a tool now, for the hook to read when it asks for exactly this
+    /// call: it runs while the charm does other work. If the start fails, the
+    /// call runs the usual way when it comes.
+    fn prefetch(&self, tool: &str, args: &[&str]) {
+        let child = command(tool, args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn();
+        if let (Ok(child), Ok(mut ahead)) = (child, self.ahead.lock()) {
+            ahead.push((tool.into(), args.iter().map(|a| a.to_string()).collect(), child));
+        }
     }
-    .with_context(|| cannot_run(tool))?;
-    Ok(Output {
-        ok: out.status.success(),
-        code: out.status.code(),
-        stdout: out.stdout,
-        stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-    })
-}
 
-fn run(tool: &str, args: &[&str]) -> Result<Vec<u8>> {
-    let out = spawn(tool, args)?;
-    if !out.ok {
-        bail!(
-            "`{tool}` failed (exit {}): {}",
-            out.code.map_or("signal".to_string(), |c| c.to_string()),
-            if out.stderr.is_empty() {
-                "no output"
-            } else {
-                &out.stderr
-            }
-        );
+    /// Start `config-get --format=json` ahead: only for a hook that will read
+    /// the config.
+    pub fn prefetch_config(&self) {
+        self.prefetch("config-get", &["--format=json"]);
     }
-    Ok(out.stdout)
+
+    /// Start `secret-get` of the URI the config named last time ahead, as
+    /// `secret_get` would run it: for a hook that will read it.
+    pub fn prefetch_secret(&self, uri: &str, refresh: bool) {
+        self.prefetch("secret-get", &secret_args(uri, refresh));
+    }
+
+    fn spawn(&self, tool: &str, args: &[&str]) -> Result<Output> {
+        let ahead = self.ahead.lock().ok().and_then(|mut ahead| {
+            let i = ahead.iter().position(|(t, a, _)| t == tool && a == args)?;
+            Some(ahead.swap_remove(i).2)
+        });
+        let out = match ahead {
+            Some(child) => child.wait_with_output(),
+            None => command(tool, args).output(),
+        }
+        .with_context(|| cannot_run(tool))?;
+        Ok(Output {
+            ok: out.status.success(),
+            code: out.status.code(),
+            stdout: out.stdout,
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        })
+    }
+
+    fn run(&self, tool: &str, args: &[&str]) -> Result<Vec<u8>> {
+        let out = self.spawn(tool, args)?;
+        if !out.ok {
+            bail!(
+                "`{tool}` failed (exit {}): {}",
+                out.code.map_or("signal".to_string(), |c| c.to_string()),
+                if out.stderr.is_empty() {
+                    "no output"
+                } else {
+                    &out.stderr
+                }
+            );
+        }
+        Ok(out.stdout)
+    }
 }
 
 impl HookTools {
     /// `config-get --format=json`: every option that has a value (set, or a
     /// default in config.yaml).
     pub fn config_get(&self) -> Result<BTreeMap<String, Value>> {
-        let out = run("config-get", &["--format=json"])?;
+        let out = self.run("config-get", &["--format=json"])?;
         serde_json::from_slice(&out).context("config-get printed something that is not a JSON object")
     }
 
@@ -133,7 +138,7 @@ impl HookTools {
         uri: &str,
         refresh: bool,
     ) -> Result<std::result::Result<BTreeMap<String, String>, SecretError>> {
-        let out = spawn("secret-get", &secret_args(uri, refresh))?;
+        let out = self.spawn("secret-get", &secret_args(uri, refresh))?;
         if !out.ok {
             return Ok(Err(classify_secret_error(&out.stderr)));
         }
@@ -145,18 +150,19 @@ impl HookTools {
 
     /// `status-set <status> <message>` for this unit.
     pub fn status_set(&self, status: &Status) -> Result<()> {
-        run("status-set", &[status.kind.as_str(), &status.message]).map(drop)
+        self.run("status-set", &[status.kind.as_str(), &status.message])
+            .map(drop)
     }
 
     pub fn application_version_set(&self, version: &str) -> Result<()> {
-        run("application-version-set", &[version]).map(drop)
+        self.run("application-version-set", &[version]).map(drop)
     }
 
     /// `action-get --format=json`: the action's parameters, nested as in
     /// actions.yaml, with defaults filled in by Juju.
     #[allow(dead_code)] // for the actions and later issues
     pub fn action_get(&self) -> Result<BTreeMap<String, Value>> {
-        let out = run("action-get", &["--format=json"])?;
+        let out = self.run("action-get", &["--format=json"])?;
         serde_json::from_slice(&out).context("action-get printed something that is not a JSON object")
     }
 
@@ -177,16 +183,16 @@ impl HookTools {
             })
             .collect::<Result<_>>()?;
         let args: Vec<&str> = pairs.iter().map(String::as_str).collect();
-        run("action-set", &args).map(drop)
+        self.run("action-set", &args).map(drop)
     }
 
     pub fn action_fail(&self, message: &str) -> Result<()> {
-        run("action-fail", &[message]).map(drop)
+        self.run("action-fail", &[message]).map(drop)
     }
 
     #[allow(dead_code)] // for the actions and later issues
     pub fn action_log(&self, message: &str) -> Result<()> {
-        run("action-log", &[message]).map(drop)
+        self.run("action-log", &[message]).map(drop)
     }
 
     /// `resource-get <name>`: the path of the resource file, or `None` when
@@ -195,7 +201,7 @@ impl HookTools {
     /// failure (the controller could not download it) is the inner error:
     /// the tool's words, one line (juju 3.6 resource-get.go, opener.go).
     pub fn resource_get(&self, name: &str) -> Result<std::result::Result<Option<PathBuf>, String>> {
-        let out = spawn("resource-get", &[name])?;
+        let out = self.spawn("resource-get", &[name])?;
         if !out.ok {
             if out.stderr.contains(&format!("resource {name:?} not found")) {
                 return Ok(Ok(None));
@@ -219,12 +225,12 @@ impl HookTools {
     /// find in `juju debug-log` even when stderr is not shown.
     #[allow(dead_code)] // for the actions and later issues
     pub fn juju_log(&self, level: &str, message: &str) -> Result<()> {
-        run("juju-log", &["-l", level, message]).map(drop)
+        self.run("juju-log", &["-l", level, message]).map(drop)
     }
 
     /// `relation-ids <endpoint> --format=json`.
     pub fn relation_ids(&self, endpoint: &str) -> Result<Vec<String>> {
-        let out = run("relation-ids", &[endpoint, "--format=json"])?;
+        let out = self.run("relation-ids", &[endpoint, "--format=json"])?;
         Ok(serde_json::from_slice::<Option<Vec<String>>>(&out)
             .context("relation-ids printed no JSON list")?
             .unwrap_or_default())
@@ -232,7 +238,7 @@ impl HookTools {
 
     /// `relation-list -r <id> --format=json`: the other units.
     pub fn relation_list(&self, id: &str) -> Result<Vec<String>> {
-        let out = run("relation-list", &["-r", id, "--format=json"])?;
+        let out = self.run("relation-list", &["-r", id, "--format=json"])?;
         Ok(serde_json::from_slice::<Option<Vec<String>>>(&out)
             .context("relation-list printed no JSON list")?
             .unwrap_or_default())
@@ -245,7 +251,7 @@ impl HookTools {
             args.push("--app");
         }
         args.extend(["--format=json", "-", owner]);
-        let out = run("relation-get", &args)?;
+        let out = self.run("relation-get", &args)?;
         Ok(serde_json::from_slice::<Option<BTreeMap<String, String>>>(&out)
             .context("relation-get printed no JSON object")?
             .unwrap_or_default())
@@ -259,7 +265,7 @@ impl HookTools {
             args.push("--app");
         }
         args.extend(kv.iter().map(String::as_str));
-        run("relation-set", &args).map(drop)
+        self.run("relation-set", &args).map(drop)
     }
 
     /// `is-leader --format=json`.
@@ -272,7 +278,7 @@ impl HookTools {
     /// application there will be. Usable in install, where the peer
     /// relation is not yet visible.
     pub fn goal_state_units(&self) -> Result<(Vec<String>, Vec<String>)> {
-        let out = run("goal-state", &["--format=json"])?;
+        let out = self.run("goal-state", &["--format=json"])?;
         let v: serde_json::Value = serde_json::from_slice(&out).context("goal-state printed no JSON")?;
         let alive = |map: &serde_json::Value| -> Vec<String> {
             map.as_object()
@@ -289,7 +295,7 @@ impl HookTools {
     }
 
     pub fn is_leader(&self) -> Result<bool> {
-        let out = run("is-leader", &["--format=json"])?;
+        let out = self.run("is-leader", &["--format=json"])?;
         serde_json::from_slice(&out).context("is-leader printed something that is not true or false")
     }
 }
