@@ -142,6 +142,21 @@ unit_snapshot() {
         done'
 }
 before=$(unit_snapshot)
+# unit_mark: remember the unit's files and when each service started.
+# unit_untouched PREFIX [--no-pip]: since unit_mark, no file of the unit
+# changed and nothing restarted; --no-pip: the last traced hook ran no pip.
+unit_mark() {
+    snap=$(unit_snapshot)
+    a=$(start_ts magnum-api) c=$(start_ts magnum-conductor)
+}
+unit_untouched() {
+    local prefix=$1
+    if [ "${2:-}" = --no-pip ]; then
+        check "${prefix}it ran no pip" no_exec 'execve\("[^"]*pip'
+    fi
+    expect "${prefix}no file of the unit changed" "$snap" "$(unit_snapshot)"
+    expect "${prefix}nothing restarted" "$a $c" "$(start_ts magnum-api) $(start_ts magnum-conductor)"
+}
 
 section "install: the real wheel, offline, with real pip"
 rc=0; traced_dispatch hooks/install || rc=$?
@@ -334,16 +349,13 @@ check "verify: helm found on magnum-conductor's own PATH and run as magnum ($d)"
     grep -q "^/usr/local/bin/helm v3.17.2.*on magnum-conductor's PATH as magnum" <<<"$d"
 
 # 1.1.0 with the token kubeconfig: refused before anything changes.
-snap=$(unit_snapshot)
-a=$(start_ts magnum-api) c=$(start_ts magnum-conductor)
+unit_mark
 world_set config.driver-version "\"$OLD_VERSION\""
 rc=0; traced_dispatch hooks/config-changed || rc=$?
 hook_ok "config-changed (driver-version=1.1.0, token kubeconfig)" $rc
 st=$(juju_status)
 check "blocked, naming the token and the fix ($st)" grep -q '^blocked: driver-version 1.1.0 cannot use the kubeconfig.s bearer token.*driver-version=1.4.0' <<<"$st"
-check "it ran no pip" no_exec 'execve\("[^"]*pip'
-expect "no file of the unit changed" "$snap" "$(unit_snapshot)"
-expect "nothing restarted" "$a $c" "$(start_ts magnum-api) $(start_ts magnum-conductor)"
+unit_untouched "" --no-pip
 
 # 1.1.0 with a certificate kubeconfig: `juju attach-resource` of the 1.1.0
 # wheel, driver-sha256 unset (the charm's table pins it to PyPI's sha256).
@@ -388,15 +400,12 @@ tampered_sha=$(sha256sum "$LOGDIR/$WHEEL" | cut -d' ' -f1)
 U mkdir -p "$RESOURCES_DIR/driver-wheel-tampered"
 realunit_copy_in "$NAME" "$LOGDIR/$WHEEL" "$RESOURCES_DIR/driver-wheel-tampered/driver-wheel"
 world_set resources.driver-wheel "\"$RESOURCES_DIR/driver-wheel-tampered/driver-wheel\""
-snap=$(unit_snapshot)
-a=$(start_ts magnum-api) c=$(start_ts magnum-conductor)
+unit_mark
 rc=0; traced_dispatch hooks/upgrade-charm || rc=$?
 hook_ok "upgrade-charm (a rebuilt 1.4.0 wheel attached, driver-sha256 unset)" $rc
 st=$(juju_status)
 check "blocked with both hashes ($st)" grep -q "^blocked: driver wheel sha256 $tampered_sha is not magnum-capi-helm 1.4.0 as released (sha256 $WHEEL_SHA256)" <<<"$st"
-check "it ran no pip" no_exec 'execve\("[^"]*pip'
-expect "no file of the unit changed" "$snap" "$(unit_snapshot)"
-expect "nothing restarted" "$a $c" "$(start_ts magnum-api) $(start_ts magnum-conductor)"
+unit_untouched "" --no-pip
 world_set resources.driver-wheel "\"$RESOURCES_DIR/driver-wheel/driver-wheel\""
 rc=0; run_dispatch hooks/upgrade-charm || rc=$?
 hook_ok "upgrade-charm (PyPI's 1.4.0 wheel again)" $rc
@@ -562,7 +571,7 @@ section "a failed change, then the applied config: no write, no pip, no restart"
 costs_nothing() {
     local desc=$1 h=$2 want=$3 brk=$4 mend=$5 snap a c rc st
     shift 5
-    snap=$(unit_snapshot)
+    unit_mark
     eval "$brk"
     rc=0; run_dispatch "hooks/$h" "$@" || rc=$?
     hook_ok "$h ($desc)" $rc
@@ -576,10 +585,8 @@ costs_nothing() {
     rc=0; traced_dispatch "hooks/$h" "$@" || rc=$?
     hook_ok "$h ($desc, then the applied config again)" $rc
     expect "$desc, mended: active again" "$READY" "$(juju_status)"
-    check "$desc, mended: it ran no pip" no_exec 'execve\("[^"]*pip'
     check "$desc, mended: it ran no systemctl restart or daemon-reload" no_exec 'execve\("[^"]*systemctl", \["systemctl", "(restart|daemon-reload)'
-    expect "$desc, mended: no file of the unit changed" "$snap" "$(unit_snapshot)"
-    expect "$desc, mended: nothing restarted" "$a $c" "$(start_ts magnum-api) $(start_ts magnum-conductor)"
+    unit_untouched "$desc, mended: " --no-pip
 }
 # The index kinds need a unit without the driver-wheel resource (as a
 # deploy that never attached it: resource-get finds none). The installed
@@ -634,8 +641,7 @@ section "a resource the controller fails to download changes nothing"
 # Issue 19, item 4: only a local charm's never-uploaded resource is a
 # deliberate not-found; a failed download keeps the staged wheelhouse and
 # the installed driver, and the next hook tries again.
-snap=$(unit_snapshot)
-a=$(start_ts magnum-api) c=$(start_ts magnum-conductor)
+unit_mark
 staged() { U sh -c 'ls /var/lib/magnum-capi/resources/wheels/ 2>/dev/null | tr "\n" " "'; }
 staged_before=$(staged)
 world_set resources.driver-wheel '{"error": "while getting resource from charmhub: dial tcp: lookup api.charmhub.io: no such host"}'
@@ -644,8 +650,7 @@ hook_ok "upgrade-charm (the driver-wheel download fails)" $rc
 st=$(juju_status)
 check "blocked, naming the resource and the error ($st)" grep -q '^blocked: driver-wheel resource: could not download resource: .*no such host' <<<"$st"
 expect "the staged wheelhouse is kept" "$staged_before" "$(staged)"
-expect "no file of the unit changed (the driver included)" "$snap" "$(unit_snapshot)"
-expect "nothing restarted" "$a $c" "$(start_ts magnum-api) $(start_ts magnum-conductor)"
+unit_untouched "a failed download: "
 world_set resources.driver-wheel "\"$RESOURCES_DIR/driver-wheel/driver-wheel\""
 rc=0; run_dispatch hooks/update-status || rc=$?
 hook_ok "update-status (the controller answers again)" $rc
