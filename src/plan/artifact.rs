@@ -80,7 +80,8 @@ pub fn safe_leaf(entry: &str) -> Option<&str> {
     (!leaf.is_empty() && !leaf.starts_with('.') && !leaf.contains('\\')).then_some(leaf)
 }
 
-/// Lowercase hex.
+/// Lowercase hex: sha256 digests, the desired state's fingerprint, the
+/// uid in D-Bus's AUTH EXTERNAL.
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

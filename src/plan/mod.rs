@@ -207,7 +207,7 @@ impl Desired {
             feed(p.as_bytes());
         }
         let digest = ctx.finish();
-        digest.as_ref()[..16].iter().map(|b| format!("{b:02x}")).collect()
+        artifact::hex(&digest.as_ref()[..16])
     }
 }
 

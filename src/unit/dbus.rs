@@ -102,9 +102,7 @@ pub fn ask(root: &Root, services: &[&str], detail: Detail) -> Result<Asked> {
     let uid = nix::unistd::geteuid().as_raw().to_string();
     let mut out = Vec::with_capacity(2048);
     out.extend_from_slice(b"\0AUTH EXTERNAL ");
-    for b in uid.bytes() {
-        out.extend_from_slice(format!("{b:02x}").as_bytes());
-    }
+    out.extend_from_slice(crate::plan::artifact::hex(uid.as_bytes()).as_bytes());
     out.extend_from_slice(b"\r\nBEGIN\r\n");
     let mut serial = 1;
     wire::method_call(
