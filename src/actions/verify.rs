@@ -587,7 +587,18 @@ fn kubeconfig_file_check(root: &Root, o: &Observed) -> Result<Check> {
             ));
         }
     }
-    let meta = std::fs::metadata(root.path(KUBECONFIG))?;
+    let meta = match std::fs::metadata(root.path(KUBECONFIG)) {
+        Ok(m) => m,
+        // Gone since the unit was observed: a check's failure, named, not
+        // the action's error without a path.
+        Err(e) => {
+            return Ok(Check::fail(
+                NAME,
+                format!("cannot stat {KUBECONFIG}: {e}"),
+                "the next hook rewrites it (update-status at the latest)",
+            ))
+        }
+    };
     if !may(&meta, magnum.uid, &gids, 0o4) {
         return Ok(Check::fail(
             NAME,
