@@ -466,7 +466,7 @@ pub struct Expect<'u> {
     exit: Exit,
     status: Option<(String, String)>,
     kind: Option<String>,
-    blocked: Option<String>,
+    blocked: Vec<String>,
     unchanged: bool,
     spawned: Option<Vec<String>>,
     action_failed: Vec<String>,
@@ -484,7 +484,7 @@ impl<'u> Expect<'u> {
             exit: Exit::Zero,
             status: None,
             kind: None,
-            blocked: None,
+            blocked: Vec::new(),
             unchanged: false,
             spawned: None,
             action_failed: Vec::new(),
@@ -542,9 +542,10 @@ impl<'u> Expect<'u> {
         self
     }
 
-    /// Blocked afterwards, the message containing `substring`.
+    /// Blocked afterwards, the message containing `substring` (each one, when
+    /// declared more than once).
     pub fn expect_blocked(mut self, substring: &str) -> Self {
-        self.blocked = Some(substring.into());
+        self.blocked.push(substring.into());
         self
     }
 
@@ -606,7 +607,7 @@ impl<'u> Expect<'u> {
                 wrong.push(format!("status {status:?}, expected {kind}"));
             }
         }
-        if let Some(want) = &self.blocked {
+        for want in &self.blocked {
             if status.0 != "blocked" || !status.1.contains(want.as_str()) {
                 wrong.push(format!("status {status:?}, expected blocked saying {want:?}"));
             }
