@@ -232,31 +232,14 @@ impl Shell<'_> {
         }
         let (settings, desired) = desired_state(event, self.tools, self.o, &state.resource_facts())?;
         state.secret_uri = settings.kubeconfig_secret;
-        let changes = plan::diff(&desired, self.o);
-        let owed_only = changes.is_empty();
-        let step = step::next_step(event, &desired, changes, &state.memory());
-        if let Then::Rejected(status) = step.then {
-            return Ok(status);
-        }
-        if owed_only && matches!(step.then, Then::Apply(_)) {
+        let step = step::next_step(event, &desired, plan::diff(&desired, self.o), &state.memory());
+        if step.owed_restart {
             crate::note!("an earlier hook stopped before restarting magnum: restarting now");
-        }
-        // Rolling restarts: with other units, a restart waits for its turn;
-        // the leader moves the roll.
-        let mut peers = if step.peers {
-            peers::load(self.tools, desired.grant_timeout)?
-        } else {
-            None
-        };
-        if let Some(p) = peers.as_mut() {
-            p.lead(self.tools)?;
-            state.leading = p.leader && p.rolling();
-        } else {
-            state.leading = false;
         }
         match step.then {
             Then::Rejected(status) => Ok(status),
             Then::AsDesired { record, check_services } => {
+                self.peers(step.peers, &desired, state)?;
                 state.rejected = None;
                 if record {
                     // The unit already is as desired (adopted, or an older
@@ -268,8 +251,29 @@ impl Shell<'_> {
                 }
                 self.finish(&desired, state)
             }
-            Then::Apply(changes) => self.apply(&desired, &changes, state, peers.as_mut()),
+            Then::Apply(changes) => {
+                let mut peers = self.peers(step.peers, &desired, state)?;
+                self.apply(&desired, &changes, state, peers.as_mut())
+            }
         }
+    }
+
+    /// Rolling restarts: with other units, a restart waits for its turn;
+    /// the leader moves the roll. The peers when the step needs them
+    /// (`read`), after the leader's move.
+    fn peers(&self, read: bool, desired: &Desired, state: &mut State) -> Result<Option<Peers>> {
+        let mut peers = if read {
+            peers::load(self.tools, desired.grant_timeout)?
+        } else {
+            None
+        };
+        if let Some(p) = peers.as_mut() {
+            p.lead(self.tools)?;
+            state.leading = p.leader && p.rolling();
+        } else {
+            state.leading = false;
+        }
+        Ok(peers)
     }
 
     /// Set the application version when it changed; the ready status.

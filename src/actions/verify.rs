@@ -15,7 +15,7 @@ use super::check::{self, Check};
 use crate::clients::kube::Kube;
 use crate::converge::desired_state;
 use crate::event::Event;
-use crate::juju::HookTools;
+use crate::juju::{HookTools, Stop};
 use crate::plan::paths::{CAPI_CONF, CONF_D, KUBECONFIG, SERVICES, SERVICE_PATH};
 use crate::plan::red_flags::first_red_flag;
 use crate::plan::settings::{ServiceOverride, Settings, DRIVER_ENTRY_POINT};
@@ -133,7 +133,7 @@ pub fn run(root: &Root, tools: &HookTools) -> Result<()> {
     state.complete(root, &mut o);
     let services_before = systemd::show(root, &SERVICES).ok();
     let desired = match crate::plan::principal_missing(&o) {
-        Some(waiting) => Err(crate::juju::Stop::Report(waiting)),
+        Some(waiting) => Err(Stop::Report(waiting)),
         None => desired_state(
             &Event::Action(crate::event::Action::Verify),
             tools,
@@ -143,8 +143,8 @@ pub fn run(root: &Root, tools: &HookTools) -> Result<()> {
     };
     let (settings, desired) = match desired {
         Ok((s, d)) => (Some(s), Some(d)),
-        Err(crate::juju::Stop::Failed(e)) => return Err(e),
-        Err(crate::juju::Stop::Report(status)) => {
+        Err(Stop::Failed(e)) => return Err(e),
+        Err(Stop::Report(status)) => {
             v.record(Check::fail(
                 "configuration",
                 status.message.clone(),
@@ -312,8 +312,8 @@ fn api_driver_check(tools: &HookTools, settings: Option<&Settings>) -> Result<Ch
     };
     let os = match crate::actions::smoketest::openstack(tools, Some(&uri)) {
         Ok(os) => os,
-        Err(crate::juju::Stop::Report(m)) => return Ok(Check::fail(NAME, m, "fix openstack-credentials-secret")),
-        Err(crate::juju::Stop::Failed(e)) => return Err(e),
+        Err(Stop::Report(m)) => return Ok(Check::fail(NAME, m, "fix openstack-credentials-secret")),
+        Err(Stop::Failed(e)) => return Err(e),
     };
     let mut body = serde_json::json!({
         "name": format!("magnum-capi-verify-{:08x}", std::process::id() ^ (crate::clock::epoch_secs_f64() as u32)),

@@ -87,6 +87,9 @@ pub struct Step {
     /// Read the restart relation (and, as leader, move the roll) first:
     /// only when there is a restart to make or a roll to follow.
     pub peers: bool,
+    /// The unit is as desired but a hook died after writing, before the
+    /// restart that makes the files count: this step makes that restart.
+    pub owed_restart: bool,
     pub then: Then,
 }
 
@@ -108,19 +111,21 @@ pub enum Then {
 /// before its restart owes that restart: it is made now.
 pub fn next_step(event: &Event, desired: &Desired, changes: Changes, mem: &Memory) -> Step {
     let fingerprint = desired.fingerprint();
-    let mut changes = changes;
+    let owed_restart = changes.is_empty() && mem.pending_restart;
     let then = match mem.rejected {
         Some((rejected, status)) if rejected == fingerprint && *event != Event::UpgradeCharm => {
             Then::Rejected(status.clone())
         }
         _ => {
-            if changes.is_empty() && mem.pending_restart {
-                changes = Changes {
+            let changes = if owed_restart {
+                Changes {
                     daemon_reload: true,
                     restart: true,
                     ..Changes::default()
-                };
-            }
+                }
+            } else {
+                changes
+            };
             if changes.is_empty() {
                 Then::AsDesired {
                     record: mem.applied != Some(fingerprint.as_str()),
@@ -132,8 +137,13 @@ pub fn next_step(event: &Event, desired: &Desired, changes: Changes, mem: &Memor
         }
     };
     let restart = matches!(&then, Then::Apply(c) if c.restart);
-    let peers = !matches!(then, Then::Rejected(_)) && (event.peer_news() || mem.leading || restart || mem.waiting_turn);
-    Step { peers, then }
+    let rejected = matches!(then, Then::Rejected(_));
+    let peers = !rejected && (event.peer_news() || mem.leading || restart || mem.waiting_turn);
+    Step {
+        peers,
+        owed_restart: owed_restart && !rejected,
+        then,
+    }
 }
 
 /// No peer in the restart relation, yet Juju is bringing up other units of
@@ -309,6 +319,7 @@ mod tests {
             fresh,
             Step {
                 peers: false,
+                owed_restart: false,
                 then: Then::AsDesired {
                     record: true,
                     check_services: false
@@ -337,7 +348,10 @@ mod tests {
         };
         let step = next_step(&Event::UpdateStatus, &d, Changes::default(), &owed);
         assert_eq!(step.then, Then::Apply(restart()));
-        assert!(step.peers);
+        assert!(step.peers && step.owed_restart);
+        // A real change with a restart still owed: that change is the step,
+        // not the owed restart alone.
+        assert!(!next_step(&Event::ConfigChanged, &d, write(), &owed).owed_restart);
         // A write without a restart reads no peers, unless a roll is on.
         assert!(!next_step(&Event::ConfigChanged, &d, write(), &mem()).peers);
         for m in [
